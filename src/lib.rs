@@ -15,6 +15,7 @@
 //! lint findings), [`digest`] (sha256 digests and hashing writers), [`cache`] (the
 //! content-addressed layer cache) and [`lint`].
 
+pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod diag;

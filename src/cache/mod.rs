@@ -1,1 +1,240 @@
-//! placeholder
+//! The content-addressed layer cache. A layer's key is a blake3 hash over everything
+//! that decides its bytes: the format version, the compression, the epoch, and every
+//! entry of its tree (path, type, owner, mode, link target, and the blake3 of each
+//! file's content). A hit skips tar and compression entirely.
+//!
+//! Layout under the cache directory:
+//! - `blobs/sha256/<hex>`: layer blobs, written once through a temporary file;
+//! - `layers/<key>.json`: what a key produced (digest, diff_id, size, media type);
+//! - `files-v1.json`: file fingerprints (size, mtime, ctime, inode → blake3), so a
+//!   rebuild reads only the metadata of files that did not change.
+//!
+//! Every write is a temporary file renamed into place, so two builds sharing a cache
+//! never see half an entry; a blob named by a digest is never rewritten in place.
+
+use crate::digest::Digest;
+use crate::fsutil::write_atomic;
+use crate::layer::{Compression, EntryKind, FileSource, LayerBlob, LayerTree};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Changes whenever the bytes pinfold writes for the same input may change.
+const KEY_VERSION: &str = "pinfold-layer-key-v1";
+
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    /// Held for a `--no-cache` build: the cache lives and dies with the build.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+/// A cache key: blake3 over a layer's definition and content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LayerKey(pub [u8; 32]);
+
+impl LayerKey {
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl Cache {
+    /// The cache directory: `PINFOLD_CACHE_DIR`, else `$XDG_CACHE_HOME/pinfold`, else
+    /// `$HOME/.cache/pinfold`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("PINFOLD_CACHE_DIR").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir).join("pinfold"));
+        }
+        std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".cache").join("pinfold"))
+    }
+
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for sub in ["blobs/sha256", "layers", "tmp"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Cache { root: root.to_path_buf(), _temporary: None })
+    }
+
+    /// A cache that is removed when the build ends (`--no-cache`), made beside `near`
+    /// so that its blobs can be hard-linked into the output.
+    pub fn temporary(near: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(near)?;
+        let dir = tempfile::Builder::new().prefix(".pinfold-cache-").tempdir_in(near)?;
+        let mut cache = Cache::open(dir.path())?;
+        cache._temporary = Some(dir);
+        Ok(cache)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// A temporary file for a blob being written; [`Cache::commit_blob`] names it.
+    pub fn blob_tempfile(&self) -> io::Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new().prefix("blob-").tempfile_in(self.root.join("tmp"))
+    }
+
+    /// Moves a fully written and hashed blob to its name. When another build already
+    /// stored the same digest, its file stays and this one is dropped.
+    pub fn commit_blob(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> io::Result<PathBuf> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(dest);
+        }
+        tmp.persist(&dest).map_err(|e| e.error)?;
+        Ok(dest)
+    }
+
+    /// The blob a key produced, when both the entry and a blob of the right size exist.
+    pub fn lookup_layer(&self, key: &LayerKey) -> Option<(LayerBlob, PathBuf)> {
+        let bytes = std::fs::read(self.root.join("layers").join(format!("{}.json", key.hex()))).ok()?;
+        let blob: LayerBlob = serde_json::from_slice(&bytes).ok()?;
+        let path = self.blob_path(&blob.digest);
+        let meta = std::fs::metadata(&path).ok()?;
+        (meta.len() == blob.size).then_some((blob, path))
+    }
+
+    pub fn store_layer(&self, key: &LayerKey, blob: &LayerBlob) -> io::Result<()> {
+        let bytes = serde_json::to_vec(blob).map_err(io::Error::other)?;
+        write_atomic(&self.root.join("layers").join(format!("{}.json", key.hex())), &bytes)
+    }
+}
+
+/// What a file looked like when its content was hashed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Fingerprint {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    blake3: String,
+}
+
+/// Content hashes of source files, remembered by their metadata.
+///
+/// A file whose mtime is within two seconds of the moment it was hashed is not
+/// remembered: it could still change within the file system's timestamp granularity
+/// without its metadata changing (git's "racily clean" problem).
+#[derive(Debug, Default)]
+pub struct FileHashes {
+    path: Option<PathBuf>,
+    known: BTreeMap<PathBuf, Fingerprint>,
+    fresh: Mutex<BTreeMap<PathBuf, Fingerprint>>,
+}
+
+fn stamp(meta: &std::fs::Metadata) -> (i128, i128) {
+    (
+        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+    )
+}
+
+impl FileHashes {
+    pub fn load(cache: &Cache) -> Self {
+        let path = cache.root.join("files-v1.json");
+        let known = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        FileHashes { path: Some(path), known, fresh: Mutex::default() }
+    }
+
+    /// blake3 of the file's content, from the remembered fingerprint when its metadata
+    /// is unchanged.
+    pub fn hash(&self, path: &Path) -> io::Result<[u8; 32]> {
+        let meta = std::fs::metadata(path)?;
+        let (mtime_ns, ctime_ns) = stamp(&meta);
+        let same = |f: &Fingerprint| {
+            f.size == meta.len() && f.mtime_ns == mtime_ns && f.ctime_ns == ctime_ns && f.ino == meta.ino() && f.dev == meta.dev()
+        };
+        if let Some(f) = self.known.get(path).filter(|f| same(f)) {
+            let mut out = [0u8; 32];
+            if hex::decode_to_slice(&f.blake3, &mut out).is_ok() {
+                return Ok(out);
+            }
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut file = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let hash = *hasher.finalize().as_bytes();
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        if now_ns - mtime_ns > 2_000_000_000 {
+            let f = Fingerprint { size: meta.len(), mtime_ns, ctime_ns, ino: meta.ino(), dev: meta.dev(), blake3: hex::encode(hash) };
+            self.fresh.lock().expect("fingerprint lock").insert(path.to_path_buf(), f);
+        }
+        Ok(hash)
+    }
+
+    /// Writes the remembered fingerprints back, when any are new.
+    pub fn save(self) -> io::Result<()> {
+        let fresh = self.fresh.into_inner().expect("fingerprint lock");
+        let Some(path) = self.path else { return Ok(()) };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut all = self.known;
+        all.extend(fresh);
+        // Forget files that are gone, so the index does not grow without bound.
+        all.retain(|p, _| p.exists());
+        write_atomic(&path, &serde_json::to_vec(&all).map_err(io::Error::other)?)
+    }
+}
+
+/// The key of a layer. File contents are hashed in parallel.
+pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes: &FileHashes) -> io::Result<LayerKey> {
+    let contents: Vec<Option<[u8; 32]>> = tree
+        .iter()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|(_, entry)| match &entry.kind {
+            EntryKind::File { source: FileSource::Path(p), .. } => hashes.hash(p).map(Some),
+            EntryKind::File { source: FileSource::Inline(bytes), .. } => Ok(Some(*blake3::hash(bytes).as_bytes())),
+            _ => Ok(None),
+        })
+        .collect::<io::Result<_>>()?;
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(KEY_VERSION.as_bytes());
+    field(env!("CARGO_PKG_VERSION").as_bytes());
+    field(compression.to_string().as_bytes());
+    field(&epoch.to_le_bytes());
+    for ((path, entry), content) in tree.iter().zip(contents) {
+        field(path.as_bytes());
+        let (kind, extra): (&[u8], &[u8]) = match &entry.kind {
+            EntryKind::Dir => (b"dir", b""),
+            EntryKind::File { .. } => (b"file", b""),
+            EntryKind::Symlink { target } => (b"symlink", target.as_bytes()),
+        };
+        field(kind);
+        field(extra);
+        field(&entry.mode.to_le_bytes());
+        field(&entry.uid.to_le_bytes());
+        field(&entry.gid.to_le_bytes());
+        if let (EntryKind::File { size, .. }, Some(hash)) = (&entry.kind, content) {
+            field(&size.to_le_bytes());
+            field(&hash);
+        }
+    }
+    Ok(LayerKey(*h.finalize().as_bytes()))
+}

@@ -1,1 +1,162 @@
-//! placeholder
+//! The command line of the contract (`../shared/design/cli-contract.md`): names,
+//! flags, stdout and exit codes are binding, because CI scripts depend on them.
+//! Exit codes: 0 success; 1 the answer is no (findings, failed tests, images differ);
+//! 2 pinfold could not do its work.
+
+mod inspect;
+
+use crate::build::{self, BuildError, BuildRequest};
+use crate::layer::Compression;
+use crate::lang::Platform;
+use crate::oci::reference::ImageRef;
+use crate::plan::PlanInput;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_NO: i32 = 1;
+pub const EXIT_ERROR: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "pinfold", version, about = "Bit-for-bit reproducible OCI images from a hash-pinned build file")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build images (all when none is named); prints `NAME DIGEST` per image.
+    Build(BuildArgs),
+    /// Show an image's index, manifests, config and layers.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Images to build (default: all).
+    pub names: Vec<String>,
+    /// The build file.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    /// Output reference (only with one image): oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE[:REPO:TAG].
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// Build only these platforms of each image (repeatable).
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Layer compression over the build file's: gzip, gzip:LEVEL, zstd, zstd:LEVEL, none.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Build every layer anew, with a cache that is removed afterwards.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// One JSON document on stdout instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, or a build-file image name.
+    pub reference: String,
+    /// The build file, for a NAME reference.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => EXIT_OK,
+                _ => EXIT_ERROR,
+            };
+        }
+    };
+    match cli.command {
+        Command::Build(args) => run_build(args),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {message}");
+    EXIT_ERROR
+}
+
+pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
+    let mut only_platforms = Vec::new();
+    for p in &args.platforms {
+        only_platforms.push(p.parse::<Platform>().map_err(|e| format!("--platform {p}: {e}"))?);
+    }
+    let compression = match &args.compression {
+        Some(c) => Some(c.parse::<Compression>().map_err(|e| format!("--compression {c}: {e}"))?),
+        None => None,
+    };
+    let output = match &args.output {
+        Some(o) => Some(o.parse::<ImageRef>().map_err(|e| format!("-o {o}: {e}"))?),
+        None => None,
+    };
+    if let Some(ImageRef::Name(n)) = &output {
+        return Err(format!("-o {n}: an output is oci:DIR[:REF], oci-archive:FILE or docker-archive:FILE"));
+    }
+    Ok(BuildRequest {
+        file: args.file.clone(),
+        names: args.names.clone(),
+        output,
+        plan_input: PlanInput {
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            only_platforms,
+            compression,
+        },
+        cache_dir: args.cache_dir.clone(),
+        no_cache: args.no_cache,
+        out_root: build::default_out_root(),
+    })
+}
+
+fn run_build(args: BuildArgs) -> i32 {
+    let request = match build_request(&args) {
+        Ok(r) => r,
+        Err(message) => return usage_error(message),
+    };
+    match build::build(&request) {
+        Ok(report) => {
+            if !report.warnings.is_empty() {
+                eprint!("{}", report.warnings.render_for_stderr());
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("the report serializes"));
+            } else {
+                for image in &report.images {
+                    println!("{} {}", image.name, image.digest);
+                }
+            }
+            eprintln!(
+                "pinfold: {} layer(s) built, {} from the cache; epoch {} ({})",
+                report.stats.layers_built,
+                report.stats.layers_cached,
+                report.epoch,
+                serde_json::to_value(report.epoch_origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprint!("{}", build::render_error(&e));
+            if let BuildError::Invalid(d) = &e {
+                let n = d.0.iter().filter(|d| d.severity == crate::diag::Severity::Error).count();
+                eprintln!("error: {n} error(s) in the build file; nothing was written");
+            }
+            EXIT_ERROR
+        }
+    }
+}

@@ -1,1 +1,13 @@
-//! placeholder
+//! The build language: `pinfold.kdl` text → a typed syntax tree whose every value
+//! keeps its span ([`syntax`]). KDL itself is parsed by the `kdl` crate (KDL 2.0); this
+//! module checks the shape of the document (known nodes, arguments, properties and
+//! their types) and reports every problem of a file at once, not only the first.
+//!
+//! What the names refer to (bases, files on disk, digests of content) is checked one
+//! stage later, in [`crate::plan`]. The reference of the language is `spec/language.md`.
+
+pub mod parse;
+pub mod syntax;
+
+pub use parse::parse;
+pub use syntax::*;

@@ -1,3 +1,705 @@
-//! placeholder: the layer helper replaces this file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression { Gzip, Zstd, None }
+//! Layer compression whose bytes depend only on the uncompressed input and the chosen
+//! [`Compression`]: never on the machine, the number of threads, or how the caller
+//! sizes its writes. No compressor has a canonical output (see
+//! `shared/design/reproducibility-notes.md`), so the only way to get identical blobs
+//! everywhere is to pin the implementation and drive it the same way every time.
+//!
+//! # gzip: block-parallel deflate, as pigz does
+//!
+//! A single deflate stream runs on one core, which would make gzip the bottleneck of
+//! every build. Instead the uncompressed stream is cut into blocks of
+//! [`GZIP_BLOCK_SIZE`] bytes, counted from the start of the stream. Each block is
+//! deflated on its own (raw deflate, flate2's `zlib-rs` backend, which Cargo.toml pins
+//! and which is pure Rust, so the host's libz never matters), primed with the last
+//! 32 KiB of the previous block as a preset dictionary so that matches still reach
+//! back across the cut. Every block but the last ends with a sync flush (which
+//! byte-aligns it), the last with a final block; the concatenation is one valid
+//! deflate stream. The CRC-32 of each block is computed with it and the CRCs are
+//! combined in order. Since the blocks are cut by offset alone and each is given to
+//! the compressor whole in one call, the output is a function of (input, level,
+//! block size): the thread count only changes which thread does which block.
+//!
+//! zlib-rs 0.6 picks SIMD code by CPU feature only for functions whose results do not
+//! depend on it (compare256, slide_hash, checksums); its hash function is fixed per
+//! level, so the bytes are the same on every x86-64 and aarch64 host.
+//!
+//! The defaults were chosen by measurement (`benches/layer-speed.sh`, ~1 GiB mixed
+//! tree, 2 cores): gzip level [`Compression::DEFAULT_GZIP_LEVEL`] with 1 MiB blocks
+//! is what meets the speed target (at least 2.5 times `tar | gzip -n`) with a
+//! compressed size within a few percent of `gzip -n -6`; see the module constants.
+//!
+//! Blocks run on the rayon pool of the calling thread (the global pool unless the
+//! caller is inside `ThreadPool::install`), at most a few per thread at a time, so
+//! memory stays bounded whatever the layer's size. Layers are themselves built in
+//! parallel on that same pool, so a producer that is a rayon worker must never just
+//! block on its blocks: with 2 threads and 2 layers both workers would wait for jobs
+//! that nobody runs. While waiting it runs pending pool jobs (`rayon::yield_now`);
+//! it sleeps (briefly, then looks again) only when the pool has no queued job at all,
+//! which means its block is already running on another thread and will finish
+//! without waiting for anything.
+//!
+//! # zstd
+//!
+//! libzstd is the one bundled by `zstd-sys` (pinned by Cargo.lock; a test checks its
+//! version), always in multithreaded mode with at least one worker: its output is the
+//! same for every worker count >= 1, whereas worker count 0 (the single-threaded
+//! mode) writes other bytes. The frame carries a content checksum (a function of the
+//! input) and no content size (the stream's size is not known in advance).
+//! The encoder is never flushed before the end: a flush ends a job early and
+//! changes the bytes, so [`CompressWriter`]'s `flush` does not reach the compressor.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Write};
+use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use flate2::{Compress, FlushCompress, Status};
+
+/// Bytes of uncompressed input per gzip block. Part of the output's definition:
+/// changing it changes every gzip layer digest (the golden tests say so).
+pub const GZIP_BLOCK_SIZE: usize = 1024 * 1024;
+
+/// The deflate window: how far back a match may reach, and so how much of the
+/// previous block is worth giving to the next one as a dictionary.
+const DICTIONARY_SIZE: usize = 32 * 1024;
+
+/// Smallest block size accepted by [`CompressWriter::gzip_with_block_size`]: a block
+/// must at least hold a full dictionary for the next one.
+const MIN_GZIP_BLOCK_SIZE: usize = 2 * DICTIONARY_SIZE;
+
+/// How a layer's tar stream is compressed. Part of a build's identity: the same tree
+/// with another compression is another blob (same diff_id, other digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Block-parallel gzip, `level` 1 (fastest) to 9 (smallest).
+    Gzip { level: u32 },
+    /// Multithreaded zstd, `level` 1 to 22.
+    Zstd { level: i32 },
+    /// Plain tar.
+    None,
+}
+
+impl Compression {
+    /// The gzip level used for `gzip` without a level; see the module header.
+    pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+    /// zstd's own default level.
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+    /// The OCI media type of a layer compressed this way.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Compression::Gzip { .. } => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd { .. } => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        }
+    }
+
+    fn check_level(&self) -> io::Result<()> {
+        let ok = match *self {
+            Compression::Gzip { level } => (1..=9).contains(&level),
+            Compression::Zstd { level } => (1..=22).contains(&level),
+            Compression::None => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("compression level out of range in `{self}`"),
+            ))
+        }
+    }
+}
+
+impl Default for Compression {
+    /// gzip: the one compression every registry and runtime accepts.
+    fn default() -> Self {
+        Compression::Gzip { level: Self::DEFAULT_GZIP_LEVEL }
+    }
+}
+
+/// Always `kind:level` (or `none`), so that parsing the output gives the same value.
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::Gzip { level } => write!(f, "gzip:{level}"),
+            Compression::Zstd { level } => write!(f, "zstd:{level}"),
+            Compression::None => f.write_str("none"),
+        }
+    }
+}
+
+/// A compression name that is not one of `gzip`, `gzip:1`..`gzip:9`, `zstd`,
+/// `zstd:1`..`zstd:22` or `none`. The message is meant for users as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompressionParseError {
+    #[error(
+        "unknown compression `{0}`: write \"gzip\", \"gzip:LEVEL\" (1-9), \"zstd\", \
+         \"zstd:LEVEL\" (1-22) or \"none\""
+    )]
+    Unknown(String),
+    #[error("`{input}`: the {kind} level is a whole number from 1 to {max}")]
+    BadLevel { input: String, kind: &'static str, max: u32 },
+}
+
+impl FromStr for Compression {
+    type Err = CompressionParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, level) = match s.split_once(':') {
+            Some((kind, level)) => (kind, Some(level)),
+            None => (s, None),
+        };
+        let parse_level = |kind: &'static str, max: u32| -> Result<Option<u32>, Self::Err> {
+            let Some(level) = level else { return Ok(None) };
+            let bad = || CompressionParseError::BadLevel { input: s.to_string(), kind, max };
+            // Digits only: `+3`, ` 3` and `03` are not spelled the way Display prints.
+            if level.is_empty() || level.starts_with('0') || !level.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            match level.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(bad()),
+            }
+        };
+        match kind {
+            "gzip" => {
+                let level = parse_level("gzip", 9)?.unwrap_or(Self::DEFAULT_GZIP_LEVEL);
+                Ok(Compression::Gzip { level })
+            }
+            "zstd" => {
+                let level = match parse_level("zstd", 22)? {
+                    // At most 22, so the conversion cannot fail.
+                    Some(n) => i32::try_from(n).unwrap_or(Self::DEFAULT_ZSTD_LEVEL),
+                    None => Self::DEFAULT_ZSTD_LEVEL,
+                };
+                Ok(Compression::Zstd { level })
+            }
+            "none" if level.is_none() => Ok(Compression::None),
+            _ => Err(CompressionParseError::Unknown(s.to_string())),
+        }
+    }
+}
+
+/// A writer that compresses what it is given into `W`, as [`Compression`] says.
+/// Call [`CompressWriter::finish`] at the end: dropping it leaves the output
+/// truncated. After an error the output is garbage and the writer must be dropped.
+pub struct CompressWriter<W: Write> {
+    inner: Inner<W>,
+}
+
+enum Inner<W: Write> {
+    Gzip(ParallelGzip<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> CompressWriter<W> {
+    /// A writer for `compression`; zstd gets one worker per available core (the
+    /// bytes do not depend on it).
+    pub fn new(out: W, compression: Compression) -> io::Result<Self> {
+        let workers = std::thread::available_parallelism()
+            .ok()
+            .and_then(|n| NonZeroU32::new(u32::try_from(n.get()).unwrap_or(u32::MAX)))
+            .unwrap_or(NonZeroU32::MIN);
+        Self::with_zstd_workers(out, compression, workers)
+    }
+
+    /// As [`CompressWriter::new`] with an explicit zstd worker count. `NonZeroU32`
+    /// because 0 would select zstd's single-threaded mode, which writes other bytes.
+    pub fn with_zstd_workers(out: W, compression: Compression, zstd_workers: NonZeroU32) -> io::Result<Self> {
+        compression.check_level()?;
+        let inner = match compression {
+            Compression::Gzip { level } => Inner::Gzip(ParallelGzip::new(out, level, GZIP_BLOCK_SIZE)),
+            Compression::Zstd { level } => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+                encoder.multithread(zstd_workers.get())?;
+                encoder.include_checksum(true)?;
+                encoder.include_contentsize(false)?;
+                Inner::Zstd(encoder)
+            }
+            Compression::None => Inner::None(out),
+        };
+        Ok(CompressWriter { inner })
+    }
+
+    /// gzip with another block size than [`GZIP_BLOCK_SIZE`], which gives other
+    /// bytes: for measurements (`examples/layer_bench.rs`) and tests only; layers
+    /// always use [`CompressWriter::new`]. `block_size` is at least 64 KiB.
+    pub fn gzip_with_block_size(out: W, level: u32, block_size: usize) -> io::Result<Self> {
+        Compression::Gzip { level }.check_level()?;
+        if block_size < MIN_GZIP_BLOCK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("gzip block size {block_size} is below {MIN_GZIP_BLOCK_SIZE} bytes"),
+            ));
+        }
+        Ok(CompressWriter { inner: Inner::Gzip(ParallelGzip::new(out, level, block_size)) })
+    }
+
+    /// Ends the compressed stream and gives back the writer it went to (not flushed).
+    pub fn finish(self) -> io::Result<W> {
+        match self.inner {
+            Inner::Gzip(gzip) => gzip.finish(),
+            Inner::Zstd(encoder) => encoder.finish(),
+            Inner::None(out) => Ok(out),
+        }
+    }
+}
+
+impl<W: Write> Write for CompressWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Gzip(gzip) => gzip.write(buf),
+            Inner::Zstd(encoder) => encoder.write(buf),
+            Inner::None(out) => out.write(buf),
+        }
+    }
+
+    /// Flushes what was already compressed to the writer beneath, and nothing more:
+    /// flushing the compressor itself would end a block or job early and make the
+    /// bytes depend on when the caller flushed.
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Gzip(gzip) => gzip.out.flush(),
+            Inner::Zstd(encoder) => encoder.get_mut().flush(),
+            Inner::None(out) => out.flush(),
+        }
+    }
+}
+
+/// One deflated block as it comes back from the pool.
+struct Deflated {
+    bytes: Vec<u8>,
+    crc: crc32fast::Hasher,
+    /// The input buffer, handed back for reuse.
+    input: Vec<u8>,
+}
+
+type BlockResult = io::Result<Deflated>;
+
+/// gzip framing written by hand rather than with flate2's `GzEncoder`, because the
+/// deflate stream is produced in independent blocks on several threads: the header,
+/// the CRC-32 (combined from the blocks' CRCs) and the length trailer have to be put
+/// around the concatenated blocks by whoever concatenates them.
+struct ParallelGzip<W: Write> {
+    out: W,
+    level: u32,
+    block_size: usize,
+    /// The block being filled; sent to the pool when it holds `block_size` bytes.
+    block: Vec<u8>,
+    /// The last `DICTIONARY_SIZE` bytes before `block`, the next block's dictionary.
+    dictionary: Vec<u8>,
+    /// Blocks sent to the pool, oldest first; written out in this order.
+    in_flight: VecDeque<mpsc::Receiver<BlockResult>>,
+    max_in_flight: usize,
+    /// Input buffers that came back from the pool, to be filled again.
+    spare: Vec<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    total_in: u64,
+    header_written: bool,
+}
+
+/// gzip member header: magic, deflate, no flags, mtime 0 (never the build time, never
+/// the file's), XFL 0, OS 255 ("unknown": the host's OS must not show in the bytes).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+impl<W: Write> ParallelGzip<W> {
+    fn new(out: W, level: u32, block_size: usize) -> Self {
+        // A few blocks per thread keep every thread busy while the producer waits
+        // for the oldest; the cap keeps memory bounded on many-core hosts
+        // (each block in flight holds its input and output, about 2 blocks' worth).
+        let max_in_flight = (2 * rayon::current_num_threads() + 2).min(64);
+        ParallelGzip {
+            out,
+            level,
+            block_size,
+            block: Vec::with_capacity(block_size),
+            dictionary: Vec::with_capacity(DICTIONARY_SIZE),
+            in_flight: VecDeque::new(),
+            max_in_flight,
+            spare: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+            total_in: 0,
+            header_written: false,
+        }
+    }
+
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len();
+        while !buf.is_empty() {
+            let room = self.block_size - self.block.len();
+            let (now, rest) = buf.split_at(room.min(buf.len()));
+            self.block.extend_from_slice(now);
+            buf = rest;
+            if self.block.len() == self.block_size {
+                self.submit(false)?;
+            }
+        }
+        Ok(len)
+    }
+
+    /// Sends the current block to the pool, waiting first for the oldest block if
+    /// too many are in flight.
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        while self.in_flight.len() >= self.max_in_flight {
+            self.write_oldest()?;
+        }
+        let next = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.block_size));
+        let input = std::mem::replace(&mut self.block, next);
+        let dictionary = std::mem::take(&mut self.dictionary);
+        // Only full blocks are followed by another, and a full block is at least
+        // twice the dictionary, so the next dictionary is the tail of this block.
+        let tail_start = input.len().saturating_sub(DICTIONARY_SIZE);
+        self.dictionary = input[tail_start..].to_vec();
+        self.total_in += input.len() as u64;
+
+        let level = self.level;
+        let (sender, receiver) = mpsc::sync_channel(1);
+        rayon::spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| deflate_block(level, &dictionary, input, last)))
+                .unwrap_or_else(|_| Err(io::Error::other("a gzip block's compression panicked")));
+            // The writer may have been dropped after an error; the block is then moot.
+            let _ = sender.send(result);
+        });
+        self.in_flight.push_back(receiver);
+
+        // Write whatever is already done, so finished blocks do not pile up.
+        while let Some(Ok(result)) = self.in_flight.front().map(|r| r.try_recv()) {
+            self.in_flight.pop_front();
+            self.emit(result?)?;
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        let Some(receiver) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let deflated = wait_helping_the_pool(&receiver)?;
+        self.emit(deflated)
+    }
+
+    fn emit(&mut self, mut deflated: Deflated) -> io::Result<()> {
+        if !self.header_written {
+            self.out.write_all(&GZIP_HEADER)?;
+            self.header_written = true;
+        }
+        self.out.write_all(&deflated.bytes)?;
+        self.crc.combine(&deflated.crc);
+        deflated.input.clear();
+        if self.spare.len() < self.max_in_flight {
+            self.spare.push(deflated.input);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        // The last block may be empty (the input was a whole number of blocks, or
+        // empty): it then holds only the final deflate block that ends the stream.
+        self.submit(true)?;
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
+        let crc = self.crc.clone().finalize();
+        self.out.write_all(&crc.to_le_bytes())?;
+        // ISIZE is the input length modulo 2^32, by definition of the format.
+        self.out.write_all(&(self.total_in as u32).to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+/// Waits for a block without ever leaving a rayon worker idle-blocked while the pool
+/// has queued work: see the module header for why this cannot deadlock.
+fn wait_helping_the_pool(receiver: &mpsc::Receiver<BlockResult>) -> io::Result<Deflated> {
+    let gone = || io::Error::other("a gzip block's compression task ended without a result");
+    loop {
+        match receiver.try_recv() {
+            Ok(result) => return result,
+            Err(mpsc::TryRecvError::Disconnected) => return Err(gone()),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {}
+            // Nothing queued: the block is running elsewhere. Wait a little, then
+            // look again, since other layers may have queued blocks meanwhile.
+            Some(rayon::Yield::Idle) => match receiver.recv_timeout(Duration::from_millis(1)) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
+            },
+            // Not a worker: blocking this thread cannot keep the pool from working.
+            None => return receiver.recv().map_err(|_| gone())?,
+        }
+    }
+}
+
+/// An output size that raw deflate never exceeds for `len` input bytes plus a sync
+/// flush (zlib's deflateBound is `len + len/4096 + len/16384 + ... + 13`).
+fn deflate_bound(len: usize) -> usize {
+    len + (len >> 10) + 1024
+}
+
+/// Deflates one block in one `compress` call (with `dictionary` preset), ending it
+/// with a sync flush, or with the final block if `last`. Should the output buffer
+/// ever be too small, it grows by amounts computed from the input length alone, so
+/// even that path does not depend on anything but the input.
+fn deflate_block(level: u32, dictionary: &[u8], input: Vec<u8>, last: bool) -> BlockResult {
+    let mut deflate = Compress::new(flate2::Compression::new(level), false);
+    if !dictionary.is_empty() {
+        deflate.set_dictionary(dictionary).map_err(io::Error::other)?;
+    }
+    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let mut bytes = vec![0u8; deflate_bound(input.len())];
+    loop {
+        let read = usize::try_from(deflate.total_in()).map_err(io::Error::other)?;
+        let written = usize::try_from(deflate.total_out()).map_err(io::Error::other)?;
+        let status = deflate.compress(&input[read..], &mut bytes[written..], flush).map_err(io::Error::other)?;
+        let written = usize::try_from(deflate.total_out()).map_err(io::Error::other)?;
+        let all_read = deflate.total_in() == input.len() as u64;
+        // A flush is complete once deflate stopped with output space left over.
+        let done = match status {
+            Status::StreamEnd => true,
+            Status::Ok | Status::BufError => all_read && !last && written < bytes.len(),
+        };
+        if done {
+            bytes.truncate(written);
+            break;
+        }
+        bytes.resize(bytes.len() + input.len() / 2 + 4096, 0);
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&input);
+    Ok(Deflated { bytes, crc, input })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Deterministic test input: a mix of text-like runs (compressible, with
+    /// repeats far apart) and xorshift noise (incompressible), `len` bytes.
+    pub(crate) fn sample(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const WORDS: [&str; 12] = [
+            "fn ", "let ", "layer", "digest", "tar", "{\n", "}\n", "    ", "return ", "0x1f", "pinfold", "; ",
+        ];
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let run = 1024 + (next() % 65536) as usize;
+            if next() % 4 == 0 {
+                for _ in 0..run / 8 {
+                    out.extend_from_slice(&next().to_le_bytes());
+                }
+            } else {
+                let mut n = 0;
+                while n < run {
+                    let w = WORDS[(next() % WORDS.len() as u64) as usize];
+                    out.extend_from_slice(w.as_bytes());
+                    n += w.len();
+                }
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn compress_all(compression: Compression, data: &[u8]) -> Vec<u8> {
+        let mut w = CompressWriter::new(Vec::new(), compression).expect("writer");
+        w.write_all(data).expect("write");
+        w.finish().expect("finish")
+    }
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data).read_to_end(&mut out).expect("valid gzip");
+        out
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool")
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for (text, value) in [
+            ("gzip", Compression::Gzip { level: Compression::DEFAULT_GZIP_LEVEL }),
+            ("gzip:9", Compression::Gzip { level: 9 }),
+            ("gzip:1", Compression::Gzip { level: 1 }),
+            ("zstd", Compression::Zstd { level: 3 }),
+            ("zstd:19", Compression::Zstd { level: 19 }),
+            ("zstd:22", Compression::Zstd { level: 22 }),
+            ("none", Compression::None),
+        ] {
+            let parsed: Compression = text.parse().expect(text);
+            assert_eq!(parsed, value, "{text}");
+            assert_eq!(parsed.to_string().parse::<Compression>(), Ok(value));
+        }
+        assert_eq!(Compression::default().to_string(), format!("gzip:{}", Compression::DEFAULT_GZIP_LEVEL));
+    }
+
+    #[test]
+    fn parse_rejects_unknown_names_and_levels_with_a_useful_message() {
+        for bad in ["", "gz", "GZIP", "gzip:0", "gzip:10", "gzip:", "gzip:+3", "gzip:03", "zstd:23", "zstd:-1", "none:1", "brotli"]
+        {
+            let err = bad.parse::<Compression>().expect_err(bad);
+            let message = err.to_string();
+            assert!(message.contains(&format!("`{bad}`")), "{message}");
+        }
+        let message = "lz4".parse::<Compression>().expect_err("lz4").to_string();
+        assert!(message.contains("\"gzip\"") && message.contains("\"none\""), "{message}");
+    }
+
+    #[test]
+    fn media_types_are_the_oci_ones() {
+        assert_eq!(Compression::default().media_type(), "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(Compression::Zstd { level: 3 }.media_type(), "application/vnd.oci.image.layer.v1.tar+zstd");
+        assert_eq!(Compression::None.media_type(), "application/vnd.oci.image.layer.v1.tar");
+    }
+
+    #[test]
+    fn out_of_range_levels_are_refused_by_the_writer() {
+        assert!(CompressWriter::new(Vec::new(), Compression::Gzip { level: 0 }).is_err());
+        assert!(CompressWriter::new(Vec::new(), Compression::Zstd { level: 0 }).is_err());
+        assert!(CompressWriter::gzip_with_block_size(Vec::new(), 6, 1000).is_err());
+    }
+
+    /// These digests pin the exact compressor output. They fail ON PURPOSE when a
+    /// dependency update (flate2, zlib-rs, zstd-sys) or a backend switch by Cargo
+    /// feature unification (flate2 falling back to C zlib or miniz_oxide, zstd-sys
+    /// linking the system's libzstd) changes the bytes: every layer digest of every
+    /// user would change with them, which needs a deliberate decision and a
+    /// changelog entry, not a silent `cargo update`.
+    #[test]
+    fn golden_digests_fail_on_purpose_if_the_compressor_backend_or_version_changes() {
+        let data = sample(5 * GZIP_BLOCK_SIZE / 2 + 12345, 7);
+        let digest = |c| crate::digest::Digest::of(&compress_all(c, &data)).to_string();
+        assert_eq!(
+            crate::digest::Digest::of(&data).to_string(),
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "the test input generator changed"
+        );
+        assert_eq!(
+            digest(Compression::default()),
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(
+            digest(Compression::Gzip { level: 9 }),
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        );
+        assert_eq!(
+            digest(Compression::Zstd { level: 3 }),
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        );
+    }
+
+    #[test]
+    fn bundled_libzstd_is_the_pinned_version() {
+        // zstd-sys 2.1.2+zstd.1.5.7: a system libzstd (ZSTD_SYS_USE_PKG_CONFIG) of
+        // another version would write other bytes.
+        assert_eq!(zstd::zstd_safe::version_number(), 10507);
+    }
+
+    #[test]
+    fn gzip_bytes_do_not_depend_on_the_thread_count() {
+        let data = sample(6 * GZIP_BLOCK_SIZE + 999, 1);
+        let outputs: Vec<_> =
+            [1, 2, 4].iter().map(|&n| pool(n).install(|| compress_all(Compression::default(), &data))).collect();
+        assert_eq!(outputs[0], outputs[1]);
+        assert_eq!(outputs[0], outputs[2]);
+        assert_eq!(gunzip(&outputs[0]), data);
+    }
+
+    #[test]
+    fn gzip_bytes_do_not_depend_on_write_sizes() {
+        let data = sample(3 * GZIP_BLOCK_SIZE + 4321, 2);
+        let whole = compress_all(Compression::default(), &data);
+        let mut w = CompressWriter::new(Vec::new(), Compression::default()).expect("writer");
+        for byte in &data {
+            w.write_all(std::slice::from_ref(byte)).expect("write");
+        }
+        assert_eq!(w.finish().expect("finish"), whole);
+        let mut w = CompressWriter::new(Vec::new(), Compression::default()).expect("writer");
+        for (i, chunk) in data.chunks(GZIP_BLOCK_SIZE - 17).enumerate() {
+            w.write_all(chunk).expect("write");
+            if i % 2 == 0 {
+                w.flush().expect("flush");
+            }
+        }
+        assert_eq!(w.finish().expect("finish"), whole);
+    }
+
+    #[test]
+    fn gzip_decompresses_to_the_input_with_flate2_and_system_gzip() {
+        for len in [0, 1, 100, GZIP_BLOCK_SIZE, 2 * GZIP_BLOCK_SIZE + 1] {
+            let data = sample(len, 3);
+            let gz = compress_all(Compression::Gzip { level: 6 }, &data);
+            assert_eq!(&gz[..10], &GZIP_HEADER);
+            assert_eq!(gunzip(&gz), data, "len {len}");
+            let mut multi = Vec::new();
+            flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut multi).expect("valid gzip");
+            assert_eq!(multi, data);
+            if let Some(out) = run_with_stdin("gzip", &["-dc"], &gz) {
+                assert_eq!(out, data, "gzip -d, len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_worker_count_or_write_sizes() {
+        // Several zstd jobs' worth (level 3: 8 MiB jobs) so that workers matter.
+        let data = sample(20 << 20, 4);
+        let with_workers = |n: u32, chunk: usize| {
+            let workers = NonZeroU32::new(n).expect("non-zero");
+            let mut w = CompressWriter::with_zstd_workers(Vec::new(), Compression::Zstd { level: 3 }, workers)
+                .expect("writer");
+            for piece in data.chunks(chunk) {
+                w.write_all(piece).expect("write");
+            }
+            w.finish().expect("finish")
+        };
+        let one = with_workers(1, data.len());
+        assert_eq!(with_workers(4, data.len()), one);
+        assert_eq!(with_workers(4, 777), one);
+        assert_eq!(with_workers(2, 1), one);
+        assert_eq!(zstd::stream::decode_all(&one[..]).expect("valid zstd"), data);
+        if let Some(out) = run_with_stdin("zstd", &["-dc"], &one) {
+            assert_eq!(out, data, "zstd -d");
+        }
+    }
+
+    #[test]
+    fn none_passes_bytes_through() {
+        let data = sample(5000, 5);
+        assert_eq!(compress_all(Compression::None, &data), data);
+    }
+
+    /// Runs `program` when it is installed; `None` when it is not.
+    fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let input = input.to_vec();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        let output = child.wait_with_output().expect("wait");
+        feeder.join().expect("feeder").expect("write stdin");
+        assert!(output.status.success(), "{program} failed");
+        Some(output.stdout)
+    }
+}

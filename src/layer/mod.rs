@@ -6,9 +6,12 @@
 pub mod compress;
 pub mod tar;
 pub mod tree;
+pub mod write;
 
-pub use compress::Compression;
+pub use compress::{CompressWriter, Compression, CompressionParseError};
+pub use self::tar::{DeterministicTar, EntryError};
 pub use tree::{EntryKind, FileSource, LayerEntry, LayerTree};
+pub use write::{write_layer, LayerError};
 
 use crate::digest::Digest;
 

@@ -1,1 +1,432 @@
-//! placeholder
+//! The validated build plan: names resolved, files found, bases opened and checked
+//! against their digests, every layer's tree made for every platform. What reaches
+//! [`crate::layer`] and [`crate::oci`] from here has no error left in it.
+
+pub mod copy;
+pub mod epoch;
+
+use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::lang::{self, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
+use crate::layer::{Compression, EntryKind, FileSource, LayerEntry, LayerTree};
+use crate::oci::read::OpenedImage;
+use crate::oci::reference::ImageRef;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use epoch::EpochOrigin;
+
+/// The platform an image is built for when neither the image nor the file names one.
+/// It is fixed, not the host's: the same build file gives the same output on an arm64
+/// laptop and an amd64 CI runner.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+#[derive(Debug)]
+pub struct Plan {
+    /// The directory of the build file: every source path is relative to it.
+    pub root: PathBuf,
+    pub epoch: u64,
+    pub epoch_origin: EpochOrigin,
+    pub images: Vec<ImagePlan>,
+}
+
+#[derive(Debug)]
+pub struct ImagePlan {
+    pub name: String,
+    pub targets: Vec<TargetPlan>,
+}
+
+/// One image for one platform.
+#[derive(Debug)]
+pub struct TargetPlan {
+    pub platform: Platform,
+    pub base: Option<BaseImage>,
+    pub layers: Vec<LayerPlan>,
+    pub config: ConfigPlan,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A base image, opened and checked against its pinned digest.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    pub name: String,
+    pub image: Arc<OpenedImage>,
+    /// Which of `image.manifests` serves this target's platform.
+    pub manifest: usize,
+}
+
+impl BaseImage {
+    pub fn platform_image(&self) -> &crate::oci::read::PlatformImage {
+        &self.image.manifests[self.manifest]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerPlan {
+    pub name: String,
+    pub tree: LayerTree,
+    pub compression: Compression,
+}
+
+/// The config nodes of an image with its platform's override applied; merged with
+/// the base's config when the image is assembled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPlan {
+    pub env: Vec<(String, String)>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub expose: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+impl ConfigPlan {
+    fn apply(&mut self, decl: &ConfigDecl) {
+        for (key, value) in &decl.env {
+            set_env(&mut self.env, &key.value, &value.value);
+        }
+        if let Some(e) = &decl.entrypoint {
+            self.entrypoint = Some(e.value.clone());
+        }
+        if let Some(c) = &decl.cmd {
+            self.cmd = Some(c.value.clone());
+        }
+        if let Some(w) = &decl.workdir {
+            self.workdir = Some(w.value.clone());
+        }
+        if let Some(u) = &decl.user {
+            self.user = Some(u.value.clone());
+        }
+        for (k, v) in &decl.labels {
+            self.labels.insert(k.value.clone(), v.value.clone());
+        }
+        for p in &decl.expose {
+            if !self.expose.contains(&p.value) {
+                self.expose.push(p.value.clone());
+            }
+        }
+        for v in &decl.volumes {
+            if !self.volumes.contains(&v.value) {
+                self.volumes.push(v.value.clone());
+            }
+        }
+        if let Some(s) = &decl.stop_signal {
+            self.stop_signal = Some(s.value.clone());
+        }
+    }
+}
+
+/// Sets `key` in an ordered environment: a key given again keeps its first place.
+pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => env.push((key.to_string(), value.to_string())),
+    }
+}
+
+/// What the plan reads from outside the build file.
+#[derive(Debug, Clone, Default)]
+pub struct PlanInput {
+    /// `SOURCE_DATE_EPOCH` from the environment.
+    pub source_date_epoch: Option<String>,
+    /// `--platform` on the command line: narrows every image's platforms.
+    pub only_platforms: Vec<Platform>,
+    /// Compression from the command line, over the build file's.
+    pub compression: Option<Compression>,
+}
+
+/// Parses and plans a build file; every problem of both stages goes into `diags`.
+pub fn load(path: &Path, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => {
+                diags.push(Diagnostic::error("pinfold::unreadable", format!("{} is not UTF-8 text", path.display())));
+                return None;
+            }
+        },
+        Err(e) => {
+            diags.push(
+                Diagnostic::error("pinfold::unreadable", format!("cannot read the build file {}: {e}", path.display()))
+                    .help("name it with -f FILE, or run pinfold in the directory that holds pinfold.kdl"),
+            );
+            return None;
+        }
+    };
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let source = Source::new(name, text);
+    let file = lang::parse(&source, diags)?;
+    let planned = plan_in_dir(path, &file, &source, input, diags);
+    // Shown in the order of the file, whichever stage found them.
+    diags.0.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.offset()));
+    planned
+}
+
+fn plan_in_dir(path: &Path, file: &BuildFile, source: &Source, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
+    let root = match path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
+        Ok(root) => root,
+        Err(e) => {
+            diags.push(Diagnostic::error("pinfold::unreadable", format!("cannot resolve the build file's directory: {e}")));
+            return None;
+        }
+    };
+    plan(file, source, &root, input, diags)
+}
+
+/// Plans a parsed build file whose sources are relative to `root`.
+pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
+    let mut cx = Cx { source, root, diags };
+    let (epoch, epoch_origin) = match &file.epoch {
+        Some(e) => (e.value, EpochOrigin::BuildFile),
+        None => match epoch::resolve(root, input.source_date_epoch.as_deref()) {
+            Ok(found) => found,
+            Err(message) => {
+                cx.diags.push(Diagnostic::error("pinfold::epoch", message));
+                (0, EpochOrigin::Zero)
+            }
+        },
+    };
+    let bases: BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)> =
+        file.bases.iter().map(|b| (b.name.value.as_str(), (b, cx.open_base(b)))).collect();
+    let file_compression = file.compression.as_ref().and_then(|c| c.value.parse::<Compression>().ok());
+
+    let mut images = Vec::new();
+    for decl in &file.images {
+        let platforms: Vec<Platform> = match decl.platforms.as_ref().or(file.platforms.as_ref()) {
+            Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+            None => vec![DEFAULT_PLATFORM.parse().expect("the default platform parses")],
+        };
+        for o in &decl.overrides {
+            if !platforms.contains(&o.platform.value) {
+                let known: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+                cx.error(
+                    Diagnostic::error(
+                        "pinfold::unused-platform-block",
+                        format!("image `{}` is not built for {}", decl.name.value, o.platform.value),
+                        )
+                    .at(o.platform.span, "this block would never apply")
+                    .help(format!("the image is built for {}; add the platform to `platforms`, or remove the block", known.join(", "))),
+                );
+            }
+        }
+        let selected: Vec<Platform> = platforms
+            .iter()
+            .filter(|p| input.only_platforms.is_empty() || input.only_platforms.contains(p))
+            .cloned()
+            .collect();
+        let compression = input
+            .compression
+            .or_else(|| decl.compression.as_ref().and_then(|c| c.value.parse().ok()))
+            .or(file_compression)
+            .unwrap_or_default();
+
+        let mut targets = Vec::new();
+        for platform in selected {
+            let base = match decl.from.as_ref().map(|f| (&f.value, f.span)) {
+                Some((FromDecl::Base(name), span)) => match bases.get(name.as_str()) {
+                    None => {
+                        let names: Vec<&str> = bases.keys().copied().collect();
+                        let mut d = Diagnostic::error("pinfold::unknown-base", format!("no base is named `{name}`"))
+                            .at(span, "not a declared base");
+                        d.help = Some(match lang::parse::did_you_mean(name, &names) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "declare it with `base NAME { … }`, or write `from scratch`".into(),
+                        });
+                        cx.error(d);
+                        None
+                    }
+                    Some((_, None)) => None, // already reported
+                    Some((base_decl, Some(image))) => match image.manifests.iter().position(|m| {
+                        m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, &platform))
+                    }) {
+                        Some(manifest) => Some(BaseImage { name: name.clone(), image: image.clone(), manifest }),
+                        None => {
+                            cx.error(
+                                Diagnostic::error(
+                                    "pinfold::base-platform",
+                                    format!("base `{name}` has no image for {platform}, which image `{}` is built for", decl.name.value),
+                                )
+                                .at(span, format!("base has {}", image.platforms_text()))
+                                .also_at(base_decl.name.span, "declared here")
+                                .help("pin a base whose index has this platform, or narrow the image's platforms"),
+                            );
+                            None
+                        }
+                    },
+                },
+                _ => None,
+            };
+            let mut config = ConfigPlan::default();
+            config.apply(&decl.config);
+            let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> =
+                decl.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
+            for o in decl.overrides.iter().filter(|o| o.platform.value == platform) {
+                config.apply(&o.config);
+                for l in &o.layers {
+                    match layer_decls.iter_mut().find(|(n, _)| *n == l.name.value) {
+                        Some((_, entries)) => entries.extend(l.entries.iter()),
+                        None => layer_decls.push((l.name.value.clone(), l.entries.iter().collect())),
+                    }
+                }
+            }
+            let mut layers = Vec::new();
+            for (name, entries) in layer_decls {
+                let tree = cx.layer_tree(&entries);
+                layers.push(LayerPlan { name, tree, compression });
+            }
+            let annotations = decl.config.annotations.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
+            targets.push(TargetPlan { platform, base, layers, config, annotations });
+        }
+        images.push(ImagePlan { name: decl.name.value.clone(), targets });
+    }
+    if cx.diags.has_errors() {
+        return None;
+    }
+    Some(Plan { root: root.to_path_buf(), epoch, epoch_origin, images })
+}
+
+struct Cx<'a> {
+    source: &'a Source,
+    root: &'a Path,
+    diags: &'a mut Diagnostics,
+}
+
+impl Cx<'_> {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d.in_source(self.source));
+    }
+
+    fn open_base(&mut self, decl: &lang::BaseDecl) -> Option<Arc<OpenedImage>> {
+        let (reference, location) = match decl.source.as_ref()? {
+            BaseSource::Layout(p) => (ImageRef::Layout { dir: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
+            BaseSource::OciArchive(p) => (ImageRef::OciArchive { file: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
+            BaseSource::DockerArchive(p) => (ImageRef::DockerArchive { file: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
+            BaseSource::Registry(r) => {
+                self.error(
+                    Diagnostic::error("pinfold::unsupported", format!("base `{}` is in a registry, and this version of pinfold reads bases from layouts and archives only", decl.name.value))
+                        .at(r.span, "registry reference")
+                        .help("save the image with `skopeo copy docker://… oci:vendor/NAME` and use `layout \"vendor/NAME\"`"),
+                );
+                return None;
+            }
+        };
+        if let Some(escape) = self.escapes_root(&location.value) {
+            self.error(Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", location.value)).at(location.span, escape));
+            return None;
+        }
+        let image = match OpenedImage::open(&reference) {
+            Ok(image) => image,
+            Err(e) => {
+                self.error(
+                    // Paths relative to the build file: the message is the same on every machine.
+                    Diagnostic::error(
+                        "pinfold::base-unreadable",
+                        format!("cannot open base `{}`: {}", decl.name.value, e.to_string().replace(&format!("{}/", self.root.display()), "")),
+                    )
+                        .at(location.span, "read from here"),
+                );
+                return None;
+            }
+        };
+        let digest = decl.digest.as_ref()?;
+        let Ok(pinned) = digest.value.parse::<crate::digest::Digest>() else { return None };
+        if image.top.digest != pinned {
+            self.error(
+                Diagnostic::error(
+                    "pinfold::digest-mismatch",
+                    format!("base `{}` does not match its pinned digest: pinned {pinned}, found {}", decl.name.value, image.top.digest),
+                )
+                .at(digest.span, format!("pinned {pinned}"))
+                .also_at(location.span, format!("holds {}", image.top.digest))
+                .help("the image changed since it was pinned: check where it came from before updating the digest"),
+            );
+            return None;
+        }
+        Some(Arc::new(image))
+    }
+
+    /// Why `relative` is not inside the root, if it is not (lexically: `..` or absolute).
+    fn escapes_root(&self, relative: &str) -> Option<&'static str> {
+        let p = Path::new(relative);
+        if p.is_absolute() {
+            return Some("an absolute path; paths are relative to the build file");
+        }
+        let mut depth: i64 = 0;
+        for c in p.components() {
+            match c {
+                std::path::Component::ParentDir => depth -= 1,
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Some("climbs out of the build file's directory");
+            }
+        }
+        None
+    }
+
+    fn layer_tree(&mut self, entries: &[&EntryDecl]) -> LayerTree {
+        let mut tree = LayerTree::new();
+        for entry in entries {
+            let mut part = LayerTree::new();
+            let ok = match entry {
+                EntryDecl::Copy { source, to, attrs, .. } => self.copy_entry(source, to, attrs, &mut part),
+                EntryDecl::File { path, content, attrs, .. } => {
+                    let bytes = content.value.as_bytes().to_vec();
+                    let entry = LayerEntry {
+                        kind: EntryKind::File { size: bytes.len() as u64, source: FileSource::Inline(bytes) },
+                        mode: attrs.mode.as_ref().map_or(0o644, |m| m.value),
+                        uid: attrs.uid.as_ref().map_or(0, |u| u.value),
+                        gid: attrs.gid.as_ref().map_or(0, |g| g.value),
+                    };
+                    self.insert(&mut part, path, entry)
+                }
+                EntryDecl::Dir { path, attrs, .. } => {
+                    let entry = LayerEntry {
+                        kind: EntryKind::Dir,
+                        mode: attrs.mode.as_ref().map_or(0o755, |m| m.value),
+                        uid: attrs.uid.as_ref().map_or(0, |u| u.value),
+                        gid: attrs.gid.as_ref().map_or(0, |g| g.value),
+                    };
+                    self.insert(&mut part, path, entry)
+                }
+                EntryDecl::Symlink { path, target, attrs, .. } => {
+                    let entry = LayerEntry {
+                        kind: EntryKind::Symlink { target: target.value.clone() },
+                        mode: 0o777,
+                        uid: attrs.uid.as_ref().map_or(0, |u| u.value),
+                        gid: attrs.gid.as_ref().map_or(0, |g| g.value),
+                    };
+                    self.insert(&mut part, path, entry)
+                }
+            };
+            if !ok {
+                continue;
+            }
+            if let Err(conflict) = tree.extend(part) {
+                self.error(
+                    Diagnostic::error("pinfold::path-conflict", format!("`/{}` is written twice in this layer", conflict.path))
+                        .at(entry.span(), "writes it again")
+                        .help("each path of a layer comes from one entry; put the other in a later layer to override it"),
+                );
+            }
+        }
+        tree
+    }
+
+    fn insert(&mut self, tree: &mut LayerTree, path: &Spanned<String>, entry: LayerEntry) -> bool {
+        // lang already reported paths that do not normalize.
+        let Some(normalized) = crate::layer::tree::normalize_image_path(&path.value) else { return false };
+        if let Err(conflict) = tree.insert(normalized, entry) {
+            self.error(
+                Diagnostic::error("pinfold::path-conflict", format!("`/{}` is written twice in this layer", conflict.path))
+                    .at(path.span, "written again here"),
+            );
+            return false;
+        }
+        true
+    }
+}

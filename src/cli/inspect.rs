@@ -1,0 +1,124 @@
+//! `pinfold inspect REF`: what an image is made of, for people and (with `--json`)
+//! for scripts. Reads through the same verified reader as bases, so inspecting an
+//! image also checks every JSON blob against its digest.
+
+use super::{EXIT_ERROR, EXIT_OK};
+use crate::build::{self, BuildRequest};
+use crate::oci::read::OpenedImage;
+use crate::oci::reference::ImageRef;
+use serde_json::json;
+
+pub fn run(args: super::InspectArgs) -> i32 {
+    let reference = match args.reference.parse::<ImageRef>() {
+        Ok(r) => r,
+        Err(e) => return super::usage_error(e),
+    };
+    let reference = match reference {
+        ImageRef::Name(name) => {
+            let request = BuildRequest {
+                file: args.file.clone(),
+                names: vec![name.clone()],
+                plan_input: crate::plan::PlanInput {
+                    source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+                    ..Default::default()
+                },
+                out_root: build::default_out_root(),
+                ..Default::default()
+            };
+            match build::build(&request) {
+                Ok(_) => ImageRef::Layout { dir: request.out_root.join(&name), reference: None },
+                Err(e) => {
+                    eprint!("{}", build::render_error(&e));
+                    return EXIT_ERROR;
+                }
+            }
+        }
+        other => other,
+    };
+    let image = match OpenedImage::open(&reference) {
+        Ok(i) => i,
+        Err(e) => return super::usage_error(format!("{reference}: {e}")),
+    };
+    let manifests: Vec<serde_json::Value> = image
+        .manifests
+        .iter()
+        .map(|m| {
+            let diff_ids = m.config.rootfs().diff_ids();
+            json!({
+                "platform": m.platform.as_ref().map(|p| p.to_string()),
+                "digest": m.manifest_digest.to_string(),
+                "config": {
+                    "digest": m.config_digest.to_string(),
+                    "created": m.config.created(),
+                    "config": m.config.config(),
+                },
+                "layers": m.layers.iter().zip(diff_ids).map(|(l, d)| json!({
+                    "digest": l.digest.to_string(),
+                    "size": l.size,
+                    "mediaType": l.media_type,
+                    "diffId": d,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if args.json {
+        let doc = json!({
+            "reference": reference.to_string(),
+            "digest": image.top.digest.to_string(),
+            "mediaType": image.top.media_type,
+            "manifests": manifests,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values serialize"));
+        return EXIT_OK;
+    }
+    println!("{reference}");
+    println!("  digest     {}", image.top.digest);
+    println!("  media type {}", image.top.media_type);
+    for m in &image.manifests {
+        let platform = m.platform.as_ref().map_or("unknown platform".to_string(), |p| p.to_string());
+        println!("  {platform}");
+        println!("    manifest   {}", m.manifest_digest);
+        println!("    config     {}", m.config_digest);
+        if let Some(created) = m.config.created() {
+            println!("    created    {created}");
+        }
+        if let Some(c) = m.config.config() {
+            if let Some(e) = c.entrypoint() {
+                println!("    entrypoint {e:?}");
+            }
+            if let Some(cmd) = c.cmd() {
+                println!("    cmd        {cmd:?}");
+            }
+            if let Some(env) = c.env() {
+                for v in env {
+                    println!("    env        {v}");
+                }
+            }
+            if let Some(w) = c.working_dir() {
+                println!("    workdir    {w}");
+            }
+            if let Some(u) = c.user() {
+                println!("    user       {u}");
+            }
+        }
+        for (l, d) in m.layers.iter().zip(m.config.rootfs().diff_ids()) {
+            println!("    layer      {} {:>10} {}  diff_id {d}", l.digest, human_size(l.size), short_media(&l.media_type));
+        }
+    }
+    EXIT_OK
+}
+
+fn short_media(media_type: &str) -> &str {
+    media_type.rsplit('.').next().unwrap_or(media_type)
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -1,0 +1,180 @@
+//! The syntax tree of a build file. Every value that a later stage may need to
+//! point at in a diagnostic is [`Spanned`].
+
+use miette::SourceSpan;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Spanned { value, span }
+    }
+}
+
+/// `os/architecture[/variant]`, e.g. `linux/arm64/v8`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Operating systems and architectures that pinfold writes into image configs. The
+/// list follows the OCI image spec's table of `GOOS`/`GOARCH` values used for Linux.
+pub const KNOWN_OS: &[&str] = &["linux"];
+pub const KNOWN_ARCHITECTURES: &[&str] =
+    &["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64"];
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [os, arch] => (*os, *arch, None),
+            [os, arch, variant] if !variant.is_empty() => (*os, *arch, Some(variant.to_string())),
+            _ => return Err(format!("`{s}` is not a platform of the form os/architecture[/variant]")),
+        };
+        if !KNOWN_OS.contains(&os) {
+            return Err(format!("unknown operating system `{os}` (pinfold builds linux images)"));
+        }
+        if !KNOWN_ARCHITECTURES.contains(&arch) {
+            return Err(format!(
+                "unknown architecture `{arch}` (known: {})",
+                KNOWN_ARCHITECTURES.join(", ")
+            ));
+        }
+        Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant })
+    }
+}
+
+/// The whole build file.
+#[derive(Debug, Clone)]
+pub struct BuildFile {
+    /// The language version of the `pinfold` header node.
+    pub version: Option<Spanned<u64>>,
+    pub epoch: Option<Spanned<u64>>,
+    pub platforms: Option<Spanned<Vec<Spanned<Platform>>>>,
+    pub compression: Option<Spanned<String>>,
+    pub bases: Vec<BaseDecl>,
+    pub images: Vec<ImageDecl>,
+}
+
+/// Where a base image's bytes are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// An OCI image layout directory.
+    Layout(Spanned<String>),
+    /// A tar of an OCI image layout.
+    OciArchive(Spanned<String>),
+    /// A tar that `docker load` accepts.
+    DockerArchive(Spanned<String>),
+    /// A registry reference (`HOST/REPO[:TAG][@DIGEST]`).
+    Registry(Spanned<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct BaseDecl {
+    pub name: Spanned<String>,
+    pub source: Option<BaseSource>,
+    /// `ref`: the `org.opencontainers.image.ref.name` inside a layout.
+    pub reference: Option<Spanned<String>>,
+    pub digest: Option<Spanned<String>>,
+    pub span: SourceSpan,
+}
+
+/// `from scratch` or `from BASE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromDecl {
+    Scratch,
+    Base(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageDecl {
+    pub name: Spanned<String>,
+    pub from: Option<Spanned<FromDecl>>,
+    pub platforms: Option<Spanned<Vec<Spanned<Platform>>>>,
+    pub compression: Option<Spanned<String>>,
+    pub layers: Vec<LayerDecl>,
+    pub config: ConfigDecl,
+    pub overrides: Vec<PlatformOverride>,
+    pub span: SourceSpan,
+}
+
+/// A `platform "os/arch" { … }` block inside an image: its config nodes replace or
+/// extend the image's for that platform, and its layers add content for it.
+#[derive(Debug, Clone)]
+pub struct PlatformOverride {
+    pub platform: Spanned<Platform>,
+    pub layers: Vec<LayerDecl>,
+    pub config: ConfigDecl,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerDecl {
+    pub name: Spanned<String>,
+    pub entries: Vec<EntryDecl>,
+    pub span: SourceSpan,
+}
+
+/// Owner and mode given on an entry; what is absent takes the defaults of the spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    pub mode: Option<Spanned<u32>>,
+    pub uid: Option<Spanned<u64>>,
+    pub gid: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryDecl {
+    Copy { source: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    File { path: Spanned<String>, content: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    Dir { path: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    Symlink { path: Spanned<String>, target: Spanned<String>, attrs: Attributes, span: SourceSpan },
+}
+
+impl EntryDecl {
+    pub fn span(&self) -> SourceSpan {
+        match self {
+            EntryDecl::Copy { span, .. }
+            | EntryDecl::File { span, .. }
+            | EntryDecl::Dir { span, .. }
+            | EntryDecl::Symlink { span, .. } => *span,
+        }
+    }
+}
+
+/// The image configuration nodes of an image or of a platform override.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigDecl {
+    /// In the order written; a later value of the same key replaces the earlier one
+    /// in its place.
+    pub env: Vec<(Spanned<String>, Spanned<String>)>,
+    pub entrypoint: Option<Spanned<Vec<String>>>,
+    pub cmd: Option<Spanned<Vec<String>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub labels: Vec<(Spanned<String>, Spanned<String>)>,
+    pub annotations: Vec<(Spanned<String>, Spanned<String>)>,
+    /// `PORT/PROTO` with the protocol made explicit (`8080` → `8080/tcp`).
+    pub expose: Vec<Spanned<String>>,
+    pub volumes: Vec<Spanned<String>>,
+    pub stop_signal: Option<Spanned<String>>,
+}

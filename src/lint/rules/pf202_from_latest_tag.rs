@@ -1,0 +1,34 @@
+//! PF202: a Dockerfile `FROM` image with the `latest` tag.
+
+use crate::diag::Severity;
+use crate::lint::dockerlint::ImageUse;
+use crate::lint::imageref::ImageRef;
+use crate::lint::rule::{Ctx, Rule};
+
+pub const RULE: Rule = Rule {
+    id: "PF202",
+    name: "from-latest-tag",
+    severity: Severity::Warning,
+    summary: "A `FROM` image with the `latest` tag",
+    what: "Finds `FROM` instructions whose image (after build-argument substitution) has \
+the `latest` tag.",
+    why: "`latest` names no version: without a digest it changes with every release, and \
+with one the next update of the digest may jump a major version without anyone noticing.",
+    example: example!("PF202", "Dockerfile", "dockerfile"),
+    fix: "Name the version: `FROM node:22.11-bookworm-slim@sha256:…`.",
+    fixable: false,
+    hadolint: &["DL3007"],
+};
+
+pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
+    for u in uses.iter().filter(|u| u.from) {
+        let Some(resolved) = &u.resolved else { continue };
+        if let Some((tag, range)) = ImageRef::parse(resolved).tag {
+            if tag == "latest" {
+                ctx.report(&RULE, u.span_of(range), format!("FROM image {} uses the `latest` tag", u.describe()))
+                    .label("names no version")
+                    .help("name the version you build with, e.g. `node:22.11-bookworm-slim@sha256:…`");
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `copy`: files and directories of the build context into a layer tree. Only
+//! metadata is read here; contents are streamed later by the layer writer.
+//!
+//! What is taken from the machine is as little as the spec allows: the bytes, and
+//! whether a file is executable. Owner, times and the rest of the mode come from the
+//! build file. Symlinks are kept as symlinks (never followed); hard links become
+//! separate files; sockets, FIFOs and devices are refused.
+
+use super::Cx;
+use crate::diag::Diagnostic;
+use crate::lang::{Attributes, Spanned};
+use crate::layer::tree::normalize_image_path;
+use crate::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+impl Cx<'_> {
+    pub(super) fn copy_entry(&mut self, source: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+        if let Some(why) = self.escapes_root(&source.value) {
+            self.error(
+                Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", source.value))
+                    .at(source.span, why)
+                    .help("a build reads only files below its build file, so that a checkout of the repository has all it needs"),
+            );
+            return false;
+        }
+        let path = self.root.join(&source.value);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                let d = Diagnostic::error("pinfold::path-missing", format!("`{}` cannot be read: {}", source.value, plain_io(&e)))
+                    .at(source.span, "no such file or directory below the build file");
+                self.error(d);
+                return false;
+            }
+        };
+        // A symlink on the way (`vendor -> /etc`) would let a relative path read
+        // outside the repository: the resolved parent must still be below the root.
+        let parent = path.parent().unwrap_or(self.root);
+        match parent.canonicalize() {
+            Ok(real) if real.starts_with(self.root) => {}
+            _ => {
+                self.error(
+                    Diagnostic::error("pinfold::path-escape", format!("`{}` resolves outside the build file's directory", source.value))
+                        .at(source.span, "a symlink on this path leads out of the repository"),
+                );
+                return false;
+            }
+        }
+        let uid = attrs.uid.as_ref().map_or(0, |u| u.value);
+        let gid = attrs.gid.as_ref().map_or(0, |g| g.value);
+        let file_mode = attrs.mode.as_ref().map(|m| m.value);
+        let Some(dest) = normalize_image_path(&to.value) else { return false };
+        let into_dir = to.value.ends_with('/');
+
+        if meta.is_dir() {
+            let dir_entry = LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid };
+            if tree.insert(dest.clone(), dir_entry).is_err() {
+                return self.conflict(to, &dest);
+            }
+            let mut ok = true;
+            for item in walkdir::WalkDir::new(&path).follow_links(false).min_depth(1) {
+                let item = match item {
+                    Ok(i) => i,
+                    Err(e) => {
+                        self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value)).at(source.span, "while walking this directory"));
+                        return false;
+                    }
+                };
+                let rel = item.path().strip_prefix(&path).expect("walkdir yields paths below its root");
+                let Some(rel) = rel.to_str() else {
+                    self.error(
+                        Diagnostic::error("pinfold::bad-path", format!("`{}` has a name that is not UTF-8", item.path().display()))
+                            .at(source.span, "copied from here")
+                            .help("rename the file: image paths must be valid UTF-8 to be portable"),
+                    );
+                    ok = false;
+                    continue;
+                };
+                let target = format!("{dest}/{rel}");
+                let meta = match item.path().symlink_metadata() {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read `{}`: {e}", item.path().display())).at(source.span, "copied from here"));
+                        ok = false;
+                        continue;
+                    }
+                };
+                ok &= self.copy_one(item.path(), &meta, target, file_mode, uid, gid, source, tree);
+            }
+            ok
+        } else {
+            let dest = if into_dir {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                format!("{dest}/{name}")
+            } else {
+                dest
+            };
+            self.copy_one(&path, &meta, dest, file_mode, uid, gid, source, tree)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_one(&mut self, path: &Path, meta: &std::fs::Metadata, dest: String, file_mode: Option<u32>, uid: u64, gid: u64, source: &Spanned<String>, tree: &mut LayerTree) -> bool {
+        let ft = meta.file_type();
+        let entry = if ft.is_dir() {
+            LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid }
+        } else if ft.is_file() {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            let mode = file_mode.unwrap_or(if executable { 0o755 } else { 0o644 });
+            LayerEntry { kind: EntryKind::File { source: FileSource::Path(path.to_path_buf()), size: meta.len() }, mode, uid, gid }
+        } else if ft.is_symlink() {
+            let target = match std::fs::read_link(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read the link `{}`: {e}", path.display())).at(source.span, "copied from here"));
+                    return false;
+                }
+            };
+            let Some(target) = target.to_str() else {
+                self.error(Diagnostic::error("pinfold::bad-path", format!("the link `{}` points to a name that is not UTF-8", path.display())).at(source.span, "copied from here"));
+                return false;
+            };
+            LayerEntry { kind: EntryKind::Symlink { target: target.to_string() }, mode: 0o777, uid, gid }
+        } else {
+            self.error(
+                Diagnostic::error("pinfold::special-file", format!("`{}` is a socket, FIFO or device, which a layer cannot hold reproducibly", path.display()))
+                    .at(source.span, "copied from here")
+                    .help("remove it from the copied directory, or copy the files around it one by one"),
+            );
+            return false;
+        };
+        if tree.insert(dest.clone(), entry).is_err() {
+            let dest_span = Spanned::new(dest.clone(), source.span);
+            return self.conflict(&dest_span, &dest);
+        }
+        true
+    }
+
+    fn conflict(&mut self, at: &Spanned<String>, path: &str) -> bool {
+        self.error(
+            Diagnostic::error("pinfold::path-conflict", format!("`/{path}` is written twice in this layer")).at(at.span, "written again here"),
+        );
+        false
+    }
+}
+
+/// An I/O error's message without the "(os error 2)" suffix, for users.
+fn plain_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "not found".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}

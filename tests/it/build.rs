@@ -1,0 +1,243 @@
+//! `pinfold build`: golden digests, outputs in every form, the cache, platforms,
+//! bases, and what a failed build leaves behind.
+
+use crate::harness::*;
+use std::path::Path;
+
+/// Expected `NAME DIGEST` lines of a fixture. A change here means pinfold's bytes
+/// changed: on purpose (bless with PINFOLD_BLESS=1 and say why in the commit), or
+/// by a dependency update (then it is a bug this test exists to catch).
+fn check_golden(fixture_dir: &Path, built: &[(String, String)]) {
+    let golden = fixture_dir.join("golden-digests.txt");
+    let actual: String = built.iter().map(|(n, d)| format!("{n} {d}\n")).collect();
+    if std::env::var("PINFOLD_BLESS").as_deref() == Ok("1") {
+        std::fs::write(&golden, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).expect("golden-digests.txt exists (PINFOLD_BLESS=1 writes it)");
+    assert_eq!(actual, expected, "digests of {} changed", fixture_dir.display());
+}
+
+fn build_static(out: &Path, extra: &[&str]) -> Ran {
+    let cache = out.join("cache");
+    Test::new()
+        .dir(out)
+        .args(["build", "-f"])
+        .arg(fixture("build/static/pinfold.kdl"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(extra)
+        .run()
+        .success()
+}
+
+#[test]
+fn static_fixture_matches_golden_digests() {
+    let tmp = tempdir();
+    let ran = build_static(tmp.path(), &[]);
+    check_golden(&fixture("build/static"), &ran.built());
+}
+
+#[test]
+fn golden_digests_do_not_depend_on_the_thread_count() {
+    for threads in ["1", "3"] {
+        let tmp = tempdir();
+        let ran = Test::new()
+            .dir(tmp.path())
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["build", "--no-cache", "-f"])
+            .arg(fixture("build/static/pinfold.kdl"))
+            .run()
+            .success();
+        check_golden(&fixture("build/static"), &ran.built());
+    }
+}
+
+#[test]
+fn two_platforms_give_an_index_with_a_platform_on_each_manifest() {
+    let tmp = tempdir();
+    build_static(tmp.path(), &["static"]);
+    let layout = tmp.path().join("pinfold-out/static");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let top = &index["manifests"][0];
+    assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(top["annotations"]["org.opencontainers.image.ref.name"], "static");
+    let digest = top["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
+    let nested: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest)).unwrap()).unwrap();
+    let platforms: Vec<String> = nested["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The config of each platform names its own architecture.
+    for m in nested["manifests"].as_array().unwrap() {
+        let mdigest = m["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(mdigest)).unwrap()).unwrap();
+        let cdigest = manifest["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(cdigest)).unwrap()).unwrap();
+        assert_eq!(config["architecture"], m["platform"]["architecture"]);
+        assert_eq!(config["created"], "2024-01-01T00:00:00Z");
+        let env = config["config"]["Env"].as_array().unwrap();
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        assert!(env.contains(&serde_json::Value::from(format!("ARCH={arch}"))), "{env:?}");
+    }
+}
+
+#[test]
+fn platform_flag_narrows_to_one_manifest() {
+    let tmp = tempdir();
+    let ran = build_static(tmp.path(), &["static", "--platform", "linux/arm64"]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("pinfold-out/static/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    // The arm64 manifest of the two-platform build is this very manifest.
+    let all = build_static(tmp.path(), &["static"]);
+    let arm64 = Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", tmp.path().join("pinfold-out/static").display())).run().success();
+    let doc: serde_json::Value = serde_json::from_str(&arm64.stdout()).unwrap();
+    assert_eq!(doc["manifests"][1]["platform"], "linux/arm64");
+    assert_eq!(doc["manifests"][1]["digest"].as_str().unwrap(), ran.built()[0].1);
+    drop(all);
+}
+
+#[test]
+fn rebuild_with_nothing_changed_takes_every_layer_from_the_cache() {
+    let tmp = tempdir();
+    let first = build_static(tmp.path(), &[]);
+    assert!(first.stderr().contains("5 layer(s) built, 0 from the cache"), "{}", first.stderr());
+    let second = build_static(tmp.path(), &[]);
+    assert!(second.stderr().contains("0 layer(s) built, 5 from the cache"), "{}", second.stderr());
+    assert_eq!(first.built(), second.built());
+}
+
+#[test]
+fn a_changed_file_rebuilds_only_its_layer() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    copy_tree(&fixture("build/static"), &src, false);
+    let cache = tmp.path().join("cache");
+    let build = || {
+        Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success()
+    };
+    let first = build();
+    std::fs::write(src.join("bin/run.sh"), "#!/bin/sh\necho changed\n").unwrap();
+    let second = build();
+    // The app layer differs per platform (two layers), the etc layer is shared (one).
+    assert!(second.stderr().contains("2 layer(s) built, 1 from the cache"), "{}", second.stderr());
+    assert_ne!(first.built(), second.built());
+}
+
+#[test]
+fn every_output_form_holds_the_same_image() {
+    let tmp = tempdir();
+    let layout = build_static(tmp.path(), &["single"]).built()[0].1.clone();
+    let archive = build_static(tmp.path(), &["single", "-o", "oci-archive:single.tar"]).built()[0].1.clone();
+    let docker = build_static(tmp.path(), &["single", "-o", "docker-archive:single-docker.tar"]).built()[0].1.clone();
+    assert_eq!(layout, archive);
+    assert_eq!(layout, docker);
+    for reference in ["oci-archive:single.tar", "docker-archive:single-docker.tar"] {
+        let ran = Test::new().dir(tmp.path()).args(["inspect", "--json", reference]).run().success();
+        let doc: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+        assert_eq!(doc["manifests"][0]["platform"], "linux/amd64", "{reference}");
+    }
+}
+
+#[test]
+fn output_flag_with_several_images_is_a_usage_error() {
+    let tmp = tempdir();
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "-o", "oci:x", "-f"])
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .code(2)
+        .stderr_contains("name one image");
+}
+
+#[test]
+fn unknown_image_name_suggests_the_closest() {
+    let tmp = tempdir();
+    Test::new().dir(tmp.path()).args(["build", "statc", "-f"]).arg(fixture("build/static/pinfold.kdl")).run().code(2).stderr_contains("did you mean `static`?");
+}
+
+#[test]
+fn a_failed_build_leaves_the_previous_output_intact() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    copy_tree(&fixture("build/static"), &src, false);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("pinfold-out/static");
+    Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success();
+    let before = std::fs::read(out.join("index.json")).unwrap();
+    let archive = tmp.path().join("static.tar");
+    Test::new().dir(tmp.path()).args(["build", "static", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("-f").arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success();
+    let archive_before = std::fs::read(&archive).unwrap();
+
+    // A source that disappears between planning and packing cannot be planned; a build
+    // file that becomes invalid is the simplest failure that reaches no output.
+    let text = std::fs::read_to_string(src.join("pinfold.kdl")).unwrap();
+    std::fs::write(src.join("pinfold.kdl"), text.replace("copy \"bin/run.sh\"", "copy \"bin/gone.sh\"")).unwrap();
+    Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().code(2);
+    Test::new().dir(tmp.path()).args(["build", "static", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("-f").arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().code(2);
+    assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
+    assert_eq!(std::fs::read(&archive).unwrap(), archive_before);
+    // No temporary directory or file is left beside the outputs.
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("pinfold-out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["static"], "{leftovers:?}");
+}
+
+#[test]
+fn an_image_on_a_base_reuses_the_base_layers_byte_for_byte() {
+    let tmp = tempdir();
+    // The base is pinfold's own `single` image, stored as a layout inside the new build's tree.
+    let src = tmp.path().join("derived");
+    std::fs::create_dir_all(&src).unwrap();
+    let base_digest = Test::new()
+        .dir(tmp.path())
+        .args(["build", "single", "--no-cache", "-o"])
+        .arg(format!("oci:{}", src.join("vendor/single").display()))
+        .arg("-f")
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .success()
+        .built()[0]
+        .1
+        .clone();
+    std::fs::write(
+        src.join("pinfold.kdl"),
+        format!(
+            "pinfold 1\nepoch 1704067200\nbase single {{\n    layout \"vendor/single\"\n    digest \"{base_digest}\"\n}}\nimage derived {{\n    from single\n    layer extra {{\n        file \"/etc/derived\" \"yes\\n\"\n    }}\n    env EXTRA=\"1\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let ran = Test::new().dir(&src).args(["build", "--no-cache"]).run().success();
+    let inspect = Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/derived"]).run().success();
+    let derived: serde_json::Value = serde_json::from_str(&inspect.stdout()).unwrap();
+    let base = Test::new().dir(&src).args(["inspect", "--json", "oci:vendor/single"]).run().success();
+    let base: serde_json::Value = serde_json::from_str(&base.stdout()).unwrap();
+    assert_eq!(derived["digest"].as_str().unwrap(), ran.built()[0].1);
+    let derived_layers = derived["manifests"][0]["layers"].as_array().unwrap();
+    let base_layers = base["manifests"][0]["layers"].as_array().unwrap();
+    assert_eq!(derived_layers.len(), base_layers.len() + 1);
+    assert_eq!(derived_layers[0]["digest"], base_layers[0]["digest"]);
+    assert_eq!(derived_layers[0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    // The base's cmd and the derived env are both in the config.
+    assert_eq!(derived["manifests"][0]["config"]["config"]["Cmd"][0], "/bin/true");
+    assert_eq!(derived["manifests"][0]["config"]["config"]["Env"][0], "EXTRA=1");
+
+    // A base whose bytes changed is refused, naming both digests.
+    let other = "sha256:".to_string() + &"0".repeat(64);
+    let text = std::fs::read_to_string(src.join("pinfold.kdl")).unwrap().replace(&base_digest, &other);
+    std::fs::write(src.join("pinfold.kdl"), text).unwrap();
+    Test::new()
+        .dir(&src)
+        .args(["build", "--no-cache"])
+        .run()
+        .code(2)
+        .stderr_contains(&format!("pinned {other}"))
+        .stderr_contains(&format!("holds {base_digest}"));
+}

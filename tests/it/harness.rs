@@ -1,0 +1,163 @@
+//! A small builder for running `pinfold` (after `just`'s `Test`): set the directory,
+//! arguments and environment, run, then assert on status and output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn pinfold_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(path: &str) -> PathBuf {
+    repo_root().join("fixtures").join(path)
+}
+
+pub struct Test {
+    command: Command,
+    description: String,
+}
+
+pub struct Ran {
+    pub output: Output,
+    description: String,
+}
+
+impl Test {
+    pub fn new() -> Self {
+        let mut command = Command::new(pinfold_bin());
+        // Tests must not depend on, or fill, the user's cache.
+        command.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1");
+        Test { command, description: "pinfold".into() }
+    }
+
+    pub fn dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.description.push(' ');
+        self.description.push_str(&arg.as_ref().to_string_lossy());
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn run(mut self) -> Ran {
+        let output = self.command.output().expect("the pinfold binary runs");
+        Ran { output, description: self.description }
+    }
+}
+
+impl Ran {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.output.status.code(),
+            Some(expected),
+            "`{}` exited with {:?}, expected {expected}\n--- stdout\n{}\n--- stderr\n{}",
+            self.description,
+            self.output.status.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn success(self) -> Self {
+        self.code(0)
+    }
+
+    pub fn stderr_contains(self, needle: &str) -> Self {
+        assert!(self.stderr().contains(needle), "stderr of `{}` lacks {needle:?}:\n{}", self.description, self.stderr());
+        self
+    }
+
+    /// `NAME DIGEST` lines of `pinfold build`, as pairs.
+    pub fn built(&self) -> Vec<(String, String)> {
+        self.stdout()
+            .lines()
+            .map(|l| {
+                let (name, digest) = l.split_once(' ').expect("NAME DIGEST");
+                (name.to_string(), digest.to_string())
+            })
+            .collect()
+    }
+}
+
+/// Whether an external tool can be used. Under CI (`CI=true`) a missing tool fails the
+/// test instead of skipping it: a green CI run must mean the check ran.
+pub fn require_tool(name: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(name).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("`{name}` is required in CI and is missing or not working (`{name} {}` failed); .ci/run installs it", probe.join(" "));
+        }
+        eprintln!("note: `{name}` is not available; skipping this check outside CI");
+    }
+    ok
+}
+
+/// Runs an external tool and returns its stdout, failing the test with its stderr.
+pub fn tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{name} {}` failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies a directory tree (files, dirs, symlinks), in the order `order` gives.
+pub fn copy_tree(from: &Path, to: &Path, reverse: bool) {
+    let mut entries: Vec<_> = walkdir::WalkDir::new(from).min_depth(1).into_iter().map(|e| e.unwrap()).collect();
+    // Directories first so that their children have a place, then files in the order asked.
+    entries.sort_by_key(|e| (!e.file_type().is_dir(), e.depth()));
+    if reverse {
+        let (dirs, mut rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.file_type().is_dir());
+        rest.reverse();
+        entries = dirs.into_iter().chain(rest).collect();
+    }
+    std::fs::create_dir_all(to).unwrap();
+    for e in entries {
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        let ft = e.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A fresh temporary directory that is removed at the end of the test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("pinfold-test-").tempdir().unwrap()
+}

@@ -1,0 +1,9 @@
+//! pinfold's integration tests: one binary, so they build and link once. Each module
+//! drives the real `pinfold` binary through [`harness::Test`] and checks its outputs
+//! with tools that pinfold did not write (umoci, skopeo, oci-image-tool, docker).
+
+mod build;
+mod diagnostics;
+mod harness;
+mod reproducible;
+mod tools;
