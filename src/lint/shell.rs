@@ -211,6 +211,25 @@ pub fn positionals<'w>(args: &'w [Word], takes_value: &[&str]) -> Vec<&'w Word> 
     out
 }
 
+/// The subcommand of `argv` (its first argument that is not an option, skipping the
+/// values of global options that take one) and the arguments after it.
+pub fn subcommand<'w>(argv: &'w [Word], takes_value: &[&str]) -> Option<(&'w str, &'w [Word])> {
+    let mut i = 1;
+    while let Some(w) = argv.get(i) {
+        if !w.text.starts_with('-') && !w.text.starts_with('+') {
+            return Some((w.text.as_str(), &argv[i + 1..]));
+        }
+        i += if !w.text.contains('=') && takes_value.contains(&w.text.as_str()) { 2 } else { 1 };
+    }
+    None
+}
+
+/// True when a word is only known when the command runs (`$PKG`, `$(cat x)`): the
+/// rules do not guess what it will be.
+pub fn is_dynamic(word: &str) -> bool {
+    word.contains('$') || word.contains('`')
+}
+
 /// The value of an option given as `--name value`, `--name=value`, `-n value`, or as
 /// `-nvalue` for single-letter names.
 pub fn option_value<'w>(args: &'w [Word], names: &[&str]) -> Option<&'w str> {

@@ -5,5 +5,6 @@
 mod build;
 mod diagnostics;
 mod harness;
+mod platforms;
 mod reproducible;
 mod tools;

