@@ -76,17 +76,46 @@ pub enum BuildError {
     Cache { path: PathBuf, source: std::io::Error },
 }
 
-/// Plans the build file, or returns every diagnostic of it.
-pub fn load_plan(request: &BuildRequest) -> Result<(Plan, Diagnostics), BuildError> {
+/// The lock file beside a build file.
+pub fn lock_path(build_file: &Path) -> PathBuf {
+    build_file.with_file_name(crate::lock::LOCK_FILE)
+}
+
+/// Plans the build file (with the lock beside it), or returns every diagnostic of it.
+pub fn load_plan(request: &BuildRequest, cache: &Cache) -> Result<(Plan, Diagnostics), BuildError> {
     let mut diags = Diagnostics::default();
-    match plan::load(&request.file, &request.plan_input, &mut diags) {
+    let mut input = request.plan_input.clone();
+    if input.lock.is_none() {
+        match crate::lock::Lock::read(&lock_path(&request.file)) {
+            Ok(lock) => input.lock = lock,
+            Err(e) => {
+                diags.push(Diagnostic::error("pinfold::lock", e.to_string()).help("fix or remove pinfold.lock, then run `pinfold lock`"));
+                return Err(BuildError::Invalid(diags));
+            }
+        }
+    }
+    match plan::load(&request.file, &input, Some(cache), &mut diags) {
         Some(plan) if !diags.has_errors() => Ok((plan, diags)),
         _ => Err(BuildError::Invalid(diags)),
     }
 }
 
+/// Opens the cache the request asks for.
+pub fn open_cache(request: &BuildRequest) -> Result<Cache, BuildError> {
+    match (&request.cache_dir, request.no_cache) {
+        (_, true) => Cache::temporary(),
+        (Some(dir), false) => Cache::open(dir),
+        (None, false) => match Cache::default_dir() {
+            Some(dir) => Cache::open(&dir),
+            None => Cache::temporary(),
+        },
+    }
+    .map_err(|source| BuildError::Cache { path: request.cache_dir.clone().unwrap_or_default(), source })
+}
+
 pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
-    let (plan, warnings) = load_plan(request)?;
+    let cache = open_cache(request)?;
+    let (plan, warnings) = load_plan(request, &cache)?;
     let selected = select_images(&plan, &request.names)?;
     if request.output.is_some() && selected.len() != 1 {
         return Err(BuildError::Usage(format!(
@@ -99,15 +128,6 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
             return Err(BuildError::Usage(format!("image `{}` is built for none of the platforms given with --platform", image.name)));
         }
     }
-    let cache = match (&request.cache_dir, request.no_cache) {
-        (_, true) => Cache::temporary(&request.out_root),
-        (Some(dir), false) => Cache::open(dir),
-        (None, false) => match Cache::default_dir() {
-            Some(dir) => Cache::open(&dir),
-            None => Cache::temporary(&request.out_root),
-        },
-    }
-    .map_err(|source| BuildError::Cache { path: request.cache_dir.clone().unwrap_or_default(), source })?;
     let hashes = FileHashes::load(&cache);
 
     // Every layer of every selected image and platform, keyed by content: a layer

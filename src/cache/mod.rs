@@ -62,11 +62,11 @@ impl Cache {
         Ok(Cache { root: root.to_path_buf(), _temporary: None })
     }
 
-    /// A cache that is removed when the build ends (`--no-cache`), made beside `near`
-    /// so that its blobs can be hard-linked into the output.
-    pub fn temporary(near: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(near)?;
-        let dir = tempfile::Builder::new().prefix(".pinfold-cache-").tempdir_in(near)?;
+    /// A cache that is removed when the build ends (`--no-cache`). It is made in the
+    /// system's temporary directory, so a build that fails writes nothing beside its
+    /// outputs; blobs are then copied, not linked, into the output.
+    pub fn temporary() -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("pinfold-cache-").tempdir()?;
         let mut cache = Cache::open(dir.path())?;
         cache._temporary = Some(dir);
         Ok(cache)

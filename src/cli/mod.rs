@@ -4,6 +4,7 @@
 //! 2 pinfold could not do its work.
 
 mod inspect;
+mod lock;
 
 use crate::build::{self, BuildError, BuildRequest};
 use crate::layer::Compression;
@@ -30,6 +31,31 @@ pub enum Command {
     Build(BuildArgs),
     /// Show an image's index, manifests, config and layers.
     Inspect(InspectArgs),
+    /// Resolve unpinned inputs and write pinfold.lock.
+    Lock(LockArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// The build file.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+}
+
+/// How inputs from outside are fetched.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// Use only the store and --mirror: fetch nothing over the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// A directory of files named by their sha256 (hex), tried before any URL.
+    #[arg(long)]
+    pub mirror: Option<PathBuf>,
+    /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,9 +74,11 @@ pub struct BuildArgs {
     /// Layer compression over the build file's: gzip, gzip:LEVEL, zstd, zstd:LEVEL, none.
     #[arg(long)]
     pub compression: Option<String>,
-    /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Refuse to build unless pinfold.lock exists, is current, and every input is pinned.
     #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
+    pub locked: bool,
     /// Build every layer anew, with a cache that is removed afterwards.
     #[arg(long)]
     pub no_cache: bool,
@@ -85,6 +113,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Lock(args) => lock::run(args),
     }
 }
 
@@ -117,8 +146,11 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
             only_platforms,
             compression,
+            fetch: crate::input::FetchOptions { offline: args.inputs.offline, mirror: args.inputs.mirror.clone() },
+            lock: None,
+            locked: args.locked,
         },
-        cache_dir: args.cache_dir.clone(),
+        cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,
         out_root: build::default_out_root(),
     })

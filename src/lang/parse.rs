@@ -30,15 +30,15 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
     Some(cx.build_file(&doc))
 }
 
-const TOP_LEVEL: &[&str] = &["pinfold", "epoch", "platforms", "compression", "base", "image"];
+const TOP_LEVEL: &[&str] = &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "image"];
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
     &["env", "entrypoint", "cmd", "workdir", "user", "label", "annotation", "expose", "volume", "stop-signal"];
 const IMAGE_ONLY: &[&str] = &["from", "layer", "platform", "platforms", "compression"];
-const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink"];
+const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "extract"];
 /// Nodes of the sketch that later versions of the language add; named here so that
 /// the error says "not yet" instead of "unknown".
-const PLANNED: &[&str] = &["download", "archive", "step", "test", "lint"];
+const PLANNED: &[&str] = &["step", "test", "lint"];
 
 struct Cx<'a> {
     source: &'a Source,
@@ -220,6 +220,8 @@ impl Cx<'_> {
             platforms: None,
             compression: None,
             bases: Vec::new(),
+            downloads: Vec::new(),
+            archives: Vec::new(),
             images: Vec::new(),
         };
         for (index, node) in doc.nodes().iter().enumerate() {
@@ -284,6 +286,16 @@ impl Cx<'_> {
                         file.images.push(image);
                     }
                 }
+                "download" => {
+                    if let Some(d) = self.download(node) {
+                        file.downloads.push(d);
+                    }
+                }
+                "archive" => {
+                    if let Some(a) = self.archive(node) {
+                        file.archives.push(a);
+                    }
+                }
                 _ => self.unknown_node(node, "at the top level", TOP_LEVEL),
             }
         }
@@ -296,6 +308,7 @@ impl Cx<'_> {
         }
         self.duplicates(file.bases.iter().map(|b| &b.name), "base");
         self.duplicates(file.images.iter().map(|i| &i.name), "image");
+        self.duplicates(file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)), "download or archive");
         self.single_nodes(doc, &["pinfold", "epoch", "platforms", "compression"]);
         file
     }
@@ -458,18 +471,6 @@ impl Cx<'_> {
                 "no layout, oci-archive, docker-archive or image",
             );
             diag.help = Some("add `layout \"DIR\"`, `oci-archive \"FILE\"` or `docker-archive \"FILE\"`".into());
-        }
-        let registry_pinned = matches!(&base.source, Some(BaseSource::Registry(r)) if r.value.contains("@sha256:"));
-        if base.digest.is_none() && !registry_pinned {
-            let diag = self.error(
-                "pinfold::missing-digest",
-                format!("base `{}` is not pinned by a digest", base.name.value),
-                base.name.span,
-                "no `digest` in this base",
-            );
-            diag.help = Some(
-                "add `digest \"sha256:…\"`: the digest of the manifest or index (for a docker-archive: of the image config, docker's image ID); `pinfold inspect` prints it".into(),
-            );
         }
         Some(base)
     }
@@ -718,6 +719,25 @@ impl Cx<'_> {
                         None => continue,
                     }
                 }
+                "download" | "extract" => {
+                    let props: &[&str] = if kind == "download" { &["to", "mode", "uid", "gid"] } else { &["to", "uid", "gid"] };
+                    self.check_props(child, props);
+                    let list = self.arity(child, 1, 1, "the name of a declared input");
+                    let name = list.first().and_then(|e| self.string(e, "the input's name"));
+                    let to = match prop(child, "to") {
+                        Some(e) => self.string(e, "the destination"),
+                        None if kind == "extract" => Some(Spanned::new("/".to_string(), child.span())),
+                        None => {
+                            self.error("pinfold::missing-property", "`download` needs a destination: to=\"/path\"", child.span(), "no `to`");
+                            None
+                        }
+                    };
+                    match (name, to) {
+                        (Some(name), Some(to)) if kind == "download" => EntryDecl::Download { name, to, attrs, span },
+                        (Some(name), Some(to)) => EntryDecl::Extract { name, to, attrs, span },
+                        _ => continue,
+                    }
+                }
                 _ => {
                     self.check_props(child, &["target", "uid", "gid"]);
                     let list = self.arity(child, 1, 1, "a path, and target=\"…\"");
@@ -740,6 +760,86 @@ impl Cx<'_> {
             layer.entries.push(entry);
         }
         Some(layer)
+    }
+
+    fn sha256_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
+        let value = self.string_prop(node, "sha256", "`sha256`")?;
+        let hex_ok = value.value.len() == 64 && value.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_ok {
+            let diag = self.error("pinfold::bad-digest", format!("`{}` is not a sha256", value.value), value.span, "not 64 lowercase hex digits");
+            diag.help = Some("write the hash as 64 lowercase hex digits, as `sha256sum` prints it".into());
+            return None;
+        }
+        Some(value)
+    }
+
+    fn url_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
+        let url = self.string_prop(node, "url", "`url`")?;
+        if !["https://", "http://", "file://"].iter().any(|p| url.value.starts_with(p)) {
+            let diag = self.error("pinfold::bad-value", format!("`{}` is not an http, https or file URL", url.value), url.span, "unsupported URL");
+            diag.help = Some("downloads are fetched over HTTP(S), or read from file:// URLs".into());
+            return None;
+        }
+        Some(url)
+    }
+
+    fn download(&mut self, node: &KdlNode) -> Option<DownloadDecl> {
+        let name = self.name_arg(node, "a name")?;
+        let mut decl = DownloadDecl { name, sources: Vec::new(), span: node.span() };
+        match node.children() {
+            None => {
+                self.check_props(node, &["url", "sha256"]);
+                if prop(node, "url").is_none() {
+                    self.error("pinfold::missing-property", format!("download `{}` needs url=\"…\"", decl.name.value), node.span(), "no `url`");
+                }
+                if let Some(url) = self.url_prop(node) {
+                    let sha256 = self.sha256_prop(node);
+                    decl.sources.push(DownloadSource { platform: None, url, sha256, span: node.span() });
+                }
+            }
+            Some(children) => {
+                self.check_props(node, &[]);
+                for child in children.nodes() {
+                    if child.name().value() != "platform" {
+                        self.unknown_node(child, "in a download", &["platform"]);
+                        continue;
+                    }
+                    self.check_props(child, &["url", "sha256"]);
+                    self.no_children(child);
+                    let list = self.arity(child, 1, 1, "a platform such as \"linux/arm64\"");
+                    let Some(p) = list.first().and_then(|e| self.string(e, "the platform")) else { continue };
+                    let platform = match p.value.parse::<Platform>() {
+                        Ok(platform) => Spanned::new(platform, p.span),
+                        Err(message) => {
+                            self.error("pinfold::bad-platform", message, p.span, "not a platform");
+                            continue;
+                        }
+                    };
+                    if prop(child, "url").is_none() {
+                        self.error("pinfold::missing-property", "a download's platform needs url=\"…\"", child.span(), "no `url`");
+                    }
+                    if let Some(url) = self.url_prop(child) {
+                        let sha256 = self.sha256_prop(child);
+                        decl.sources.push(DownloadSource { platform: Some(platform), url, sha256, span: child.span() });
+                    }
+                }
+            }
+        }
+        Some(decl)
+    }
+
+    fn archive(&mut self, node: &KdlNode) -> Option<ArchiveDecl> {
+        self.check_props(node, &["path", "url", "sha256"]);
+        self.no_children(node);
+        let name = self.name_arg(node, "a name")?;
+        let path = self.string_prop(node, "path", "`path`");
+        let url = if prop(node, "url").is_some() { self.url_prop(node) } else { None };
+        if prop(node, "path").is_some() == prop(node, "url").is_some() {
+            let diag = self.error("pinfold::missing-source", format!("archive `{}` needs either path=\"…\" or url=\"…\"", name.value), node.span(), "one source");
+            diag.help = Some("path is a tarball below the build file; url is fetched and checked against sha256".into());
+        }
+        let sha256 = self.sha256_prop(node);
+        Some(ArchiveDecl { name, path, url, sha256, span: node.span() })
     }
 
     fn attributes(&mut self, node: &KdlNode) -> Attributes {
@@ -766,7 +866,8 @@ impl Cx<'_> {
 
 fn entry_path(entry: &EntryDecl) -> Option<&Spanned<String>> {
     match entry {
-        EntryDecl::Copy { to, .. } => Some(to),
+        EntryDecl::Extract { .. } => None,
+        EntryDecl::Copy { to, .. } | EntryDecl::Download { to, .. } => Some(to),
         EntryDecl::File { path, .. } | EntryDecl::Dir { path, .. } | EntryDecl::Symlink { path, .. } => Some(path),
     }
 }

@@ -72,7 +72,36 @@ pub struct BuildFile {
     pub platforms: Option<Spanned<Vec<Spanned<Platform>>>>,
     pub compression: Option<Spanned<String>>,
     pub bases: Vec<BaseDecl>,
+    pub downloads: Vec<DownloadDecl>,
+    pub archives: Vec<ArchiveDecl>,
     pub images: Vec<ImageDecl>,
+}
+
+/// A file fetched by URL, pinned by sha256, optionally one per platform.
+#[derive(Debug, Clone)]
+pub struct DownloadDecl {
+    pub name: Spanned<String>,
+    pub sources: Vec<DownloadSource>,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone)]
+pub struct DownloadSource {
+    /// `None`: the same file for every platform.
+    pub platform: Option<Spanned<Platform>>,
+    pub url: Spanned<String>,
+    pub sha256: Option<Spanned<String>>,
+    pub span: SourceSpan,
+}
+
+/// A tarball (local, or fetched by URL) whose content a layer can hold.
+#[derive(Debug, Clone)]
+pub struct ArchiveDecl {
+    pub name: Spanned<String>,
+    pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub sha256: Option<Spanned<String>>,
+    pub span: SourceSpan,
 }
 
 /// Where a base image's bytes are read from.
@@ -148,6 +177,10 @@ pub enum EntryDecl {
     File { path: Spanned<String>, content: Spanned<String>, attrs: Attributes, span: SourceSpan },
     Dir { path: Spanned<String>, attrs: Attributes, span: SourceSpan },
     Symlink { path: Spanned<String>, target: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    /// `download NAME to=… mode=…`: the downloaded file for the platform built.
+    Download { name: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    /// `extract NAME to="/"`: an archive's content below `to`.
+    Extract { name: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
 }
 
 impl EntryDecl {
@@ -156,7 +189,9 @@ impl EntryDecl {
             EntryDecl::Copy { span, .. }
             | EntryDecl::File { span, .. }
             | EntryDecl::Dir { span, .. }
-            | EntryDecl::Symlink { span, .. } => *span,
+            | EntryDecl::Symlink { span, .. }
+            | EntryDecl::Download { span, .. }
+            | EntryDecl::Extract { span, .. } => *span,
         }
     }
 }

@@ -54,41 +54,7 @@ impl Cx<'_> {
         let into_dir = to.value.ends_with('/');
 
         if meta.is_dir() {
-            let dir_entry = LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid };
-            if tree.insert(dest.clone(), dir_entry).is_err() {
-                return self.conflict(to, &dest);
-            }
-            let mut ok = true;
-            for item in walkdir::WalkDir::new(&path).follow_links(false).min_depth(1) {
-                let item = match item {
-                    Ok(i) => i,
-                    Err(e) => {
-                        self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value)).at(source.span, "while walking this directory"));
-                        return false;
-                    }
-                };
-                let rel = item.path().strip_prefix(&path).expect("walkdir yields paths below its root");
-                let Some(rel) = rel.to_str() else {
-                    self.error(
-                        Diagnostic::error("pinfold::bad-path", format!("`{}` has a name that is not UTF-8", item.path().display()))
-                            .at(source.span, "copied from here")
-                            .help("rename the file: image paths must be valid UTF-8 to be portable"),
-                    );
-                    ok = false;
-                    continue;
-                };
-                let target = format!("{dest}/{rel}");
-                let meta = match item.path().symlink_metadata() {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read `{}`: {e}", item.path().display())).at(source.span, "copied from here"));
-                        ok = false;
-                        continue;
-                    }
-                };
-                ok &= self.copy_one(item.path(), &meta, target, file_mode, uid, gid, source, tree);
-            }
-            ok
+            self.walk_into(&path, Some(dest), file_mode, uid, gid, source, tree)
         } else {
             let dest = if into_dir {
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -98,6 +64,115 @@ impl Cx<'_> {
             };
             self.copy_one(&path, &meta, dest, file_mode, uid, gid, source, tree)
         }
+    }
+
+    /// Puts the content of the directory `dir` below `prefix` (the root when `None`).
+    #[allow(clippy::too_many_arguments)]
+    fn walk_into(&mut self, dir: &Path, prefix: Option<String>, file_mode: Option<u32>, uid: u64, gid: u64, source: &Spanned<String>, tree: &mut LayerTree) -> bool {
+        if let Some(dest) = &prefix {
+            let dir_entry = LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid };
+            if tree.insert(dest.clone(), dir_entry).is_err() {
+                return self.conflict(source, dest);
+            }
+        }
+        let mut ok = true;
+        for item in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value)).at(source.span, "while walking this directory"));
+                    return false;
+                }
+            };
+            let rel = item.path().strip_prefix(dir).expect("walkdir yields paths below its root");
+            let Some(rel) = rel.to_str() else {
+                self.error(
+                    Diagnostic::error("pinfold::bad-path", format!("`{}` has a name that is not UTF-8", item.path().display()))
+                        .at(source.span, "copied from here")
+                        .help("rename the file: image paths must be valid UTF-8 to be portable"),
+                );
+                ok = false;
+                continue;
+            };
+            let target = match &prefix {
+                Some(p) => format!("{p}/{rel}"),
+                None => rel.to_string(),
+            };
+            let meta = match item.path().symlink_metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read `{}`: {e}", item.path().display())).at(source.span, "copied from here"));
+                    ok = false;
+                    continue;
+                }
+            };
+            ok &= self.copy_one(item.path(), &meta, target, file_mode, uid, gid, source, tree);
+        }
+        ok
+    }
+
+    pub(super) fn download_entry(&mut self, name: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+        if self.inputs.failed.contains(&name.value) {
+            return false;
+        }
+        let Some(files) = self.inputs.downloads.get(&name.value) else {
+            let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
+            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no download is named `{}`", name.value)).at(name.span, "not a declared download");
+            d.help = Some(match crate::lang::parse::did_you_mean(&name.value, &known) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "declare it at the top level: `download NAME url=\"…\" sha256=\"…\"`".into(),
+            });
+            self.error(d);
+            return false;
+        };
+        let platform = self.platform.clone();
+        let file = files.iter().find(|(p, _)| p.is_some() && p.as_ref() == platform.as_ref()).or_else(|| files.iter().find(|(p, _)| p.is_none()));
+        let Some((_, path)) = file.cloned() else {
+            let p = platform.map_or_else(|| "this platform".to_string(), |p| p.to_string());
+            self.error(
+                Diagnostic::error("pinfold::input-platform", format!("download `{}` has no file for {p}", name.value))
+                    .at(name.span, "used here")
+                    .help("add `platform \"…\" url=… sha256=…` for it to the download"),
+            );
+            return false;
+        };
+        let Some(mut dest) = normalize_image_path(&to.value) else { return false };
+        if to.value.ends_with('/') {
+            dest = format!("{dest}/{}", name.value);
+        }
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                self.error(Diagnostic::error("pinfold::store", format!("the stored download `{}` cannot be read: {e}", name.value)).at(name.span, "used here"));
+                return false;
+            }
+        };
+        let entry = LayerEntry {
+            kind: EntryKind::File { source: FileSource::Path(path), size },
+            mode: attrs.mode.as_ref().map_or(0o644, |m| m.value),
+            uid: attrs.uid.as_ref().map_or(0, |u| u.value),
+            gid: attrs.gid.as_ref().map_or(0, |g| g.value),
+        };
+        if tree.insert(dest.clone(), entry).is_err() {
+            return self.conflict(to, &dest);
+        }
+        true
+    }
+
+    pub(super) fn extract_entry(&mut self, name: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+        if self.inputs.failed.contains(&name.value) {
+            return false;
+        }
+        let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
+            let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
+            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no archive is named `{}`", name.value)).at(name.span, "not a declared archive");
+            d.help = crate::lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            self.error(d);
+            return false;
+        };
+        let uid = attrs.uid.as_ref().map_or(0, |u| u.value);
+        let gid = attrs.gid.as_ref().map_or(0, |g| g.value);
+        self.walk_into(&dir, normalize_image_path(&to.value), None, uid, gid, name, tree)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -4,8 +4,12 @@
 
 pub mod copy;
 pub mod epoch;
+pub mod inputs;
 
+use crate::cache::Cache;
 use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::input::FetchOptions;
+use crate::lock::Lock;
 use crate::lang::{self, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
 use crate::layer::{Compression, EntryKind, FileSource, LayerEntry, LayerTree};
 use crate::oci::read::OpenedImage;
@@ -28,6 +32,8 @@ pub struct Plan {
     pub epoch: u64,
     pub epoch_origin: EpochOrigin,
     pub images: Vec<ImagePlan>,
+    /// Every input as it was resolved, in the form of the lock file.
+    pub resolved: Lock,
 }
 
 #[derive(Debug)]
@@ -136,10 +142,15 @@ pub struct PlanInput {
     pub only_platforms: Vec<Platform>,
     /// Compression from the command line, over the build file's.
     pub compression: Option<Compression>,
+    pub fetch: FetchOptions,
+    /// `pinfold.lock` beside the build file, when there is one.
+    pub lock: Option<Lock>,
+    /// `--locked`: every input must be pinned, by the build file or a current lock.
+    pub locked: bool,
 }
 
 /// Parses and plans a build file; every problem of both stages goes into `diags`.
-pub fn load(path: &Path, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
+pub fn load(path: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text,
@@ -159,13 +170,16 @@ pub fn load(path: &Path, input: &PlanInput, diags: &mut Diagnostics) -> Option<P
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let source = Source::new(name, text);
     let file = lang::parse(&source, diags)?;
-    let planned = plan_in_dir(path, &file, &source, input, diags);
+    let planned = plan_in_dir(path, &file, &source, input, cache, diags).map(|mut plan| {
+        plan.resolved.build_file = crate::lock::build_file_checksum(&source.text).unwrap_or_default();
+        plan
+    });
     // Shown in the order of the file, whichever stage found them.
     diags.0.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.offset()));
     planned
 }
 
-fn plan_in_dir(path: &Path, file: &BuildFile, source: &Source, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
+fn plan_in_dir(path: &Path, file: &BuildFile, source: &Source, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
     let root = match path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
         Ok(root) => root,
         Err(e) => {
@@ -173,12 +187,40 @@ fn plan_in_dir(path: &Path, file: &BuildFile, source: &Source, input: &PlanInput
             return None;
         }
     };
-    plan(file, source, &root, input, diags)
+    if input.locked {
+        check_lock(input.lock.as_ref(), &source.text, diags);
+    }
+    plan(file, source, &root, input, cache, diags)
+}
+
+/// Under `--locked`, a lock must exist and belong to this build file.
+fn check_lock(lock: Option<&Lock>, text: &str, diags: &mut Diagnostics) {
+    match lock {
+        None => diags.push(
+            Diagnostic::error("pinfold::lock", "--locked, and there is no pinfold.lock beside the build file")
+                .help("run `pinfold lock` and commit pinfold.lock"),
+        ),
+        Some(lock) if Some(&lock.build_file) != crate::lock::build_file_checksum(text).as_ref() => diags.push(
+            Diagnostic::error("pinfold::lock", "--locked, and pinfold.lock is stale: the build file changed since it was written")
+                .help("run `pinfold lock` to resolve the build file again, and commit pinfold.lock"),
+        ),
+        Some(_) => {}
+    }
 }
 
 /// Plans a parsed build file whose sources are relative to `root`.
-pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, diags: &mut Diagnostics) -> Option<Plan> {
-    let mut cx = Cx { source, root, diags };
+pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
+    let mut cx = Cx {
+        source,
+        root,
+        diags,
+        lock: input.lock.clone(),
+        locked: input.locked,
+        fetch: input.fetch.clone(),
+        resolved: Lock { version: crate::lock::LOCK_VERSION, ..Default::default() },
+        inputs: inputs::ResolvedInputs::default(),
+        platform: None,
+    };
     let (epoch, epoch_origin) = match &file.epoch {
         Some(e) => (e.value, EpochOrigin::BuildFile),
         None => match epoch::resolve(root, input.source_date_epoch.as_deref()) {
@@ -191,6 +233,7 @@ pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, d
     };
     let bases: BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)> =
         file.bases.iter().map(|b| (b.name.value.as_str(), (b, cx.open_base(b)))).collect();
+    cx.inputs = cx.resolve_inputs(file, cache);
     let file_compression = file.compression.as_ref().and_then(|c| c.value.parse::<Compression>().ok());
 
     let mut images = Vec::new();
@@ -272,6 +315,7 @@ pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, d
                     }
                 }
             }
+            cx.platform = Some(platform.clone());
             let mut layers = Vec::new();
             for (name, entries) in layer_decls {
                 let tree = cx.layer_tree(&entries);
@@ -285,13 +329,22 @@ pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, d
     if cx.diags.has_errors() {
         return None;
     }
-    Some(Plan { root: root.to_path_buf(), epoch, epoch_origin, images })
+    let resolved = std::mem::take(&mut cx.resolved);
+    Some(Plan { root: root.to_path_buf(), epoch, epoch_origin, images, resolved })
 }
 
 struct Cx<'a> {
     source: &'a Source,
     root: &'a Path,
     diags: &'a mut Diagnostics,
+    lock: Option<Lock>,
+    locked: bool,
+    fetch: FetchOptions,
+    /// What was resolved so far, for `pinfold lock`.
+    resolved: Lock,
+    inputs: inputs::ResolvedInputs,
+    /// The platform whose layers are being made.
+    platform: Option<Platform>,
 }
 
 impl Cx<'_> {
@@ -331,7 +384,30 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let digest = decl.digest.as_ref()?;
+        let Some(digest) = decl.digest.as_ref() else {
+            let locked = self.lock.as_ref().and_then(|l| l.bases.get(&decl.name.value)).and_then(|d| d.parse::<crate::digest::Digest>().ok());
+            match locked {
+                Some(pinned) if pinned != image.top.digest => {
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::digest-mismatch",
+                            format!("base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}", decl.name.value, image.top.digest),
+                        )
+                        .at(location.span, format!("holds {}", image.top.digest))
+                        .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
+                    );
+                    return None;
+                }
+                Some(_) => {}
+                None => self.unpinned(
+                    format!("base `{}`", decl.name.value),
+                    decl.name.span,
+                    &format!("add `digest \"{}\"` to the base, or run `pinfold lock`", image.top.digest),
+                ),
+            }
+            self.resolved.bases.insert(decl.name.value.clone(), image.top.digest.to_string());
+            return Some(Arc::new(image));
+        };
         let Ok(pinned) = digest.value.parse::<crate::digest::Digest>() else { return None };
         if image.top.digest != pinned {
             self.error(
@@ -345,6 +421,7 @@ impl Cx<'_> {
             );
             return None;
         }
+        self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
         Some(Arc::new(image))
     }
 
@@ -393,6 +470,8 @@ impl Cx<'_> {
                     };
                     self.insert(&mut part, path, entry)
                 }
+                EntryDecl::Download { name, to, attrs, .. } => self.download_entry(name, to, attrs, &mut part),
+                EntryDecl::Extract { name, to, attrs, .. } => self.extract_entry(name, to, attrs, &mut part),
                 EntryDecl::Symlink { path, target, attrs, .. } => {
                     let entry = LayerEntry {
                         kind: EntryKind::Symlink { target: target.value.clone() },

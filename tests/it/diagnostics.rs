@@ -5,10 +5,15 @@ use crate::harness::*;
 
 fn render(case: &str) -> String {
     let tmp = tempdir();
+    // A case whose first line says it is built with --locked is.
+    let build_file = fixture(&format!("diagnostics/{case}/pinfold.kdl"));
+    let text = std::fs::read_to_string(&build_file).unwrap();
+    let flags: Vec<&str> = if text.starts_with("// Built with --locked") { vec!["--locked"] } else { vec![] };
     let ran = Test::new()
         .dir(tmp.path())
         .args(["build", "--no-cache", "-f"])
-        .arg(fixture(&format!("diagnostics/{case}/pinfold.kdl")))
+        .arg(&build_file)
+        .args(flags)
         .run()
         .code(2);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();

@@ -25,16 +25,22 @@ the tag next to the digest documents which version it is.",
 
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for base in bf.top("base") {
-        let Some(image) = bf.field(base, "image") else { continue };
+        let Some(image) = bf.field(base, "image") else {
+            continue;
+        };
         let Some(text) = image.as_str() else { continue };
         if ImageRef::parse(text).digest.is_some() || bf.has(base, "digest") {
             continue;
         }
-        ctx.report(&RULE, image.span.clone(), format!("base image `{text}` is pinned by tag only"))
-            .label("no digest")
-            .help(format!(
-                "append the digest: `{text}@sha256:…` (`pinfold lock` resolves it; \
+        ctx.report(
+            &RULE,
+            image.span.clone(),
+            format!("base image `{text}` is pinned by tag only"),
+        )
+        .label("no digest")
+        .help(format!(
+            "append the digest: `{text}@sha256:…` (`pinfold lock` resolves it; \
                  `docker buildx imagetools inspect {text}` prints it)"
-            ));
+        ));
     }
 }

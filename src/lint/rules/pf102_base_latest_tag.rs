@@ -23,13 +23,21 @@ whatever `latest` is that day, possibly a new major version.",
 
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for base in bf.top("base") {
-        let Some(image) = bf.field(base, "image") else { continue };
-        let (Some(text), Some(mapped)) = (image.as_str(), bf.mapped(image.entry)) else { continue };
+        let Some(image) = bf.field(base, "image") else {
+            continue;
+        };
+        let (Some(text), Some(mapped)) = (image.as_str(), bf.mapped(image.entry)) else {
+            continue;
+        };
         if let Some((tag, range)) = ImageRef::parse(text).tag {
             if tag == "latest" {
-                ctx.report(&RULE, mapped.map_range(range), format!("base image `{text}` uses the `latest` tag"))
-                    .label("names no version")
-                    .help("name the version you build with, e.g. `alpine:3.20@sha256:…`");
+                ctx.report(
+                    &RULE,
+                    mapped.map_range(range),
+                    format!("base image `{text}` uses the `latest` tag"),
+                )
+                .label("names no version")
+                .help("name the version you build with, e.g. `alpine:3.20@sha256:…`");
             }
         }
     }

@@ -28,7 +28,9 @@ it). Tools like Renovate or Dependabot keep such digests up to date.",
 
 pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
     for u in uses {
-        let Some(resolved) = &u.resolved else { continue };
+        let Some(resolved) = &u.resolved else {
+            continue;
+        };
         if ImageRef::parse(resolved).digest.is_some() {
             continue;
         }

@@ -22,12 +22,18 @@ with one the next update of the digest may jump a major version without anyone n
 
 pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
     for u in uses.iter().filter(|u| u.from) {
-        let Some(resolved) = &u.resolved else { continue };
+        let Some(resolved) = &u.resolved else {
+            continue;
+        };
         if let Some((tag, range)) = ImageRef::parse(resolved).tag {
             if tag == "latest" {
-                ctx.report(&RULE, u.span_of(range), format!("FROM image {} uses the `latest` tag", u.describe()))
-                    .label("names no version")
-                    .help("name the version you build with, e.g. `node:22.11-bookworm-slim@sha256:…`");
+                ctx.report(
+                    &RULE,
+                    u.span_of(range),
+                    format!("FROM image {} uses the `latest` tag", u.describe()),
+                )
+                .label("names no version")
+                .help("name the version you build with, e.g. `node:22.11-bookworm-slim@sha256:…`");
             }
         }
     }

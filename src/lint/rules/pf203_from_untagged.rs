@@ -22,12 +22,23 @@ the build.",
 
 pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
     for u in uses.iter().filter(|u| u.from) {
-        let Some(resolved) = &u.resolved else { continue };
+        let Some(resolved) = &u.resolved else {
+            continue;
+        };
         let r = ImageRef::parse(resolved);
         if r.tag.is_none() && r.digest.is_none() {
-            ctx.report(&RULE, u.span(), format!("FROM image {} has no tag, which means `latest`", u.describe()))
-                .label("no tag, no digest")
-                .help(format!("write the version and the digest: `{resolved}:VERSION@sha256:…`"));
+            ctx.report(
+                &RULE,
+                u.span(),
+                format!(
+                    "FROM image {} has no tag, which means `latest`",
+                    u.describe()
+                ),
+            )
+            .label("no tag, no digest")
+            .help(format!(
+                "write the version and the digest: `{resolved}:VERSION@sha256:…`"
+            ));
         }
     }
 }

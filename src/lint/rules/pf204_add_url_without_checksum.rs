@@ -42,31 +42,45 @@ pub(crate) fn is_url(s: &str) -> bool {
 }
 
 fn is_git(s: &str) -> bool {
-    s.starts_with("git@") || s.starts_with("git://") || s.starts_with("ssh://")
-        || ((s.starts_with("https://") || s.starts_with("http://")) && s.split('#').next().is_some_and(|u| u.ends_with(".git")))
+    s.starts_with("git@")
+        || s.starts_with("git://")
+        || s.starts_with("ssh://")
+        || ((s.starts_with("https://") || s.starts_with("http://"))
+            && s.split('#').next().is_some_and(|u| u.ends_with(".git")))
 }
 
 pub(crate) fn check(ctx: &mut Ctx, df: &Dockerfile) {
     for ins in df.instructions.iter().filter(|i| i.keyword == "ADD") {
         let (flags, _) = ins.flags();
-        let checksum = flags.iter().any(|f| f.name == "checksum" && f.value.as_deref().is_some_and(|v| !v.is_empty()));
+        let checksum = flags
+            .iter()
+            .any(|f| f.name == "checksum" && f.value.as_deref().is_some_and(|v| !v.is_empty()));
         for (src, mapped) in sources(ins) {
             if !is_url(&src) || src.starts_with("<<") {
                 continue;
             }
             let span = mapped.map_range(0..mapped.text.len());
             if is_git(&src) {
-                let commit = src.split_once('#').map(|(_, r)| r.split(':').next().unwrap_or(""));
-                let pinned = commit.is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+                let commit = src
+                    .split_once('#')
+                    .map(|(_, r)| r.split(':').next().unwrap_or(""));
+                let pinned = commit
+                    .is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
                 if !pinned && !checksum {
                     ctx.report(&RULE, span, format!("ADD of the git repository `{src}` is not pinned to a commit"))
                         .label("branch or tag, not a commit")
                         .help("name a commit: `ADD https://…/repo.git#<40-hex commit> DEST`, or add `--checksum=<commit>`");
                 }
             } else if !checksum {
-                ctx.report(&RULE, span, format!("ADD of `{src}` is not checked against a checksum"))
-                    .label("content not pinned")
-                    .help("add `--checksum=sha256:…` (the file's `sha256sum`); BuildKit then verifies it");
+                ctx.report(
+                    &RULE,
+                    span,
+                    format!("ADD of `{src}` is not checked against a checksum"),
+                )
+                .label("content not pinned")
+                .help(
+                    "add `--checksum=sha256:…` (the file's `sha256sum`); BuildKit then verifies it",
+                );
             }
         }
     }

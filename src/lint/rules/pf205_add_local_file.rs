@@ -24,8 +24,26 @@ to be unpacked and for URLs with `--checksum`.",
 };
 
 const ARCHIVES: &[&str] = &[
-    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".tar.lz",
-    ".tar.lzma", ".tlz", ".gz", ".bz2", ".xz", ".zst", ".lz", ".lzma", ".z",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+    ".tar.zst",
+    ".tzst",
+    ".tar.lz",
+    ".tar.lzma",
+    ".tlz",
+    ".gz",
+    ".bz2",
+    ".xz",
+    ".zst",
+    ".lz",
+    ".lzma",
+    ".z",
 ];
 
 pub(crate) fn check(ctx: &mut Ctx, df: &Dockerfile) {
@@ -38,9 +56,15 @@ pub(crate) fn check(ctx: &mut Ctx, df: &Dockerfile) {
             if is_url(&src) || ARCHIVES.iter().any(|a| lower.ends_with(a)) {
                 continue;
             }
-            ctx.report(&RULE, mapped.map_range(0..mapped.text.len()), format!("ADD of the local path `{src}`: COPY does this without ADD's extra behaviour"))
-                .label("local path")
-                .help("use `COPY` for local files and directories");
+            ctx.report(
+                &RULE,
+                mapped.map_range(0..mapped.text.len()),
+                format!(
+                    "ADD of the local path `{src}`: COPY does this without ADD's extra behaviour"
+                ),
+            )
+            .label("local path")
+            .help("use `COPY` for local files and directories");
         }
     }
 }

@@ -25,11 +25,44 @@ and run `pip install --require-hashes -r requirements.txt`.",
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url", "--extra-index-url",
-    "-f", "--find-links", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
-    "--implementation", "--abi", "--src", "--upgrade-strategy", "--progress-bar", "--log", "--cache-dir",
-    "--proxy", "--retries", "--timeout", "--exists-action", "--trusted-host", "--cert", "--client-cert",
-    "--report", "--global-option", "--config-settings", "-C", "--no-binary", "--only-binary", "--python",
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+    "--prefix",
+    "--root",
+    "--platform",
+    "--python-version",
+    "--implementation",
+    "--abi",
+    "--src",
+    "--upgrade-strategy",
+    "--progress-bar",
+    "--log",
+    "--cache-dir",
+    "--proxy",
+    "--retries",
+    "--timeout",
+    "--exists-action",
+    "--trusted-host",
+    "--cert",
+    "--client-cert",
+    "--report",
+    "--global-option",
+    "--config-settings",
+    "-C",
+    "--no-binary",
+    "--only-binary",
+    "--python",
 ];
 
 /// The arguments after `install` when the command is a pip install.
@@ -38,7 +71,9 @@ pub(crate) fn pip_install(cmd: &Command) -> Option<&[Word]> {
     let prog = cmd.program()?;
     let after: &[Word] = if is_pip(prog) {
         argv
-    } else if prog.starts_with("python") && prog[6..].bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    } else if prog.starts_with("python")
+        && prog[6..].bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
         let m = argv.iter().position(|w| w.text == "-m")?;
         (argv.get(m + 1)?.text == "pip").then_some(())?;
         &argv[m + 1..]
@@ -52,7 +87,8 @@ pub(crate) fn pip_install(cmd: &Command) -> Option<&[Word]> {
 }
 
 fn is_pip(prog: &str) -> bool {
-    prog.strip_prefix("pip").is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    prog.strip_prefix("pip")
+        .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
 }
 
 /// True when a requirement specifier names one exact version, or a local or
@@ -67,15 +103,25 @@ pub(crate) fn pinned_spec(spec: &str) -> bool {
 
 pub(crate) fn local_or_artifact(spec: &str) -> bool {
     let lower = spec.to_ascii_lowercase();
-    spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~')
-        || lower.ends_with(".whl") || lower.ends_with(".tar.gz") || lower.ends_with(".zip")
-        || (lower.contains("git+") && lower.rsplit('@').next().is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())))
+    spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.starts_with('~')
+        || lower.ends_with(".whl")
+        || lower.ends_with(".tar.gz")
+        || lower.ends_with(".zip")
+        || (lower.contains("git+")
+            && lower
+                .rsplit('@')
+                .next()
+                .is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())))
         || lower.contains("#sha256=")
 }
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
-        let Some(args) = pip_install(cmd) else { continue };
+        let Some(args) = pip_install(cmd) else {
+            continue;
+        };
         if has_option(args, &["--require-hashes", "-c", "--constraint"]) {
             continue;
         }
@@ -83,13 +129,21 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
             if pinned_spec(&pkg.text) || is_dynamic(&pkg.text) {
                 continue;
             }
-            let name = pkg.text.split(['<', '>', '=', '!', '~', '[', ';']).next().unwrap_or(&pkg.text);
-            ctx.report(&RULE, pkg.span.clone(), format!("`pip install` does not pin `{}`", pkg.text))
-                .label("no == version")
-                .help(format!(
-                    "pin it: `{name}==VERSION`, or install from a hashed requirements file \
+            let name = pkg
+                .text
+                .split(['<', '>', '=', '!', '~', '[', ';'])
+                .next()
+                .unwrap_or(&pkg.text);
+            ctx.report(
+                &RULE,
+                pkg.span.clone(),
+                format!("`pip install` does not pin `{}`", pkg.text),
+            )
+            .label("no == version")
+            .help(format!(
+                "pin it: `{name}==VERSION`, or install from a hashed requirements file \
                      (`pip install --require-hashes -r requirements.txt`)"
-                ));
+            ));
         }
     }
 }

@@ -23,8 +23,17 @@ moment to update the pin on purpose.",
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "-X", "--repository", "-t", "--virtual", "-p", "--root", "--arch", "--cache-dir", "--keys-dir",
-    "--repositories-file", "--cache-max-age",
+    "-X",
+    "--repository",
+    "-t",
+    "--virtual",
+    "-p",
+    "--root",
+    "--arch",
+    "--cache-dir",
+    "--keys-dir",
+    "--repositories-file",
+    "--cache-max-age",
 ];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -32,17 +41,33 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if cmd.program() != Some("apk") {
             continue;
         }
-        let Some(("add", args)) = subcommand(cmd.argv(), TAKES_VALUE) else { continue };
+        let Some(("add", args)) = subcommand(cmd.argv(), TAKES_VALUE) else {
+            continue;
+        };
         for pkg in positionals(args, TAKES_VALUE) {
             let t = &pkg.text;
-            let exact = t.match_indices('=').any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
-            if exact || t.contains('~') || t.ends_with(".apk") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
+            let exact = t
+                .match_indices('=')
+                .any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
+            if exact
+                || t.contains('~')
+                || t.ends_with(".apk")
+                || t.starts_with('.')
+                || t.starts_with('/')
+                || is_dynamic(t)
+            {
                 continue;
             }
             let name = t.split(['<', '>']).next().unwrap_or(t);
-            ctx.report(&RULE, pkg.span.clone(), format!("`apk add` does not pin `{t}`"))
-                .label("no =version")
-                .help(format!("pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"));
+            ctx.report(
+                &RULE,
+                pkg.span.clone(),
+                format!("`apk add` does not pin `{t}`"),
+            )
+            .label("no =version")
+            .help(format!(
+                "pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"
+            ));
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::diag::Severity;
 use crate::lint::rule::{Ctx, Rule};
-use crate::lint::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script, Word};
+use crate::lint::shell::{
+    has_option, is_dynamic, option_value, positionals, subcommand, Script, Word,
+};
 
 pub const RULE: Rule = Rule {
     id: "PF304",
@@ -24,8 +26,23 @@ application, commit `package-lock.json` and run `npm ci`.",
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "--prefix", "--registry", "--tag", "-w", "--workspace", "--cache", "--userconfig", "--omit", "--include",
-    "--install-strategy", "-p", "--package", "-C", "--dir", "--cwd", "--filter", "-F",
+    "--prefix",
+    "--registry",
+    "--tag",
+    "-w",
+    "--workspace",
+    "--cache",
+    "--userconfig",
+    "--omit",
+    "--include",
+    "--install-strategy",
+    "-p",
+    "--package",
+    "-C",
+    "--dir",
+    "--cwd",
+    "--filter",
+    "-F",
 ];
 
 /// The version part of `name@version` / `@scope/name@version`, if any.
@@ -36,12 +53,20 @@ fn version(spec: &str) -> Option<&str> {
 
 fn pinned(spec: &str) -> bool {
     let lower = spec.to_ascii_lowercase();
-    if spec.starts_with('.') || spec.starts_with('/') || spec.starts_with("file:") || lower.ends_with(".tgz") || lower.ends_with(".tar.gz") || is_dynamic(spec) {
+    if spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.starts_with("file:")
+        || lower.ends_with(".tgz")
+        || lower.ends_with(".tar.gz")
+        || is_dynamic(spec)
+    {
         return true;
     }
     if spec.contains("://") || spec.starts_with("github:") || spec.starts_with("git+") {
         // A git dependency is pinned by a full commit after `#`.
-        return spec.rsplit_once('#').is_some_and(|(_, c)| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+        return spec
+            .rsplit_once('#')
+            .is_some_and(|(_, c)| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
     }
     match version(spec) {
         Some(v) => {
@@ -61,9 +86,15 @@ fn report(ctx: &mut Ctx, tool: &str, pkg: &Word) {
         Some(v) => &t[..t.len() - v.len() - 1],
         None => t.as_str(),
     };
-    ctx.report(&RULE, pkg.span.clone(), format!("`{tool}` does not pin `{t}` to a version"))
-        .label("no exact @version")
-        .help(format!("pin it: `{name}@VERSION` (an exact version, not a tag or a range)"));
+    ctx.report(
+        &RULE,
+        pkg.span.clone(),
+        format!("`{tool}` does not pin `{t}` to a version"),
+    )
+    .label("no exact @version")
+    .help(format!(
+        "pin it: `{name}@VERSION` (an exact version, not a tag or a range)"
+    ));
 }
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -72,11 +103,17 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         let Some(prog) = cmd.program() else { continue };
         match prog {
             "npm" | "yarn" | "pnpm" | "bun" => {
-                let Some((sub, mut args)) = subcommand(argv, TAKES_VALUE) else { continue };
+                let Some((sub, mut args)) = subcommand(argv, TAKES_VALUE) else {
+                    continue;
+                };
                 // `yarn global add x`
                 let mut sub = sub;
                 if sub == "global" {
-                    let Some((s, a)) = subcommand(&argv[argv.len() - args.len() - 1..], TAKES_VALUE) else { continue };
+                    let Some((s, a)) =
+                        subcommand(&argv[argv.len() - args.len() - 1..], TAKES_VALUE)
+                    else {
+                        continue;
+                    };
                     sub = s;
                     args = a;
                 }

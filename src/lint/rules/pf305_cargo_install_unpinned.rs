@@ -23,9 +23,28 @@ version builds different code from one day to the next.",
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "--version", "--vers", "--git", "--branch", "--tag", "--rev", "--path", "--root", "--index", "--registry",
-    "--bin", "--example", "--target", "--target-dir", "--profile", "-j", "--jobs", "-F", "--features", "-Z",
-    "--config", "--color",
+    "--version",
+    "--vers",
+    "--git",
+    "--branch",
+    "--tag",
+    "--rev",
+    "--path",
+    "--root",
+    "--index",
+    "--registry",
+    "--bin",
+    "--example",
+    "--target",
+    "--target-dir",
+    "--profile",
+    "-j",
+    "--jobs",
+    "-F",
+    "--features",
+    "-Z",
+    "--config",
+    "--color",
 ];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -33,7 +52,9 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if cmd.program() != Some("cargo") {
             continue;
         }
-        let Some(("install", args)) = subcommand(cmd.argv(), &["--config", "-Z", "--color"]) else { continue };
+        let Some(("install", args)) = subcommand(cmd.argv(), &["--config", "-Z", "--color"]) else {
+            continue;
+        };
         let crates = positionals(args, TAKES_VALUE);
         let locked = has_option(args, &["--locked", "--frozen"]);
         let mut missing = Vec::new();
@@ -53,8 +74,12 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if missing.is_empty() {
             continue;
         }
-        let span = crates.first().map_or_else(|| cmd.span(), |c| c.span.clone());
-        let what = crates.first().map_or("the crate".to_string(), |c| format!("`{}`", c.text));
+        let span = crates
+            .first()
+            .map_or_else(|| cmd.span(), |c| c.span.clone());
+        let what = crates
+            .first()
+            .map_or("the crate".to_string(), |c| format!("`{}`", c.text));
         ctx.report(&RULE, span, format!("`cargo install` of {what} without {}", missing.join(" and ")))
             .label("not pinned")
             .help("pin both the crate and its dependencies: `cargo install CRATE --version X.Y.Z --locked`");

@@ -22,23 +22,54 @@ whole environments, use a lock file (`conda-lock`, `conda list --explicit`).",
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "-c", "--channel", "-n", "--name", "-p", "--prefix", "--file", "--repodata-fn", "--solver", "--platform",
-    "--subdir", "-r", "--root-prefix",
+    "-c",
+    "--channel",
+    "-n",
+    "--name",
+    "-p",
+    "--prefix",
+    "--file",
+    "--repodata-fn",
+    "--solver",
+    "--platform",
+    "--subdir",
+    "-r",
+    "--root-prefix",
 ];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
-        let Some(prog @ ("conda" | "mamba" | "micromamba")) = cmd.program() else { continue };
-        let Some((sub @ ("install" | "create"), args)) = subcommand(cmd.argv(), TAKES_VALUE) else { continue };
+        let Some(prog @ ("conda" | "mamba" | "micromamba")) = cmd.program() else {
+            continue;
+        };
+        let Some((sub @ ("install" | "create"), args)) = subcommand(cmd.argv(), TAKES_VALUE) else {
+            continue;
+        };
         for pkg in positionals(args, TAKES_VALUE) {
             let t = &pkg.text;
-            let exact = t.match_indices('=').any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
-            if exact || t.contains('@') || t.ends_with(".conda") || t.ends_with(".tar.bz2") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
+            let exact = t
+                .match_indices('=')
+                .any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
+            if exact
+                || t.contains('@')
+                || t.ends_with(".conda")
+                || t.ends_with(".tar.bz2")
+                || t.starts_with('.')
+                || t.starts_with('/')
+                || is_dynamic(t)
+            {
                 continue;
             }
-            ctx.report(&RULE, pkg.span.clone(), format!("`{prog} {sub}` does not pin `{t}`"))
-                .label("no =version")
-                .help(format!("pin it: `{}=VERSION`", t.split(['<', '>']).next().unwrap_or(t)));
+            ctx.report(
+                &RULE,
+                pkg.span.clone(),
+                format!("`{prog} {sub}` does not pin `{t}`"),
+            )
+            .label("no =version")
+            .help(format!(
+                "pin it: `{}=VERSION`",
+                t.split(['<', '>']).next().unwrap_or(t)
+            ));
         }
     }
 }

@@ -21,8 +21,21 @@ For applications, commit `Gemfile.lock` and run `bundle install` in frozen mode.
 };
 
 const TAKES_VALUE: &[&str] = &[
-    "-v", "--version", "-i", "--install-dir", "-n", "--bindir", "--source", "-s", "--platform", "-P",
-    "--trust-policy", "--build-root", "-g", "--file", "--document",
+    "-v",
+    "--version",
+    "-i",
+    "--install-dir",
+    "-n",
+    "--bindir",
+    "--source",
+    "-s",
+    "--platform",
+    "-P",
+    "--trust-policy",
+    "--build-root",
+    "-g",
+    "--file",
+    "--document",
 ];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -30,18 +43,31 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if cmd.program() != Some("gem") {
             continue;
         }
-        let Some(("install" | "i", args)) = subcommand(cmd.argv(), &[]) else { continue };
+        let Some(("install" | "i", args)) = subcommand(cmd.argv(), &[]) else {
+            continue;
+        };
         if has_option(args, &["-v", "--version"]) {
             continue;
         }
         for gem in positionals(args, TAKES_VALUE) {
             let t = &gem.text;
-            if t.contains(':') || t.ends_with(".gem") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
+            if t.contains(':')
+                || t.ends_with(".gem")
+                || t.starts_with('.')
+                || t.starts_with('/')
+                || is_dynamic(t)
+            {
                 continue;
             }
-            ctx.report(&RULE, gem.span.clone(), format!("`gem install` does not pin `{t}`"))
-                .label("no version")
-                .help(format!("pin it: `gem install {t} -v VERSION` or `{t}:VERSION`"));
+            ctx.report(
+                &RULE,
+                gem.span.clone(),
+                format!("`gem install` does not pin `{t}`"),
+            )
+            .label("no version")
+            .help(format!(
+                "pin it: `gem install {t} -v VERSION` or `{t}:VERSION`"
+            ));
         }
     }
 }

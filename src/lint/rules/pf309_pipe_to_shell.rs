@@ -30,12 +30,19 @@ pub(crate) fn is_fetcher(cmd: &Command) -> bool {
 
 /// A shell, or an interpreter reading its program from standard input.
 fn runs_stdin(cmd: &Command) -> bool {
-    let Some(prog) = cmd.program() else { return false };
+    let Some(prog) = cmd.program() else {
+        return false;
+    };
     if is_shell(prog) {
         return true;
     }
-    let interpreter = ["python", "perl", "ruby", "node", "php"].iter().any(|p| prog.starts_with(p));
-    interpreter && positionals(&cmd.argv()[1..], &[]).first().is_none_or(|w| w.text == "-")
+    let interpreter = ["python", "perl", "ruby", "node", "php"]
+        .iter()
+        .any(|p| prog.starts_with(p));
+    interpreter
+        && positionals(&cmd.argv()[1..], &[])
+            .first()
+            .is_none_or(|w| w.text == "-")
 }
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -44,14 +51,21 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if !is_fetcher(fetch) {
             continue;
         }
-        let sink = cmds[i + 1..].iter().take_while(|c| c.pipeline == fetch.pipeline).find(|c| runs_stdin(c));
+        let sink = cmds[i + 1..]
+            .iter()
+            .take_while(|c| c.pipeline == fetch.pipeline)
+            .find(|c| runs_stdin(c));
         if let Some(sink) = sink {
             let span = fetch.span().start..sink.span().end;
-            ctx.report(&RULE, span, format!(
-                "`{}` output is run by `{}` without being checked",
-                fetch.program().unwrap_or("curl"),
-                sink.program().unwrap_or("sh")
-            ))
+            ctx.report(
+                &RULE,
+                span,
+                format!(
+                    "`{}` output is run by `{}` without being checked",
+                    fetch.program().unwrap_or("curl"),
+                    sink.program().unwrap_or("sh")
+                ),
+            )
             .label("downloaded and run unchecked")
             .help("save it to a file, check its sha256 (`sha256sum -c`), then run it");
         }
@@ -62,10 +76,20 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         }
         for w in &cmd.argv()[1..] {
             let t = &w.text;
-            if ["$(curl", "$(wget", "<(curl", "<(wget", "`curl", "`wget"].iter().any(|p| t.contains(p)) {
-                ctx.report(&RULE, w.span.clone(), format!("`{}` runs a downloaded script without checking it", cmd.program().unwrap_or("sh")))
-                    .label("downloaded and run unchecked")
-                    .help("save it to a file, check its sha256 (`sha256sum -c`), then run it");
+            if ["$(curl", "$(wget", "<(curl", "<(wget", "`curl", "`wget"]
+                .iter()
+                .any(|p| t.contains(p))
+            {
+                ctx.report(
+                    &RULE,
+                    w.span.clone(),
+                    format!(
+                        "`{}` runs a downloaded script without checking it",
+                        cmd.program().unwrap_or("sh")
+                    ),
+                )
+                .label("downloaded and run unchecked")
+                .help("save it to a file, check its sha256 (`sha256sum -c`), then run it");
             }
         }
     }

@@ -24,7 +24,14 @@ git 2.49 and later `git clone --revision=2f1e0c7d… URL`. In a build file, pref
     hadolint: &[],
 };
 
-const GIT_GLOBAL: &[&str] = &["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"];
+const GIT_GLOBAL: &[&str] = &[
+    "-C",
+    "-c",
+    "--git-dir",
+    "--work-tree",
+    "--namespace",
+    "--exec-path",
+];
 
 fn is_commit(s: &str) -> bool {
     is_dynamic(s) || ((7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -56,12 +63,37 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if pinned_later {
             continue;
         }
-        let pos = positionals(args, &["-b", "--branch", "--depth", "-o", "--origin", "-c", "--config", "--reference", "--filter", "-j", "--jobs", "--separate-git-dir", "-u", "--upload-pack", "--shallow-since", "--shallow-exclude", "--template", "--server-option"]);
+        let pos = positionals(
+            args,
+            &[
+                "-b",
+                "--branch",
+                "--depth",
+                "-o",
+                "--origin",
+                "-c",
+                "--config",
+                "--reference",
+                "--filter",
+                "-j",
+                "--jobs",
+                "--separate-git-dir",
+                "-u",
+                "--upload-pack",
+                "--shallow-since",
+                "--shallow-exclude",
+                "--template",
+                "--server-option",
+            ],
+        );
         let Some(url) = pos.first() else { continue };
         let branch = option_value(args, &["-b", "--branch"]);
         let message = match branch {
             Some(b) => format!("`git clone --branch {b}` pins a branch or tag, not a commit"),
-            None => format!("`git clone {}` gets whatever the default branch is at build time", url.text),
+            None => format!(
+                "`git clone {}` gets whatever the default branch is at build time",
+                url.text
+            ),
         };
         ctx.report(&RULE, url.span.clone(), message)
             .label("no pinned commit")
