@@ -63,6 +63,12 @@ use flate2::{Compress, FlushCompress, Status};
 /// changing it changes every gzip layer digest (the golden tests say so).
 pub const GZIP_BLOCK_SIZE: usize = 1024 * 1024;
 
+/// Besides the input and the [`Compression`], the compressed bytes are a function of
+/// this module's framing and heuristics and of the pinned compressor versions. A
+/// cache of compressed blobs keyed by (content, compression) should fold this number
+/// into its key. Bump it whenever the golden tests below have to change.
+pub const COMPRESSION_REVISION: u32 = 1;
+
 /// The deflate window: how far back a match may reach, and so how much of the
 /// previous block is worth giving to the next one as a dictionary.
 const DICTIONARY_SIZE: usize = 32 * 1024;
@@ -849,6 +855,60 @@ pub(crate) mod tests {
         );
         if let Some(out) = run_with_stdin("zstd", &["-dc"], &one) {
             assert_eq!(out, data, "zstd -d");
+        }
+    }
+
+    /// `len` bytes of xorshift noise: what an already-compressed file looks like.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Text-like, then noise long enough to fill whole blocks, then text again: both
+    /// the deflated and the stored path, and the switches between them.
+    fn mixed(seed: u64) -> Vec<u8> {
+        let mut data = sample(GZIP_BLOCK_SIZE + 5000, seed);
+        data.extend(noise(2 * GZIP_BLOCK_SIZE + 3000, seed));
+        data.extend(sample(2 * GZIP_BLOCK_SIZE, seed + 1));
+        data
+    }
+
+    #[test]
+    fn incompressible_blocks_are_told_from_compressible_ones() {
+        assert!(looks_incompressible(&noise(GZIP_BLOCK_SIZE, 1)));
+        assert!(!looks_incompressible(&sample(GZIP_BLOCK_SIZE, 1)));
+        // Too short to judge: deflated, whatever it holds.
+        assert!(!looks_incompressible(&noise(1000, 1)));
+        // Random bytes that repeat within deflate's window: uniform histogram, but
+        // LZ77 matches remove most of it, so it must be deflated.
+        let repeated = noise(16 * 1024, 2).repeat(64);
+        assert!(near_uniform(&repeated));
+        assert!(!looks_incompressible(&repeated));
+        // Mostly noise with some text: the histogram is not uniform enough.
+        let mut mostly = noise(GZIP_BLOCK_SIZE * 3 / 4, 3);
+        mostly.extend(sample(GZIP_BLOCK_SIZE / 4, 3));
+        assert!(!looks_incompressible(&mostly));
+    }
+
+    #[test]
+    fn stored_blocks_decompress_and_cost_almost_nothing() {
+        let data = noise(3 * GZIP_BLOCK_SIZE + 77, 4);
+        let gz = compress_all(Compression::default(), &data);
+        assert_eq!(gunzip(&gz), data);
+        // 5 bytes per 64 KiB stored block, plus the header and trailer.
+        assert!(gz.len() < data.len() + data.len() / 10000 + 64, "{} > {}", gz.len(), data.len());
+        let mixed = mixed(5);
+        let gz = compress_all(Compression::default(), &mixed);
+        assert_eq!(gunzip(&gz), mixed);
+        if let Some(out) = run_with_stdin("gzip", &["-dc"], &gz) {
+            assert_eq!(out, mixed, "gzip -d");
         }
     }
 

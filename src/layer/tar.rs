@@ -350,18 +350,19 @@ fn check_name(path: &str) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn read_back(
-        bytes: &[u8],
-    ) -> Vec<(
-        String,
-        EntryType,
-        u64,
-        u32,
-        u64,
-        u64,
-        Option<String>,
-        Vec<u8>,
-    )> {
+    /// An entry as the `tar` crate reads it back.
+    struct ReadEntry {
+        path: String,
+        kind: EntryType,
+        mtime: u64,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        link: Option<String>,
+        data: Vec<u8>,
+    }
+
+    fn read_back(bytes: &[u8]) -> Vec<ReadEntry> {
         let mut archive = tar::Archive::new(bytes);
         let mut out = Vec::new();
         for entry in archive.entries().expect("entries") {
@@ -373,16 +374,16 @@ mod tests {
                 .map(|l| String::from_utf8(l.into_owned()).expect("utf8"));
             let mut data = Vec::new();
             entry.read_to_end(&mut data).expect("data");
-            out.push((
+            out.push(ReadEntry {
                 path,
-                header.entry_type(),
-                header.mtime().expect("mtime"),
-                header.mode().expect("mode"),
-                header.uid().expect("uid"),
-                header.gid().expect("gid"),
+                kind: header.entry_type(),
+                mtime: header.mtime().expect("mtime"),
+                mode: header.mode().expect("mode"),
+                uid: header.uid().expect("uid"),
+                gid: header.gid().expect("gid"),
                 link,
                 data,
-            ));
+            });
         }
         out
     }
@@ -401,17 +402,20 @@ mod tests {
         let bytes = tar.finish().expect("finish");
         assert_eq!(bytes.len() % BLOCK, 0);
         let entries = read_back(&bytes);
-        let names: Vec<_> = entries.iter().map(|e| e.0.as_str()).collect();
+        let names: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(names, ["etc/", "tmp/", "etc/motd", "etc/empty", "etc/link"]);
-        assert!(entries.iter().all(|e| e.2 == 1_700_000_000));
-        assert_eq!(entries[1].3, 0o1777);
+        assert!(entries.iter().all(|e| e.mtime == 1_700_000_000));
+        assert_eq!(entries[1].mode, 0o1777);
         assert_eq!(
-            (entries[2].1, entries[2].4, entries[2].5),
+            (entries[2].kind, entries[2].uid, entries[2].gid),
             (EntryType::Regular, 1000, 1001)
         );
-        assert_eq!(entries[2].7, b"hello\n");
-        assert_eq!((entries[4].1, entries[4].3), (EntryType::Symlink, 0o777));
-        assert_eq!(entries[4].6.as_deref(), Some("/usr/share/x"));
+        assert_eq!(entries[2].data, b"hello\n");
+        assert_eq!(
+            (entries[4].kind, entries[4].mode),
+            (EntryType::Symlink, 0o777)
+        );
+        assert_eq!(entries[4].link.as_deref(), Some("/usr/share/x"));
         // Nothing of the host: owner names empty.
         let header = tar::Header::from_byte_slice(&bytes[..BLOCK]);
         assert_eq!(header.username_bytes(), Some(&b""[..]));
@@ -437,7 +441,7 @@ mod tests {
             .expect("symlink");
         let bytes = tar.finish().expect("finish");
         let entries = read_back(&bytes);
-        let names: Vec<_> = entries.iter().map(|e| e.0.clone()).collect();
+        let names: Vec<_> = entries.iter().map(|e| e.path.clone()).collect();
         assert_eq!(
             names,
             [
@@ -448,9 +452,9 @@ mod tests {
                 over_limit
             ]
         );
-        assert_eq!(entries[1].7, b"abc");
-        assert_eq!(entries[2].6.as_deref(), Some(target.as_str()));
-        assert_eq!(entries[4].6.as_deref(), Some(at_limit.as_str()));
+        assert_eq!(entries[1].data, b"abc");
+        assert_eq!(entries[2].link.as_deref(), Some(target.as_str()));
+        assert_eq!(entries[4].link.as_deref(), Some(at_limit.as_str()));
         // Exactly the `tar` crate's own long-name encoding.
         let mut theirs = tar::Builder::new(Vec::new());
         let mut header = Header::new_gnu();

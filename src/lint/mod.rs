@@ -210,7 +210,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
         let text = match read_text(&path) {
             Ok(t) => t,
             Err(d) => {
-                problems.push(d);
+                problems.push(*d);
                 continue;
             }
         };
@@ -252,7 +252,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
         }
     }
 
-    let results: Vec<Result<(Vec<RawFinding>, Source, usize), Diagnostic>> = loaded
+    let results: Vec<Result<Linted, Box<Diagnostic>>> = loaded
         .par_iter()
         .map(|(path, kind, src)| {
             let allows = dir_allows.get(&parent(path)).map_or(&[][..], Vec::as_slice);
@@ -264,7 +264,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
             }
             let fixed = fix::apply(&src.text, &edits);
             crate::fsutil::write_atomic(path, fixed.as_bytes())
-                .map_err(|e| read_error(path, format!("cannot write the fix: {e}")))?;
+                .map_err(|e| Box::new(read_error(path, format!("cannot write the fix: {e}"))))?;
             let src = Source::new(src.name.clone(), fixed);
             let raw = lint_file(*kind, &src, Some(path), allows, &group).map_err(first)?;
             Ok((raw, src, edits.len()))
@@ -276,7 +276,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
         let (raw, src, fixed) = match result {
             Ok(r) => r,
             Err(d) => {
-                problems.push(d);
+                problems.push(*d);
                 continue;
             }
         };
@@ -523,32 +523,32 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
 }
 
 /// Reads a file as UTF-8 text, refusing what is not text.
-fn read_text(path: &Path) -> Result<String, Diagnostic> {
-    let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
+fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
+    let meta = std::fs::metadata(path).map_err(|e| Box::new(read_error(path, e)))?;
     if meta.is_dir() {
-        return Err(read_error(path, "is a directory"));
+        return Err(Box::new(read_error(path, "is a directory")));
     }
     if meta.len() > MAX_FILE_SIZE {
-        return Err(read_error(
+        return Err(Box::new(read_error(
             path,
             format!(
                 "is {} bytes; lint reads files of up to {MAX_FILE_SIZE} bytes",
                 meta.len()
             ),
-        ));
+        )));
     }
-    let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Box::new(read_error(path, e)))?;
     if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(read_error(path, "is a binary file, not text"));
+        return Err(Box::new(read_error(path, "is a binary file, not text")));
     }
     String::from_utf8(bytes).map_err(|e| {
-        read_error(
+        Box::new(read_error(
             path,
             format!(
                 "is not UTF-8 text (invalid byte at offset {})",
                 e.utf8_error().valid_up_to()
             ),
-        )
+        ))
     })
 }
 
@@ -615,6 +615,9 @@ fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Option<FileKind>)>, LintE
         Err(LintError { problems })
     }
 }
+
+/// A file's findings, its (possibly fixed) text and the number of fixes applied.
+type Linted = (Vec<RawFinding>, Source, usize);
 
 /// What each requirements file needs to know about the files it is read with.
 #[derive(Debug, Clone, Default)]

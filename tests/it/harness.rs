@@ -90,8 +90,26 @@ impl Ran {
         self.code(0)
     }
 
+    /// stderr with miette's wrapped message lines (`  │ …` continuations) joined, so
+    /// that a test can look for a whole sentence whatever the wrap width.
+    pub fn stderr_flat(&self) -> String {
+        let mut out = String::new();
+        for line in self.stderr().lines() {
+            match line.trim_start().strip_prefix("│ ") {
+                Some(rest) if !out.is_empty() => {
+                    out.pop();
+                    out.push(' ');
+                    out.push_str(rest);
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     pub fn stderr_contains(self, needle: &str) -> Self {
-        assert!(self.stderr().contains(needle), "stderr of `{}` lacks {needle:?}:\n{}", self.description, self.stderr());
+        assert!(self.stderr_flat().contains(needle), "stderr of `{}` lacks {needle:?}:\n{}", self.description, self.stderr());
         self
     }
 

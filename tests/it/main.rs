@@ -5,6 +5,7 @@
 mod build;
 mod diagnostics;
 mod harness;
+mod inputs;
 mod platforms;
 mod reproducible;
 mod tools;

@@ -33,16 +33,15 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         let platforms: Vec<_> = children(node)
             .filter(|c| c.name().value() == "platform")
             .collect();
-        if platforms.is_empty() || bf.has(node, "url") || bf.has(node, "path") {
-            if !bf.has(node, "sha256") {
-                ctx.report(
-                    &RULE,
-                    head_span(bf.text, node),
-                    format!("{kind} `{name}` has no sha256"),
-                )
-                .label("content not pinned")
-                .help("add `sha256=\"…\"` with the checksum of the file you tested with");
-            }
+        let whole = platforms.is_empty() || bf.has(node, "url") || bf.has(node, "path");
+        if whole && !bf.has(node, "sha256") {
+            ctx.report(
+                &RULE,
+                head_span(bf.text, node),
+                format!("{kind} `{name}` has no sha256"),
+            )
+            .label("content not pinned")
+            .help("add `sha256=\"…\"` with the checksum of the file you tested with");
         }
         for p in platforms {
             if !bf.has(p, "sha256") && !bf.has(node, "sha256") {

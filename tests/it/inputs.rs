@@ -1,0 +1,195 @@
+//! Inputs from outside: downloads served by a real HTTP server on 127.0.0.1 (started
+//! and stopped by the test), archives with hostile entries, and the lock round trip.
+
+use crate::harness::*;
+use sha2::{Digest as _, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Python's http.server on an ephemeral port of 127.0.0.1, serving `dir`; stopped on drop.
+struct HttpServer {
+    child: Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn start(dir: &Path) -> HttpServer {
+        let script = "import http.server,socketserver,sys,functools\n\
+h=functools.partial(http.server.SimpleHTTPRequestHandler,directory=sys.argv[1])\n\
+s=socketserver.TCPServer(('127.0.0.1',0),h)\n\
+print(s.server_address[1],flush=True)\n\
+s.serve_forever()\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        HttpServer { child, port: line.trim().parse().expect("the server prints its port") }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn store_holds(cache: &Path, hex: &str) -> bool {
+    cache.join("blobs/sha256").join(hex).exists()
+}
+
+#[test]
+fn downloads_are_checked_cached_and_work_offline() {
+    let tmp = tempdir();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let payload = b"#!/bin/sh\necho downloaded\n".to_vec();
+    std::fs::write(served.join("tool.sh"), &payload).unwrap();
+    let server = HttpServer::start(&served);
+    let url = format!("http://127.0.0.1:{}/tool.sh", server.port);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let cache = tmp.path().join("cache");
+    let write_build = |sha256: &str| {
+        std::fs::write(
+            src.join("pinfold.kdl"),
+            format!("pinfold 1\nepoch 0\ndownload tool url=\"{url}\" sha256=\"{sha256}\"\nimage t {{\n    from scratch\n    layer l {{\n        download tool to=\"/bin/tool\" mode=0o755\n    }}\n}}\n"),
+        )
+        .unwrap()
+    };
+    let build = |extra: &[&str]| Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).args(extra).run();
+
+    // A wrong hash: exit 2, both hashes named, nothing in the store.
+    let wrong = "ab".repeat(32);
+    write_build(&wrong);
+    let ran = build(&[]).code(2);
+    assert!(ran.stderr().contains(&format!("sha256:{wrong}")) && ran.stderr().contains(&format!("sha256:{}", sha(&payload))), "{}", ran.stderr());
+    assert!(!store_holds(&cache, &sha(&payload)));
+    assert_eq!(std::fs::read_dir(cache.join("blobs/sha256")).unwrap().count(), 0, "a mismatching download was stored");
+
+    // The right hash: built, stored once.
+    write_build(&sha(&payload));
+    let first = build(&[]).success().built();
+    assert!(store_holds(&cache, &sha(&payload)));
+
+    // Offline with the server stopped: the store serves it, same digest.
+    drop(server);
+    assert_eq!(build(&["--offline"]).success().built(), first);
+
+    // Offline with an empty store fails clearly; a mirror directory serves it.
+    let other_cache = tmp.path().join("cache2");
+    Test::new().dir(&src).args(["build", "--offline", "--cache-dir"]).arg(&other_cache).run().code(2).stderr_contains("--offline forbids fetching it");
+    let mirror = tmp.path().join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    std::fs::write(mirror.join(sha(&payload)), &payload).unwrap();
+    let mirrored = Test::new().dir(&src).args(["build", "--offline", "--mirror"]).arg(&mirror).arg("--cache-dir").arg(&other_cache).run().success().built();
+    assert_eq!(mirrored, first);
+}
+
+/// Writes a tar with Python's tarfile, which (unlike the tar crate) writes hostile
+/// member names as asked.
+fn python_tar(path: &Path, members: &str) {
+    let script = format!(
+        "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w:gz')\n\
+def f(n,d=b'x'):\n  i=tarfile.TarInfo(n); i.size=len(d); t.addfile(i,io.BytesIO(d))\n\
+def l(n,target):\n  i=tarfile.TarInfo(n); i.type=tarfile.SYMTYPE; i.linkname=target; t.addfile(i)\n\
+def d(n):\n  i=tarfile.TarInfo(n); i.type=tarfile.DIRTYPE; i.mode=0o755; t.addfile(i)\n\
+def x(n,data):\n  i=tarfile.TarInfo(n); i.size=len(data); i.mode=0o755; t.addfile(i,io.BytesIO(data))\n\
+{members}\nt.close()\n"
+    );
+    let status = Command::new("python3").args(["-c", &script]).arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+fn archive_build(dir: &Path, archive: &str) -> String {
+    format!("pinfold 1\nepoch 0\narchive a path=\"{archive}\"\nimage t {{\n    from scratch\n    layer l {{\n        extract a to=\"/opt\"\n    }}\n}}\n")
+        + if dir.exists() { "" } else { "" }
+}
+
+#[test]
+fn archives_are_unpacked_normalized_and_hostile_entries_refused() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let cache = tmp.path().join("cache");
+    python_tar(&src.join("good.tar.gz"), "d('pkg')\nx('pkg/run', b'#!/bin/sh\\n')\nf('pkg/data.txt', b'data')\nl('pkg/link', 'data.txt')");
+    std::fs::write(src.join("pinfold.kdl"), archive_build(&src, "good.tar.gz")).unwrap();
+    let ran = Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().success();
+    assert!(ran.stderr().contains("archive `a` is not pinned"), "{}", ran.stderr());
+    let layout = src.join("pinfold-out/t");
+    let doc: serde_json::Value =
+        serde_json::from_str(&Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", layout.display())).run().success().stdout()).unwrap();
+    let layer = doc["manifests"][0]["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
+    let listing = tool("tar", &["-tvzf", layout.join("blobs/sha256").join(layer).to_str().unwrap()]);
+    assert!(listing.contains("-rwxr-xr-x 0/0") && listing.contains("opt/pkg/run"), "{listing}");
+    assert!(listing.contains("opt/pkg/link -> data.txt"), "{listing}");
+    assert!(listing.contains("1970-01-01 00:00"), "mtimes come from the epoch: {listing}");
+
+    for (name, members, message) in [
+        ("dotdot.tar.gz", "f('../escape')", "climbs out of the archive"),
+        ("absolute.tar.gz", "f('/etc/passwd')", "absolute path"),
+        ("symlink.tar.gz", "l('evil', '/etc')\nf('evil/passwd')", "through the symlink `evil`"),
+    ] {
+        python_tar(&src.join(name), members);
+        std::fs::write(src.join("pinfold.kdl"), archive_build(&src, name)).unwrap();
+        Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().code(2).stderr_contains(message);
+    }
+    assert!(!Path::new("/etc/passwd.pinfold-test").exists());
+}
+
+#[test]
+fn lock_round_trip_and_crlf_build_files() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("vendor")).unwrap();
+    // A base given only by layout and ref, and a file:// download without sha256.
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "plain", "--no-cache", "-o"])
+        .arg(format!("oci:{}", src.join("vendor/plain").display()))
+        .arg("-f")
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .success();
+    std::fs::write(src.join("vendor/tool"), b"tool\n").unwrap();
+    let text = format!(
+        "pinfold 1\nepoch 0\nbase plain {{\n    layout \"vendor/plain\"\n    ref \"plain\"\n}}\ndownload tool url=\"file://{}\"\nimage t {{\n    from plain\n    platforms \"linux/arm64\"\n    layer l {{\n        download tool to=\"/bin/\"\n    }}\n}}\n",
+        src.join("vendor/tool").display()
+    );
+    std::fs::write(src.join("pinfold.kdl"), &text).unwrap();
+    let cache = tmp.path().join("cache");
+    let build = |extra: &[&str]| Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).args(extra).run();
+
+    build(&["--locked"]).code(2).stderr_contains("no pinfold.lock");
+    let locked = Test::new().dir(&src).args(["lock", "--cache-dir"]).arg(&cache).run().success();
+    assert!(locked.stdout().contains("+ base plain sha256:"), "{}", locked.stdout());
+    assert!(locked.stdout().contains("+ download tool * sha256:"), "{}", locked.stdout());
+    let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("pinfold.lock")).unwrap()).unwrap();
+    assert_eq!(lock["version"], 1);
+    assert_eq!(lock["downloads"]["tool"]["*"]["sha256"], sha(b"tool\n"));
+    let digest = build(&["--locked"]).success().built();
+    assert!(!build(&[]).success().stderr().contains("not pinned"), "the lock pins what the file leaves open");
+    Test::new().dir(&src).args(["lock", "--cache-dir"]).arg(&cache).run().success().stdout().contains("up to date");
+
+    // CRLF line endings and a comment do not make the lock stale.
+    std::fs::write(src.join("pinfold.kdl"), format!("// a comment\r\n{}", text.replace('\n', "\r\n"))).unwrap();
+    assert_eq!(build(&["--locked"]).success().built(), digest);
+
+    // An edit does; and a changed download under the lock's pin is caught.
+    std::fs::write(src.join("pinfold.kdl"), text.replace("to=\"/bin/\"", "to=\"/usr/bin/\"")).unwrap();
+    build(&["--locked"]).code(2).stderr_contains("pinfold.lock is stale");
+    std::fs::write(src.join("pinfold.kdl"), &text).unwrap();
+    std::fs::write(src.join("vendor/tool"), b"changed\n").unwrap();
+    let ran = build(&["--locked", "--no-cache"]).code(2);
+    assert!(ran.stderr().contains(&format!("sha256:{}", sha(b"tool\n"))) && ran.stderr().contains(&format!("sha256:{}", sha(b"changed\n"))), "{}", ran.stderr());
+}
