@@ -241,3 +241,51 @@ fn an_image_on_a_base_reuses_the_base_layers_byte_for_byte() {
         .stderr_contains(&format!("pinned {other}"))
         .stderr_contains(&format!("holds {base_digest}"));
 }
+
+#[test]
+fn a_two_platform_base_serves_each_platform_its_own_manifest() {
+    let tmp = tempdir();
+    let src = tmp.path().join("derived");
+    std::fs::create_dir_all(&src).unwrap();
+    let base_digest = Test::new()
+        .dir(tmp.path())
+        .args(["build", "static", "--no-cache", "-o"])
+        .arg(format!("oci-archive:{}", src.join("vendor/static.tar").display()))
+        .arg("-f")
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .success()
+        .built()[0]
+        .1
+        .clone();
+    let base_doc: serde_json::Value = serde_json::from_str(
+        &Test::new().args(["inspect", "--json"]).arg(format!("oci-archive:{}", src.join("vendor/static.tar").display())).run().success().stdout(),
+    )
+    .unwrap();
+    let text = |platforms: &str| {
+        format!("pinfold 1\nepoch 1704067200\nplatforms {platforms}\nbase static {{\n    oci-archive \"vendor/static.tar\"\n    digest \"{base_digest}\"\n}}\nimage derived {{\n    from static\n    layer more {{\n        file \"/etc/more\" \"more\\n\"\n    }}\n}}\n")
+    };
+    std::fs::write(src.join("pinfold.kdl"), text("\"linux/amd64\" \"linux/arm64\"")).unwrap();
+    Test::new().dir(&src).args(["build", "--no-cache"]).run().success();
+    let doc: serde_json::Value =
+        serde_json::from_str(&Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/derived"]).run().success().stdout()).unwrap();
+    for i in 0..2 {
+        let derived = &doc["manifests"][i];
+        let base = &base_doc["manifests"][i];
+        assert_eq!(derived["platform"], base["platform"]);
+        // The base's layers of that platform, then the new one.
+        let base_layers: Vec<&serde_json::Value> = base["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
+        let derived_layers: Vec<&serde_json::Value> = derived["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
+        assert_eq!(&derived_layers[..base_layers.len()], &base_layers[..]);
+        assert_eq!(derived["config"]["config"]["Env"], base["config"]["config"]["Env"]);
+    }
+    // A platform the base lacks is an error that names what the base has.
+    std::fs::write(src.join("pinfold.kdl"), text("\"linux/amd64\" \"linux/s390x\"")).unwrap();
+    Test::new()
+        .dir(&src)
+        .args(["build", "--no-cache"])
+        .run()
+        .code(2)
+        .stderr_contains("base `static` has no image for linux/s390x")
+        .stderr_contains("base has linux/amd64, linux/arm64");
+}
