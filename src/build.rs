@@ -89,7 +89,10 @@ pub fn load_plan(request: &BuildRequest, cache: &Cache) -> Result<(Plan, Diagnos
         match crate::lock::Lock::read(&lock_path(&request.file)) {
             Ok(lock) => input.lock = lock,
             Err(e) => {
-                diags.push(Diagnostic::error("pinfold::lock", e.to_string()).help("fix or remove pinfold.lock, then run `pinfold lock`"));
+                diags.push(
+                    Diagnostic::error("pinfold::lock", e.to_string())
+                        .help("fix or remove pinfold.lock, then run `pinfold lock`"),
+                );
                 return Err(BuildError::Invalid(diags));
             }
         }
@@ -125,7 +128,10 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     }
     for image in &selected {
         if image.targets.is_empty() {
-            return Err(BuildError::Usage(format!("image `{}` is built for none of the platforms given with --platform", image.name)));
+            return Err(BuildError::Usage(format!(
+                "image `{}` is built for none of the platforms given with --platform",
+                image.name
+            )));
         }
     }
     let hashes = FileHashes::load(&cache);

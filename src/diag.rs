@@ -154,10 +154,8 @@ impl miette::Diagnostic for Diagnostic {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
         let primary = LabeledSpan::new_primary_with_span(self.label.clone(), span);
-        let related = self
-            .related_spans
-            .iter()
-            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
+        let related =
+            self.related_spans.iter().map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
 }
@@ -182,11 +180,9 @@ impl Diagnostics {
     /// Renders every diagnostic as miette does, without colour, at a fixed width so
     /// that the text is the same in a terminal, a CI log and a snapshot.
     pub fn render_plain(&self) -> String {
-        let handler = miette::GraphicalReportHandler::new_themed(
-            miette::GraphicalTheme::unicode_nocolor(),
-        )
-        .with_width(100)
-        .with_links(false);
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100)
+            .with_links(false);
         let mut out = String::new();
         for d in &self.0 {
             let named;

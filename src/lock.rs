@@ -58,7 +58,8 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LockError::Read { path: path.display().to_string(), message: e.to_string() }),
         };
-        let lock: Lock = serde_json::from_str(&text).map_err(|e| LockError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        let lock: Lock = serde_json::from_str(&text)
+            .map_err(|e| LockError::Read { path: path.display().to_string(), message: e.to_string() })?;
         if lock.version != LOCK_VERSION {
             return Err(LockError::Version { path: path.display().to_string(), found: lock.version });
         }

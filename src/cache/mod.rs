@@ -154,7 +154,11 @@ impl FileHashes {
         let meta = std::fs::metadata(path)?;
         let (mtime_ns, ctime_ns) = stamp(&meta);
         let same = |f: &Fingerprint| {
-            f.size == meta.len() && f.mtime_ns == mtime_ns && f.ctime_ns == ctime_ns && f.ino == meta.ino() && f.dev == meta.dev()
+            f.size == meta.len()
+                && f.mtime_ns == mtime_ns
+                && f.ctime_ns == ctime_ns
+                && f.ino == meta.ino()
+                && f.dev == meta.dev()
         };
         if let Some(f) = self.known.get(path).filter(|f| same(f)) {
             let mut out = [0u8; 32];
@@ -173,11 +177,17 @@ impl FileHashes {
             hasher.update(&buf[..n]);
         }
         let hash = *hasher.finalize().as_bytes();
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+        let now_ns =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
         if now_ns - mtime_ns > 2_000_000_000 {
-            let f = Fingerprint { size: meta.len(), mtime_ns, ctime_ns, ino: meta.ino(), dev: meta.dev(), blake3: hex::encode(hash) };
+            let f = Fingerprint {
+                size: meta.len(),
+                mtime_ns,
+                ctime_ns,
+                ino: meta.ino(),
+                dev: meta.dev(),
+                blake3: hex::encode(hash),
+            };
             self.fresh.lock().expect("fingerprint lock").insert(path.to_path_buf(), f);
         }
         Ok(hash)

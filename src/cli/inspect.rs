@@ -102,7 +102,12 @@ pub fn run(args: super::InspectArgs) -> i32 {
             }
         }
         for (l, d) in m.layers.iter().zip(m.config.rootfs().diff_ids()) {
-            println!("    layer      {} {:>10} {}  diff_id {d}", l.digest, human_size(l.size), short_media(&l.media_type));
+            println!(
+                "    layer      {} {:>10} {}  diff_id {d}",
+                l.digest,
+                human_size(l.size),
+                short_media(&l.media_type)
+            );
         }
     }
     EXIT_OK
@@ -120,5 +125,9 @@ fn human_size(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

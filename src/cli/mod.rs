@@ -7,8 +7,8 @@ mod inspect;
 mod lock;
 
 use crate::build::{self, BuildError, BuildRequest};
-use crate::layer::Compression;
 use crate::lang::Platform;
+use crate::layer::Compression;
 use crate::oci::reference::ImageRef;
 use crate::plan::PlanInput;
 use clap::{Parser, Subcommand};
@@ -178,7 +178,10 @@ fn run_build(args: BuildArgs) -> i32 {
                 report.stats.layers_built,
                 report.stats.layers_cached,
                 report.epoch,
-                serde_json::to_value(report.epoch_origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                serde_json::to_value(report.epoch_origin)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
             );
             EXIT_OK
         }

@@ -73,7 +73,7 @@ fn unpack(reader: impl Read, root: &Path) -> Result<(), ExtractError> {
             return Err(unsafe_entry(&raw, "climbs out of the archive with `..`"));
         }
         let Some(path) = normalize_image_path(&raw) else { continue }; // `./` itself
-        // Writing below a symlink of the archive would write wherever it points.
+                                                                       // Writing below a symlink of the archive would write wherever it points.
         let mut prefix = path.as_str();
         while let Some((parent, _)) = prefix.rsplit_once('/') {
             if symlinks.contains(parent) {
@@ -110,15 +110,22 @@ fn unpack(reader: impl Read, root: &Path) -> Result<(), ExtractError> {
             // Stored as a separate file: only a link to an earlier regular file is taken.
             let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&raw, "is a hard link without a target"))?;
             let link = String::from_utf8_lossy(&link).into_owned();
-            let source = normalize_image_path(&link).filter(|l| !link.split('/').any(|c| c == "..") && written.contains(l));
+            let source =
+                normalize_image_path(&link).filter(|l| !link.split('/').any(|c| c == "..") && written.contains(l));
             let Some(source) = source else {
-                return Err(unsafe_entry(&raw, &format!("is a hard link to `{link}`, which is not an earlier file of the archive")));
+                return Err(unsafe_entry(
+                    &raw,
+                    &format!("is a hard link to `{link}`, which is not an earlier file of the archive"),
+                ));
             };
             std::fs::copy(root.join(&source), &target)?;
         } else if kind == tar::EntryType::XGlobalHeader || kind == tar::EntryType::XHeader {
             continue;
         } else {
-            return Err(unsafe_entry(&raw, "is a device node, FIFO or other special file, which a layer cannot hold reproducibly"));
+            return Err(unsafe_entry(
+                &raw,
+                "is a device node, FIFO or other special file, which a layer cannot hold reproducibly",
+            ));
         }
         written.insert(path);
     }

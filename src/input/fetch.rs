@@ -31,7 +31,12 @@ pub enum FetchError {
 /// Fetches `url` into the store. With `expected`, the bytes must hash to it; without,
 /// whatever was fetched is stored and its digest returned (an unpinned input, which
 /// the caller reports).
-pub fn fetch(url: &str, expected: Option<Digest>, cache: &Cache, options: &FetchOptions) -> Result<(Digest, PathBuf), FetchError> {
+pub fn fetch(
+    url: &str,
+    expected: Option<Digest>,
+    cache: &Cache,
+    options: &FetchOptions,
+) -> Result<(Digest, PathBuf), FetchError> {
     if let Some(expected) = expected {
         let path = cache.blob_path(&expected);
         if path.is_file() {
@@ -60,11 +65,17 @@ pub fn fetch(url: &str, expected: Option<Digest>, cache: &Cache, options: &Fetch
 
 /// Streams `reader` into a temporary file of the store while hashing it; commits it
 /// under its digest only when it matches `expected`.
-fn store(url: &str, mut reader: impl Read, expected: Option<Digest>, cache: &Cache) -> Result<(Digest, PathBuf), FetchError> {
+fn store(
+    url: &str,
+    mut reader: impl Read,
+    expected: Option<Digest>,
+    cache: &Cache,
+) -> Result<(Digest, PathBuf), FetchError> {
     let store_err = |source| FetchError::Store { path: cache.root().to_path_buf(), source };
     let tmp = cache.blob_tempfile().map_err(store_err)?;
     let mut writer = HashingWriter::new(io::BufWriter::new(tmp.as_file()));
-    io::copy(&mut reader, &mut writer).map_err(|e| FetchError::Transfer { url: url.to_string(), message: e.to_string() })?;
+    io::copy(&mut reader, &mut writer)
+        .map_err(|e| FetchError::Transfer { url: url.to_string(), message: e.to_string() })?;
     let (actual, _, out) = writer.finish();
     out.into_inner().map_err(|e| store_err(e.into_error()))?;
     if let Some(expected) = expected {

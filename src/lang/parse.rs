@@ -79,7 +79,13 @@ pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 }
 
 impl Cx<'_> {
-    fn error(&mut self, code: &str, message: impl Into<String>, span: SourceSpan, label: impl Into<String>) -> &mut Diagnostic {
+    fn error(
+        &mut self,
+        code: &str,
+        message: impl Into<String>,
+        span: SourceSpan,
+        label: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(code, message).at(span, label).in_source(self.source));
         self.diags.0.last_mut().expect("just pushed")
     }
@@ -248,7 +254,9 @@ impl Cx<'_> {
                         );
                     }
                     let list = self.arity(node, 1, 1, "the language version, 1");
-                    if let Some(v) = list.first().and_then(|e| self.integer(e, "the language version", u32::MAX as i128)) {
+                    if let Some(v) =
+                        list.first().and_then(|e| self.integer(e, "the language version", u32::MAX as i128))
+                    {
                         if v.value != 1 {
                             let diag = self.error(
                                 "pinfold::unsupported-version",
@@ -308,7 +316,10 @@ impl Cx<'_> {
         }
         self.duplicates(file.bases.iter().map(|b| &b.name), "base");
         self.duplicates(file.images.iter().map(|i| &i.name), "image");
-        self.duplicates(file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)), "download or archive");
+        self.duplicates(
+            file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)),
+            "download or archive",
+        );
         self.single_nodes(doc, &["pinfold", "epoch", "platforms", "compression"]);
         file
     }
@@ -354,9 +365,7 @@ impl Cx<'_> {
     fn name_arg(&mut self, node: &KdlNode, what: &str) -> Option<Spanned<String>> {
         let list = self.arity(node, 1, 1, what);
         let name = self.string(list.first()?, what)?;
-        if name.value.is_empty()
-            || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             let diag = self.error(
                 "pinfold::bad-name",
                 format!("`{}` is not a valid name", name.value),
@@ -378,7 +387,12 @@ impl Cx<'_> {
             match s.value.parse::<Platform>() {
                 Ok(p) => {
                     if platforms.iter().any(|q: &Spanned<Platform>| q.value == p) {
-                        self.error("pinfold::duplicate-platform", format!("platform {p} is listed twice"), s.span, "listed again");
+                        self.error(
+                            "pinfold::duplicate-platform",
+                            format!("platform {p} is listed twice"),
+                            s.span,
+                            "listed again",
+                        );
                     } else {
                         platforms.push(Spanned::new(p, s.span));
                     }
@@ -395,7 +409,8 @@ impl Cx<'_> {
     fn compression(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
         self.check_props(node, &[]);
         self.no_children(node);
-        let list = self.arity(node, 1, 1, "a compression: \"gzip\", \"gzip:LEVEL\", \"zstd\", \"zstd:LEVEL\" or \"none\"");
+        let list =
+            self.arity(node, 1, 1, "a compression: \"gzip\", \"gzip:LEVEL\", \"zstd\", \"zstd:LEVEL\" or \"none\"");
         let value = self.string(list.first()?, "the compression")?;
         if let Err(message) = value.value.parse::<crate::layer::Compression>() {
             self.error("pinfold::bad-compression", message.to_string(), value.span, "unknown compression");
@@ -438,12 +453,23 @@ impl Cx<'_> {
                 "ref" | "digest" => {
                     self.check_props(child, &[]);
                     self.no_children(child);
-                    let list = self.arity(child, 1, 1, if kind == "ref" { "a reference name" } else { "a digest \"sha256:…\"" });
+                    let list = self.arity(
+                        child,
+                        1,
+                        1,
+                        if kind == "ref" { "a reference name" } else { "a digest \"sha256:…\"" },
+                    );
                     let Some(value) = list.first().and_then(|e| self.string(e, kind)) else { continue };
                     if kind == "digest" {
                         if let Err(e) = value.value.parse::<crate::digest::Digest>() {
-                            let diag = self.error("pinfold::bad-digest", format!("`{}` is not a digest: {e}", value.value), value.span, "not a sha256 digest");
-                            diag.help = Some("a digest is written \"sha256:\" followed by 64 lowercase hex digits".into());
+                            let diag = self.error(
+                                "pinfold::bad-digest",
+                                format!("`{}` is not a digest: {e}", value.value),
+                                value.span,
+                                "not a sha256 digest",
+                            );
+                            diag.help =
+                                Some("a digest is written \"sha256:\" followed by 64 lowercase hex digits".into());
                         }
                         base.digest = Some(value);
                     } else {
@@ -489,7 +515,12 @@ impl Cx<'_> {
             span: node.span(),
         };
         let Some(children) = node.children() else {
-            let diag = self.error("pinfold::empty-image", format!("image `{}` has no block", image.name.value), node.span(), "no block");
+            let diag = self.error(
+                "pinfold::empty-image",
+                format!("image `{}` has no block", image.name.value),
+                node.span(),
+                "no block",
+            );
             diag.help = Some("add a block with `from scratch` and a `layer`".into());
             return Some(image);
         };
@@ -502,9 +533,18 @@ impl Cx<'_> {
                     self.no_children(child);
                     let list = self.arity(child, 1, 1, "`scratch` or the name of a base");
                     if let Some(value) = list.first().and_then(|e| self.string(e, "`from`")) {
-                        let from = if value.value == "scratch" { FromDecl::Scratch } else { FromDecl::Base(value.value.clone()) };
+                        let from = if value.value == "scratch" {
+                            FromDecl::Scratch
+                        } else {
+                            FromDecl::Base(value.value.clone())
+                        };
                         if image.from.is_some() {
-                            self.error("pinfold::duplicate-node", "`from` is given more than once", name_span(child), "given again here");
+                            self.error(
+                                "pinfold::duplicate-node",
+                                "`from` is given more than once",
+                                name_span(child),
+                                "given again here",
+                            );
                         }
                         image.from = Some(Spanned::new(from, value.span));
                     }
@@ -520,7 +560,12 @@ impl Cx<'_> {
                     if let Some(o) = self.platform_override(child) {
                         if let Some(first) = image.overrides.iter().find(|p| p.platform.value == o.platform.value) {
                             let first = first.platform.span;
-                            let diag = self.error("pinfold::duplicate-platform", format!("platform {} has two override blocks", o.platform.value), o.platform.span, "second block");
+                            let diag = self.error(
+                                "pinfold::duplicate-platform",
+                                format!("platform {} has two override blocks", o.platform.value),
+                                o.platform.span,
+                                "second block",
+                            );
                             diag.related_spans.push((first, "first block".into()));
                         }
                         image.overrides.push(o);
@@ -586,7 +631,12 @@ impl Cx<'_> {
             "env" => {
                 let list = args(node);
                 if let Some(first) = list.first() {
-                    let diag = self.error("pinfold::bad-type", "`env` takes properties, KEY=\"value\"", first.span(), "not a property");
+                    let diag = self.error(
+                        "pinfold::bad-type",
+                        "`env` takes properties, KEY=\"value\"",
+                        first.span(),
+                        "not a property",
+                    );
                     diag.help = Some("write `env PATH=\"/usr/bin:/bin\" LANG=\"C.UTF-8\"`".into());
                 }
                 let mut any = false;
@@ -594,7 +644,12 @@ impl Cx<'_> {
                     let Some(key) = entry.name() else { continue };
                     any = true;
                     if key.value().is_empty() || key.value().contains('=') {
-                        self.error("pinfold::bad-value", format!("`{}` is not an environment variable name", key.value()), entry.span(), "bad name");
+                        self.error(
+                            "pinfold::bad-value",
+                            format!("`{}` is not an environment variable name", key.value()),
+                            entry.span(),
+                            "bad name",
+                        );
                         continue;
                     }
                     if let Some(value) = self.string(entry, "an environment value") {
@@ -611,7 +666,11 @@ impl Cx<'_> {
                 let values = self.strings(&list, "an argument");
                 if values.len() == list.len() && !list.is_empty() {
                     let v = Spanned::new(values.into_iter().map(|s| s.value).collect(), node.span());
-                    if name == "entrypoint" { config.entrypoint = Some(v) } else { config.cmd = Some(v) }
+                    if name == "entrypoint" {
+                        config.entrypoint = Some(v)
+                    } else {
+                        config.cmd = Some(v)
+                    }
                 }
             }
             "workdir" | "user" | "stop-signal" => {
@@ -621,7 +680,12 @@ impl Cx<'_> {
                 match name {
                     "workdir" => {
                         if !value.value.starts_with('/') {
-                            self.error("pinfold::bad-value", "`workdir` must be an absolute path", value.span, "not absolute");
+                            self.error(
+                                "pinfold::bad-value",
+                                "`workdir` must be an absolute path",
+                                value.span,
+                                "not absolute",
+                            );
                         }
                         config.workdir = Some(value);
                     }
@@ -634,7 +698,11 @@ impl Cx<'_> {
                 let list = self.arity(node, 2, 2, "a key and a value");
                 if list.len() == 2 {
                     if let (Some(k), Some(v)) = (self.string(list[0], "the key"), self.string(list[1], "the value")) {
-                        if name == "label" { config.labels.push((k, v)) } else { config.annotations.push((k, v)) }
+                        if name == "label" {
+                            config.labels.push((k, v))
+                        } else {
+                            config.annotations.push((k, v))
+                        }
                     }
                 }
             }
@@ -645,14 +713,24 @@ impl Cx<'_> {
                         KdlValue::Integer(i) => i.to_string(),
                         KdlValue::String(s) => s.clone(),
                         other => {
-                            self.error("pinfold::bad-type", format!("a port is an integer or a string, found {}", type_name(other)), entry.span(), "not a port");
+                            self.error(
+                                "pinfold::bad-type",
+                                format!("a port is an integer or a string, found {}", type_name(other)),
+                                entry.span(),
+                                "not a port",
+                            );
                             continue;
                         }
                     };
                     match normalize_port(&text) {
                         Some(port) => config.expose.push(Spanned::new(port, entry.span())),
                         None => {
-                            let diag = self.error("pinfold::bad-value", format!("`{text}` is not a port"), entry.span(), "not a port");
+                            let diag = self.error(
+                                "pinfold::bad-value",
+                                format!("`{text}` is not a port"),
+                                entry.span(),
+                                "not a port",
+                            );
                             diag.help = Some("a port is 1 to 65535, optionally followed by /tcp, /udp or /sctp".into());
                         }
                     }
@@ -692,7 +770,12 @@ impl Cx<'_> {
                     let source = list.first().and_then(|e| self.string(e, "the source path"));
                     let to = self.string_prop(child, "to", "the destination");
                     if prop(child, "to").is_none() {
-                        let diag = self.error("pinfold::missing-property", "`copy` needs a destination: to=\"/path\"", child.span(), "no `to`");
+                        let diag = self.error(
+                            "pinfold::missing-property",
+                            "`copy` needs a destination: to=\"/path\"",
+                            child.span(),
+                            "no `to`",
+                        );
                         diag.help = Some("a destination ending in `/` receives the source under its own name".into());
                     }
                     match (source, to) {
@@ -720,7 +803,8 @@ impl Cx<'_> {
                     }
                 }
                 "download" | "extract" => {
-                    let props: &[&str] = if kind == "download" { &["to", "mode", "uid", "gid"] } else { &["to", "uid", "gid"] };
+                    let props: &[&str] =
+                        if kind == "download" { &["to", "mode", "uid", "gid"] } else { &["to", "uid", "gid"] };
                     self.check_props(child, props);
                     let list = self.arity(child, 1, 1, "the name of a declared input");
                     let name = list.first().and_then(|e| self.string(e, "the input's name"));
@@ -728,7 +812,12 @@ impl Cx<'_> {
                         Some(e) => self.string(e, "the destination"),
                         None if kind == "extract" => Some(Spanned::new("/".to_string(), child.span())),
                         None => {
-                            self.error("pinfold::missing-property", "`download` needs a destination: to=\"/path\"", child.span(), "no `to`");
+                            self.error(
+                                "pinfold::missing-property",
+                                "`download` needs a destination: to=\"/path\"",
+                                child.span(),
+                                "no `to`",
+                            );
                             None
                         }
                     };
@@ -743,7 +832,12 @@ impl Cx<'_> {
                     let list = self.arity(child, 1, 1, "a path, and target=\"…\"");
                     let path = list.first().and_then(|e| self.string(e, "the path"));
                     if prop(child, "target").is_none() {
-                        self.error("pinfold::missing-property", "`symlink` needs target=\"…\"", child.span(), "no `target`");
+                        self.error(
+                            "pinfold::missing-property",
+                            "`symlink` needs target=\"…\"",
+                            child.span(),
+                            "no `target`",
+                        );
                     }
                     let target = self.string_prop(child, "target", "the target");
                     match (path, target) {
@@ -754,7 +848,12 @@ impl Cx<'_> {
             };
             for path in [entry_path(&entry)].into_iter().flatten() {
                 if crate::layer::tree::normalize_image_path(&path.value).is_none() {
-                    self.error("pinfold::bad-path", format!("`{}` does not name a path inside the image", path.value), path.span, "the root itself, or a path that climbs out with `..`");
+                    self.error(
+                        "pinfold::bad-path",
+                        format!("`{}` does not name a path inside the image", path.value),
+                        path.span,
+                        "the root itself, or a path that climbs out with `..`",
+                    );
                 }
             }
             layer.entries.push(entry);
@@ -764,9 +863,15 @@ impl Cx<'_> {
 
     fn sha256_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
         let value = self.string_prop(node, "sha256", "`sha256`")?;
-        let hex_ok = value.value.len() == 64 && value.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let hex_ok =
+            value.value.len() == 64 && value.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex_ok {
-            let diag = self.error("pinfold::bad-digest", format!("`{}` is not a sha256", value.value), value.span, "not 64 lowercase hex digits");
+            let diag = self.error(
+                "pinfold::bad-digest",
+                format!("`{}` is not a sha256", value.value),
+                value.span,
+                "not 64 lowercase hex digits",
+            );
             diag.help = Some("write the hash as 64 lowercase hex digits, as `sha256sum` prints it".into());
             return None;
         }
@@ -776,7 +881,12 @@ impl Cx<'_> {
     fn url_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
         let url = self.string_prop(node, "url", "`url`")?;
         if !["https://", "http://", "file://"].iter().any(|p| url.value.starts_with(p)) {
-            let diag = self.error("pinfold::bad-value", format!("`{}` is not an http, https or file URL", url.value), url.span, "unsupported URL");
+            let diag = self.error(
+                "pinfold::bad-value",
+                format!("`{}` is not an http, https or file URL", url.value),
+                url.span,
+                "unsupported URL",
+            );
             diag.help = Some("downloads are fetched over HTTP(S), or read from file:// URLs".into());
             return None;
         }
@@ -790,7 +900,12 @@ impl Cx<'_> {
             None => {
                 self.check_props(node, &["url", "sha256"]);
                 if prop(node, "url").is_none() {
-                    self.error("pinfold::missing-property", format!("download `{}` needs url=\"…\"", decl.name.value), node.span(), "no `url`");
+                    self.error(
+                        "pinfold::missing-property",
+                        format!("download `{}` needs url=\"…\"", decl.name.value),
+                        node.span(),
+                        "no `url`",
+                    );
                 }
                 if let Some(url) = self.url_prop(node) {
                     let sha256 = self.sha256_prop(node);
@@ -816,7 +931,12 @@ impl Cx<'_> {
                         }
                     };
                     if prop(child, "url").is_none() {
-                        self.error("pinfold::missing-property", "a download's platform needs url=\"…\"", child.span(), "no `url`");
+                        self.error(
+                            "pinfold::missing-property",
+                            "a download's platform needs url=\"…\"",
+                            child.span(),
+                            "no `url`",
+                        );
                     }
                     if let Some(url) = self.url_prop(child) {
                         let sha256 = self.sha256_prop(child);
@@ -835,8 +955,14 @@ impl Cx<'_> {
         let path = self.string_prop(node, "path", "`path`");
         let url = if prop(node, "url").is_some() { self.url_prop(node) } else { None };
         if prop(node, "path").is_some() == prop(node, "url").is_some() {
-            let diag = self.error("pinfold::missing-source", format!("archive `{}` needs either path=\"…\" or url=\"…\"", name.value), node.span(), "one source");
-            diag.help = Some("path is a tarball below the build file; url is fetched and checked against sha256".into());
+            let diag = self.error(
+                "pinfold::missing-source",
+                format!("archive `{}` needs either path=\"…\" or url=\"…\"", name.value),
+                node.span(),
+                "one source",
+            );
+            diag.help =
+                Some("path is a tarball below the build file; url is fetched and checked against sha256".into());
         }
         let sha256 = self.sha256_prop(node);
         Some(ArchiveDecl { name, path, url, sha256, span: node.span() })
@@ -848,10 +974,16 @@ impl Cx<'_> {
             attrs.mode = self.integer(e, "`mode`", 0o7777).map(|m| Spanned::new(m.value as u32, m.span));
             // `mode=755` is a valid integer (0o1363), and almost never what was meant:
             // modes must be written in octal so that the file says what it means.
-            let written = self.source.text.get(e.span().offset()..e.span().offset() + e.span().len()).unwrap_or_default();
+            let written =
+                self.source.text.get(e.span().offset()..e.span().offset() + e.span().len()).unwrap_or_default();
             let value = written.rsplit('=').next().unwrap_or_default().trim();
             if attrs.mode.is_some() && !value.starts_with("0o") && value != "0" {
-                let diag = self.error("pinfold::bad-value", format!("`mode={value}` is not written in octal"), e.span(), "a decimal number");
+                let diag = self.error(
+                    "pinfold::bad-value",
+                    format!("`mode={value}` is not written in octal"),
+                    e.span(),
+                    "a decimal number",
+                );
                 diag.help = Some(format!("modes are octal: write mode=0o{value}"));
                 attrs.mode = None;
             }
@@ -898,7 +1030,9 @@ mod tests {
 
     #[test]
     fn minimal_image_parses_without_diagnostics() {
-        let (file, diags) = parse_str("pinfold 1\nimage hello {\n from scratch\n layer app {\n file \"/etc/motd\" \"hi\\n\" mode=0o600\n }\n}\n");
+        let (file, diags) = parse_str(
+            "pinfold 1\nimage hello {\n from scratch\n layer app {\n file \"/etc/motd\" \"hi\\n\" mode=0o600\n }\n}\n",
+        );
         assert!(diags.is_empty(), "{}", diags.render_plain());
         let file = file.unwrap();
         assert_eq!(file.images[0].layers[0].entries.len(), 1);

@@ -54,10 +54,7 @@ impl std::str::FromStr for Platform {
             return Err(format!("unknown operating system `{os}` (pinfold builds linux images)"));
         }
         if !KNOWN_ARCHITECTURES.contains(&arch) {
-            return Err(format!(
-                "unknown architecture `{arch}` (known: {})",
-                KNOWN_ARCHITECTURES.join(", ")
-            ));
+            return Err(format!("unknown architecture `{arch}` (known: {})", KNOWN_ARCHITECTURES.join(", ")));
         }
         Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant })
     }
@@ -173,14 +170,43 @@ pub struct Attributes {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryDecl {
-    Copy { source: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
-    File { path: Spanned<String>, content: Spanned<String>, attrs: Attributes, span: SourceSpan },
-    Dir { path: Spanned<String>, attrs: Attributes, span: SourceSpan },
-    Symlink { path: Spanned<String>, target: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    Copy {
+        source: Spanned<String>,
+        to: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
+    File {
+        path: Spanned<String>,
+        content: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
+    Dir {
+        path: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
+    Symlink {
+        path: Spanned<String>,
+        target: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
     /// `download NAME to=… mode=…`: the downloaded file for the platform built.
-    Download { name: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    Download {
+        name: Spanned<String>,
+        to: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
     /// `extract NAME to="/"`: an archive's content below `to`.
-    Extract { name: Spanned<String>, to: Spanned<String>, attrs: Attributes, span: SourceSpan },
+    Extract {
+        name: Spanned<String>,
+        to: Spanned<String>,
+        attrs: Attributes,
+        span: SourceSpan,
+    },
 }
 
 impl EntryDecl {

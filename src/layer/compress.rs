@@ -116,10 +116,7 @@ impl Compression {
         if ok {
             Ok(())
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("compression level out of range in `{self}`"),
-            ))
+            Err(io::Error::new(io::ErrorKind::InvalidInput, format!("compression level out of range in `{self}`")))
         }
     }
 }
@@ -127,9 +124,7 @@ impl Compression {
 impl Default for Compression {
     /// gzip: the one compression every registry and runtime accepts.
     fn default() -> Self {
-        Compression::Gzip {
-            level: Self::DEFAULT_GZIP_LEVEL,
-        }
+        Compression::Gzip { level: Self::DEFAULT_GZIP_LEVEL }
     }
 }
 
@@ -154,11 +149,7 @@ pub enum CompressionParseError {
     )]
     Unknown(String),
     #[error("`{input}`: the {kind} level is a whole number from 1 to {max}")]
-    BadLevel {
-        input: String,
-        kind: &'static str,
-        max: u32,
-    },
+    BadLevel { input: String, kind: &'static str, max: u32 },
 }
 
 impl FromStr for Compression {
@@ -171,16 +162,9 @@ impl FromStr for Compression {
         };
         let parse_level = |kind: &'static str, max: u32| -> Result<Option<u32>, Self::Err> {
             let Some(level) = level else { return Ok(None) };
-            let bad = || CompressionParseError::BadLevel {
-                input: s.to_string(),
-                kind,
-                max,
-            };
+            let bad = || CompressionParseError::BadLevel { input: s.to_string(), kind, max };
             // Digits only: `+3`, ` 3` and `03` are not spelled the way Display prints.
-            if level.is_empty()
-                || level.starts_with('0')
-                || !level.bytes().all(|b| b.is_ascii_digit())
-            {
+            if level.is_empty() || level.starts_with('0') || !level.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
             match level.parse::<u32>() {
@@ -233,16 +217,10 @@ impl<W: Write> CompressWriter<W> {
 
     /// As [`CompressWriter::new`] with an explicit zstd worker count. `NonZeroU32`
     /// because 0 would select zstd's single-threaded mode, which writes other bytes.
-    pub fn with_zstd_workers(
-        out: W,
-        compression: Compression,
-        zstd_workers: NonZeroU32,
-    ) -> io::Result<Self> {
+    pub fn with_zstd_workers(out: W, compression: Compression, zstd_workers: NonZeroU32) -> io::Result<Self> {
         compression.check_level()?;
         let inner = match compression {
-            Compression::Gzip { level } => {
-                Inner::Gzip(ParallelGzip::new(out, level, GZIP_BLOCK_SIZE))
-            }
+            Compression::Gzip { level } => Inner::Gzip(ParallelGzip::new(out, level, GZIP_BLOCK_SIZE)),
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
                 encoder.multithread(zstd_workers.get())?;
@@ -263,12 +241,12 @@ impl<W: Write> CompressWriter<W> {
         if !(MIN_GZIP_BLOCK_SIZE..=MAX_GZIP_BLOCK_SIZE).contains(&block_size) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("gzip block size {block_size} is not between {MIN_GZIP_BLOCK_SIZE} and {MAX_GZIP_BLOCK_SIZE} bytes"),
+                format!(
+                    "gzip block size {block_size} is not between {MIN_GZIP_BLOCK_SIZE} and {MAX_GZIP_BLOCK_SIZE} bytes"
+                ),
             ));
         }
-        Ok(CompressWriter {
-            inner: Inner::Gzip(ParallelGzip::new(out, level, block_size)),
-        })
+        Ok(CompressWriter { inner: Inner::Gzip(ParallelGzip::new(out, level, block_size)) })
     }
 
     /// Ends the compressed stream and gives back the writer it went to (not flushed).
@@ -379,10 +357,7 @@ impl<W: Write> ParallelGzip<W> {
         while self.in_flight.len() >= self.max_in_flight {
             self.write_oldest()?;
         }
-        let next = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.block_size));
+        let next = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.block_size));
         let input = std::mem::replace(&mut self.block, next);
         let dictionary = std::mem::take(&mut self.dictionary);
         // Only full blocks are followed by another, and a full block is at least
@@ -394,10 +369,8 @@ impl<W: Write> ParallelGzip<W> {
         let level = self.level;
         let (sender, receiver) = mpsc::sync_channel(1);
         rayon::spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                deflate_block(level, &dictionary, input, last)
-            }))
-            .unwrap_or_else(|_| Err(io::Error::other("a gzip block's compression panicked")));
+            let result = catch_unwind(AssertUnwindSafe(|| deflate_block(level, &dictionary, input, last)))
+                .unwrap_or_else(|_| Err(io::Error::other("a gzip block's compression panicked")));
             // The writer may have been dropped after an error; the block is then moot.
             let _ = sender.send(result);
         });
@@ -499,22 +472,14 @@ fn deflate_block(level: u32, dictionary: &[u8], input: Vec<u8>, last: bool) -> B
 fn deflate_whole(level: u32, dictionary: &[u8], input: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut deflate = Compress::new(flate2::Compression::new(level), false);
     if !dictionary.is_empty() {
-        deflate
-            .set_dictionary(dictionary)
-            .map_err(io::Error::other)?;
+        deflate.set_dictionary(dictionary).map_err(io::Error::other)?;
     }
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
+    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
     let mut bytes = vec![0u8; deflate_bound(input.len())];
     loop {
         let read = usize::try_from(deflate.total_in()).map_err(io::Error::other)?;
         let written = usize::try_from(deflate.total_out()).map_err(io::Error::other)?;
-        let status = deflate
-            .compress(&input[read..], &mut bytes[written..], flush)
-            .map_err(io::Error::other)?;
+        let status = deflate.compress(&input[read..], &mut bytes[written..], flush).map_err(io::Error::other)?;
         let written = usize::try_from(deflate.total_out()).map_err(io::Error::other)?;
         let all_read = deflate.total_in() == input.len() as u64;
         // A flush is complete once deflate stopped with output space left over.
@@ -562,8 +527,10 @@ fn store_block(input: &[u8], last: bool) -> Vec<u8> {
 /// - order-0: the byte histogram is so close to uniform that Huffman coding cannot
 ///   save more than about 0.01 bit per byte (see [`near_uniform`]); the first 64 KiB
 ///   are tested alone first, which settles text and code at a sixteenth of the cost;
-/// - LZ77: fewer than 1 in 64 positions start a 4-byte repeat of something at most
-///   32 KiB back (deflate's window), so there is nothing for matches to remove.
+/// - LZ77: in the first 256 KiB, fewer than 1 in 64 positions start a 4-byte
+///   repeat of something at most 32 KiB back (deflate's window), so there is nothing
+///   for matches to remove. A quarter of the block is enough to tell an image or an
+///   archive from repeated material, at a quarter of the cost.
 ///
 /// Integer arithmetic only: floating-point `log2` differs between libms, and this
 /// decision is part of the output.
@@ -572,20 +539,23 @@ fn looks_incompressible(block: &[u8]) -> bool {
     if block.len() < PROBE || !near_uniform(&block[..PROBE]) || !near_uniform(block) {
         return false;
     }
+    // zlib's MAX_DIST: the window less the lookahead it keeps.
+    const MAX_DISTANCE: usize = DICTIONARY_SIZE - 262;
     const HASH_BITS: u32 = 14;
     let mut last_seen = vec![0u32; 1 << HASH_BITS];
+    let probed = &block[..block.len().min(256 * 1024)];
     let mut repeats = 0usize;
-    for (i, window) in block.windows(4).enumerate() {
+    for (i, window) in probed.windows(4).enumerate() {
         let word = u32::from_le_bytes([window[0], window[1], window[2], window[3]]);
         let slot = (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize;
         // Positions are stored plus one, so 0 means empty.
         let seen = last_seen[slot] as usize;
-        if seen != 0 && i + 1 - seen <= DICTIONARY_SIZE && block[seen - 1..seen + 3] == *window {
+        if seen != 0 && i + 1 - seen <= MAX_DISTANCE && probed[seen - 1..seen + 3] == *window {
             repeats += 1;
         }
         last_seen[slot] = u32::try_from(i + 1).unwrap_or(0);
     }
-    repeats * 64 < block.len()
+    repeats * 64 < probed.len()
 }
 
 /// Whether the byte histogram of `bytes` is within chi-square n/72 of uniform: for
@@ -632,10 +602,8 @@ pub(crate) mod tests {
             state ^= state << 17;
             state
         };
-        const WORDS: [&str; 12] = [
-            "fn ", "let ", "layer", "digest", "tar", "{\n", "}\n", "    ", "return ", "0x1f",
-            "pinfold", "; ",
-        ];
+        const WORDS: [&str; 12] =
+            ["fn ", "let ", "layer", "digest", "tar", "{\n", "}\n", "    ", "return ", "0x1f", "pinfold", "; "];
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
             let run = 1024 + (next() % 65536) as usize;
@@ -664,28 +632,18 @@ pub(crate) mod tests {
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut out)
-            .expect("valid gzip");
+        flate2::read::GzDecoder::new(data).read_to_end(&mut out).expect("valid gzip");
         out
     }
 
     fn pool(threads: usize) -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool")
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool")
     }
 
     #[test]
     fn parse_and_display_round_trip() {
         for (text, value) in [
-            (
-                "gzip",
-                Compression::Gzip {
-                    level: Compression::DEFAULT_GZIP_LEVEL,
-                },
-            ),
+            ("gzip", Compression::Gzip { level: Compression::DEFAULT_GZIP_LEVEL }),
             ("gzip:9", Compression::Gzip { level: 9 }),
             ("gzip:1", Compression::Gzip { level: 1 }),
             ("zstd", Compression::Zstd { level: 3 }),
@@ -697,43 +655,28 @@ pub(crate) mod tests {
             assert_eq!(parsed, value, "{text}");
             assert_eq!(parsed.to_string().parse::<Compression>(), Ok(value));
         }
-        assert_eq!(
-            Compression::default().to_string(),
-            format!("gzip:{}", Compression::DEFAULT_GZIP_LEVEL)
-        );
+        assert_eq!(Compression::default().to_string(), format!("gzip:{}", Compression::DEFAULT_GZIP_LEVEL));
     }
 
     #[test]
     fn parse_rejects_unknown_names_and_levels_with_a_useful_message() {
         for bad in [
-            "", "gz", "GZIP", "gzip:0", "gzip:10", "gzip:", "gzip:+3", "gzip:03", "zstd:23",
-            "zstd:-1", "none:1", "brotli",
+            "", "gz", "GZIP", "gzip:0", "gzip:10", "gzip:", "gzip:+3", "gzip:03", "zstd:23", "zstd:-1", "none:1",
+            "brotli",
         ] {
             let err = bad.parse::<Compression>().expect_err(bad);
             let message = err.to_string();
             assert!(message.contains(&format!("`{bad}`")), "{message}");
         }
         let message = "lz4".parse::<Compression>().expect_err("lz4").to_string();
-        assert!(
-            message.contains("\"gzip\"") && message.contains("\"none\""),
-            "{message}"
-        );
+        assert!(message.contains("\"gzip\"") && message.contains("\"none\""), "{message}");
     }
 
     #[test]
     fn media_types_are_the_oci_ones() {
-        assert_eq!(
-            Compression::default().media_type(),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        );
-        assert_eq!(
-            Compression::Zstd { level: 3 }.media_type(),
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-        );
-        assert_eq!(
-            Compression::None.media_type(),
-            "application/vnd.oci.image.layer.v1.tar"
-        );
+        assert_eq!(Compression::default().media_type(), "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(Compression::Zstd { level: 3 }.media_type(), "application/vnd.oci.image.layer.v1.tar+zstd");
+        assert_eq!(Compression::None.media_type(), "application/vnd.oci.image.layer.v1.tar");
     }
 
     #[test]
@@ -788,10 +731,8 @@ pub(crate) mod tests {
     fn gzip_bytes_do_not_depend_on_the_thread_count() {
         let mut data = mixed(1);
         data.extend(sample(2 * GZIP_BLOCK_SIZE + 999, 1));
-        let outputs: Vec<_> = [1, 2, 4]
-            .iter()
-            .map(|&n| pool(n).install(|| compress_all(Compression::default(), &data)))
-            .collect();
+        let outputs: Vec<_> =
+            [1, 2, 4].iter().map(|&n| pool(n).install(|| compress_all(Compression::default(), &data))).collect();
         assert_eq!(outputs[0], outputs[1]);
         assert_eq!(outputs[0], outputs[2]);
         assert_eq!(gunzip(&outputs[0]), data);
@@ -824,9 +765,7 @@ pub(crate) mod tests {
             assert_eq!(&gz[..10], &GZIP_HEADER);
             assert_eq!(gunzip(&gz), data, "len {len}");
             let mut multi = Vec::new();
-            flate2::read::MultiGzDecoder::new(&gz[..])
-                .read_to_end(&mut multi)
-                .expect("valid gzip");
+            flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut multi).expect("valid gzip");
             assert_eq!(multi, data);
             if let Some(out) = run_with_stdin("gzip", &["-dc"], &gz) {
                 assert_eq!(out, data, "gzip -d, len {len}");
@@ -840,12 +779,8 @@ pub(crate) mod tests {
         let data = sample(20 << 20, 4);
         let with_workers = |n: u32, chunk: usize| {
             let workers = NonZeroU32::new(n).expect("non-zero");
-            let mut w = CompressWriter::with_zstd_workers(
-                Vec::new(),
-                Compression::Zstd { level: 3 },
-                workers,
-            )
-            .expect("writer");
+            let mut w =
+                CompressWriter::with_zstd_workers(Vec::new(), Compression::Zstd { level: 3 }, workers).expect("writer");
             for piece in data.chunks(chunk) {
                 w.write_all(piece).expect("write");
             }
@@ -855,10 +790,7 @@ pub(crate) mod tests {
         assert_eq!(with_workers(4, data.len()), one);
         assert_eq!(with_workers(4, 777), one);
         assert_eq!(with_workers(2, 1), one);
-        assert_eq!(
-            zstd::stream::decode_all(&one[..]).expect("valid zstd"),
-            data
-        );
+        assert_eq!(zstd::stream::decode_all(&one[..]).expect("valid zstd"), data);
         if let Some(out) = run_with_stdin("zstd", &["-dc"], &one) {
             assert_eq!(out, data, "zstd -d");
         }
@@ -894,7 +826,7 @@ pub(crate) mod tests {
         assert!(!looks_incompressible(&noise(1000, 1)));
         // Random bytes that repeat within deflate's window: uniform histogram, but
         // LZ77 matches remove most of it, so it must be deflated.
-        let repeated = noise(16 * 1024, 2).repeat(64);
+        let repeated = noise(24 * 1024, 2).repeat(43);
         assert!(near_uniform(&repeated));
         assert!(!looks_incompressible(&repeated));
         // Mostly noise with some text: the histogram is not uniform enough.
@@ -909,12 +841,7 @@ pub(crate) mod tests {
         let gz = compress_all(Compression::default(), &data);
         assert_eq!(gunzip(&gz), data);
         // 5 bytes per 64 KiB stored block, plus the header and trailer.
-        assert!(
-            gz.len() < data.len() + data.len() / 10000 + 64,
-            "{} > {}",
-            gz.len(),
-            data.len()
-        );
+        assert!(gz.len() < data.len() + data.len() / 10000 + 64, "{} > {}", gz.len(), data.len());
         let mixed = mixed(5);
         let gz = compress_all(Compression::default(), &mixed);
         assert_eq!(gunzip(&gz), mixed);
@@ -933,11 +860,7 @@ pub(crate) mod tests {
     /// (`CI=true`), where every check must run and `.ci/run` installs the tools.
     fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
         use std::process::{Command, Stdio};
-        let spawned = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn();
+        let spawned = Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) if std::env::var("CI").as_deref() == Ok("true") => {

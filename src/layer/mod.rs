@@ -8,8 +8,8 @@ pub mod tar;
 pub mod tree;
 pub mod write;
 
-pub use compress::{CompressWriter, Compression, CompressionParseError};
 pub use self::tar::{DeterministicTar, EntryError};
+pub use compress::{CompressWriter, Compression, CompressionParseError};
 pub use tree::{EntryKind, FileSource, LayerEntry, LayerTree};
 pub use write::{write_layer, LayerError};
 

@@ -54,11 +54,7 @@ pub enum EntryError {
         "the content of `{path}` ended after {read} bytes, but {expected} were expected \
          (did it change during the build?)"
     )]
-    Shrank {
-        path: String,
-        expected: u64,
-        read: u64,
-    },
+    Shrank { path: String, expected: u64, read: u64 },
     #[error(
         "the content of `{path}` is longer than the {expected} bytes expected \
          (did it change during the build?)"
@@ -76,8 +72,7 @@ impl EntryError {
     /// The entry error inside `err`, if `err` came from an entry rather than from
     /// the output writer.
     pub fn of(err: &io::Error) -> Option<&EntryError> {
-        err.get_ref()
-            .and_then(|inner| inner.downcast_ref::<EntryError>())
+        err.get_ref().and_then(|inner| inner.downcast_ref::<EntryError>())
     }
 
     /// Takes the entry error out of `err`; gives `err` back if there is none.
@@ -96,9 +91,7 @@ impl EntryError {
 
     fn into_io(self) -> io::Error {
         let kind = match &self {
-            EntryError::BadName { .. } | EntryError::BadTarget { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            EntryError::BadName { .. } | EntryError::BadTarget { .. } => io::ErrorKind::InvalidInput,
             EntryError::Shrank { .. } => io::ErrorKind::UnexpectedEof,
             EntryError::Grew { .. } => io::ErrorKind::InvalidData,
             EntryError::Read { source, .. } => source.kind(),
@@ -121,11 +114,7 @@ impl<W: Write> DeterministicTar<W> {
     /// A tar stream into `out` whose entries all have mtime `epoch` (seconds since
     /// 1970, UTC).
     pub fn new(out: W, epoch: u64) -> Self {
-        DeterministicTar {
-            out,
-            epoch,
-            buffer: Vec::new(),
-        }
+        DeterministicTar { out, epoch, buffer: Vec::new() }
     }
 
     /// A directory entry; `path` may end with `/` or not, it is stored with one.
@@ -160,28 +149,15 @@ impl<W: Write> DeterministicTar<W> {
         }
         let mut left = size;
         while left > 0 {
-            let want = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(self.buffer.len());
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(self.buffer.len());
             let n = match content.read(&mut self.buffer[..want]) {
                 Ok(0) => {
                     let read = size - left;
-                    return Err(EntryError::Shrank {
-                        path: path.into(),
-                        expected: size,
-                        read,
-                    }
-                    .into_io());
+                    return Err(EntryError::Shrank { path: path.into(), expected: size, read }.into_io());
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(EntryError::Read {
-                        path: path.into(),
-                        source,
-                    }
-                    .into_io())
-                }
+                Err(source) => return Err(EntryError::Read { path: path.into(), source }.into_io()),
             };
             self.out.write_all(&self.buffer[..n])?;
             left -= n as u64;
@@ -191,21 +167,9 @@ impl<W: Write> DeterministicTar<W> {
         loop {
             match content.read(&mut self.buffer[..1]) {
                 Ok(0) => break,
-                Ok(_) => {
-                    return Err(EntryError::Grew {
-                        path: path.into(),
-                        expected: size,
-                    }
-                    .into_io())
-                }
+                Ok(_) => return Err(EntryError::Grew { path: path.into(), expected: size }.into_io()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(EntryError::Read {
-                        path: path.into(),
-                        source,
-                    }
-                    .into_io())
-                }
+                Err(source) => return Err(EntryError::Read { path: path.into(), source }.into_io()),
             }
         }
         self.pad(size)
@@ -222,13 +186,7 @@ impl<W: Write> DeterministicTar<W> {
         gid: u64,
     ) -> io::Result<()> {
         check_name(path)?;
-        let bad_target = |reason| {
-            EntryError::BadTarget {
-                path: path.into(),
-                reason,
-            }
-            .into_io()
-        };
+        let bad_target = |reason| EntryError::BadTarget { path: path.into(), reason }.into_io();
         if target.is_empty() {
             return Err(bad_target("the target is empty"));
         }
@@ -263,12 +221,7 @@ impl<W: Write> DeterministicTar<W> {
 
     /// Writes `header` named `name`, with link target `link`, preceded by GNU long
     /// name/link entries where a field is too short.
-    fn write_header(
-        &mut self,
-        mut header: Header,
-        name: &[u8],
-        link: Option<&[u8]>,
-    ) -> io::Result<()> {
+    fn write_header(&mut self, mut header: Header, name: &[u8], link: Option<&[u8]>) -> io::Result<()> {
         if name.len() > FIELD_LEN {
             self.write_long_link(b'L', name)?;
         }
@@ -319,13 +272,7 @@ impl<W: Write> DeterministicTar<W> {
 
 /// Refuses names that readers would interpret differently from what is written.
 fn check_name(path: &str) -> io::Result<()> {
-    let bad = |reason| {
-        Err(EntryError::BadName {
-            path: path.into(),
-            reason,
-        }
-        .into_io())
-    };
+    let bad = |reason| Err(EntryError::BadName { path: path.into(), reason }.into_io());
     if path.is_empty() {
         return bad("the name is empty");
     }
@@ -369,9 +316,7 @@ mod tests {
             let mut entry = entry.expect("entry");
             let header = entry.header().clone();
             let path = String::from_utf8(entry.path_bytes().into_owned()).expect("utf8");
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8(l.into_owned()).expect("utf8"));
+            let link = entry.link_name_bytes().map(|l| String::from_utf8(l.into_owned()).expect("utf8"));
             let mut data = Vec::new();
             entry.read_to_end(&mut data).expect("data");
             out.push(ReadEntry {
@@ -393,12 +338,9 @@ mod tests {
         let mut tar = DeterministicTar::new(Vec::new(), 1_700_000_000);
         tar.append_dir("etc", 0o755, 0, 0).expect("dir");
         tar.append_dir("tmp/", 0o1777, 0, 0).expect("dir");
-        tar.append_file("etc/motd", 0o644, 1000, 1001, 6, &b"hello\n"[..])
-            .expect("file");
-        tar.append_file("etc/empty", 0o600, 0, 0, 0, io::empty())
-            .expect("file");
-        tar.append_symlink("etc/link", "/usr/share/x", None, 0, 0)
-            .expect("symlink");
+        tar.append_file("etc/motd", 0o644, 1000, 1001, 6, &b"hello\n"[..]).expect("file");
+        tar.append_file("etc/empty", 0o600, 0, 0, 0, io::empty()).expect("file");
+        tar.append_symlink("etc/link", "/usr/share/x", None, 0, 0).expect("symlink");
         let bytes = tar.finish().expect("finish");
         assert_eq!(bytes.len() % BLOCK, 0);
         let entries = read_back(&bytes);
@@ -406,15 +348,9 @@ mod tests {
         assert_eq!(names, ["etc/", "tmp/", "etc/motd", "etc/empty", "etc/link"]);
         assert!(entries.iter().all(|e| e.mtime == 1_700_000_000));
         assert_eq!(entries[1].mode, 0o1777);
-        assert_eq!(
-            (entries[2].kind, entries[2].uid, entries[2].gid),
-            (EntryType::Regular, 1000, 1001)
-        );
+        assert_eq!((entries[2].kind, entries[2].uid, entries[2].gid), (EntryType::Regular, 1000, 1001));
         assert_eq!(entries[2].data, b"hello\n");
-        assert_eq!(
-            (entries[4].kind, entries[4].mode),
-            (EntryType::Symlink, 0o777)
-        );
+        assert_eq!((entries[4].kind, entries[4].mode), (EntryType::Symlink, 0o777));
         assert_eq!(entries[4].link.as_deref(), Some("/usr/share/x"));
         // Nothing of the host: owner names empty.
         let header = tar::Header::from_byte_slice(&bytes[..BLOCK]);
@@ -431,27 +367,14 @@ mod tests {
         let over_limit = "y".repeat(101);
         let mut tar = DeterministicTar::new(Vec::new(), 0);
         tar.append_dir(&dir, 0o755, 0, 0).expect("dir");
-        tar.append_file(&file, 0o644, 0, 0, 3, &b"abc"[..])
-            .expect("file");
-        tar.append_symlink(&format!("{dir}/link"), &target, Some(0o777), 0, 0)
-            .expect("symlink");
-        tar.append_file(&at_limit, 0o644, 0, 0, 0, io::empty())
-            .expect("file");
-        tar.append_symlink(&over_limit, &at_limit, None, 0, 0)
-            .expect("symlink");
+        tar.append_file(&file, 0o644, 0, 0, 3, &b"abc"[..]).expect("file");
+        tar.append_symlink(&format!("{dir}/link"), &target, Some(0o777), 0, 0).expect("symlink");
+        tar.append_file(&at_limit, 0o644, 0, 0, 0, io::empty()).expect("file");
+        tar.append_symlink(&over_limit, &at_limit, None, 0, 0).expect("symlink");
         let bytes = tar.finish().expect("finish");
         let entries = read_back(&bytes);
         let names: Vec<_> = entries.iter().map(|e| e.path.clone()).collect();
-        assert_eq!(
-            names,
-            [
-                format!("{dir}/"),
-                file,
-                format!("{dir}/link"),
-                at_limit.clone(),
-                over_limit
-            ]
-        );
+        assert_eq!(names, [format!("{dir}/"), file, format!("{dir}/link"), at_limit.clone(), over_limit]);
         assert_eq!(entries[1].data, b"abc");
         assert_eq!(entries[2].link.as_deref(), Some(target.as_str()));
         assert_eq!(entries[4].link.as_deref(), Some(at_limit.as_str()));
@@ -464,9 +387,7 @@ mod tests {
         header.set_gid(0);
         header.set_mtime(0);
         header.set_size(0);
-        theirs
-            .append_data(&mut header, format!("{dir}/"), io::empty())
-            .expect("append");
+        theirs.append_data(&mut header, format!("{dir}/"), io::empty()).expect("append");
         let theirs = theirs.into_inner().expect("finish");
         let mut ours = DeterministicTar::new(Vec::new(), 0);
         ours.append_dir(&dir, 0o755, 0, 0).expect("dir");
@@ -475,17 +396,10 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused_before_anything_is_written() {
-        for bad in [
-            "", "/etc", "./etc", "a//b", "a/./b", "a/../b", "..", "a\0b", "file/",
-        ] {
+        for bad in ["", "/etc", "./etc", "a//b", "a/./b", "a/../b", "..", "a\0b", "file/"] {
             let mut tar = DeterministicTar::new(Vec::new(), 0);
-            let err = tar
-                .append_file(bad, 0o644, 0, 0, 0, io::empty())
-                .expect_err(bad);
-            assert!(
-                matches!(EntryError::of(&err), Some(EntryError::BadName { .. })),
-                "{bad}: {err}"
-            );
+            let err = tar.append_file(bad, 0o644, 0, 0, 0, io::empty()).expect_err(bad);
+            assert!(matches!(EntryError::of(&err), Some(EntryError::BadName { .. })), "{bad}: {err}");
             assert!(tar.get_ref().is_empty());
         }
         let mut tar = DeterministicTar::new(Vec::new(), 0);
@@ -496,27 +410,13 @@ mod tests {
     #[test]
     fn content_of_another_size_than_announced_is_an_error_naming_the_entry() {
         let mut tar = DeterministicTar::new(Vec::new(), 0);
-        let err = tar
-            .append_file("usr/bin/tool", 0o755, 0, 0, 10, &b"short"[..])
-            .expect_err("shrank");
+        let err = tar.append_file("usr/bin/tool", 0o755, 0, 0, 10, &b"short"[..]).expect_err("shrank");
         assert!(err.to_string().contains("`usr/bin/tool`"), "{err}");
-        assert!(matches!(
-            EntryError::of(&err),
-            Some(EntryError::Shrank {
-                expected: 10,
-                read: 5,
-                ..
-            })
-        ));
+        assert!(matches!(EntryError::of(&err), Some(EntryError::Shrank { expected: 10, read: 5, .. })));
 
         let mut tar = DeterministicTar::new(Vec::new(), 0);
-        let err = tar
-            .append_file("etc/conf", 0o644, 0, 0, 3, &b"longer"[..])
-            .expect_err("grew");
-        assert!(matches!(
-            EntryError::take(err),
-            Ok(EntryError::Grew { expected: 3, .. })
-        ));
+        let err = tar.append_file("etc/conf", 0o644, 0, 0, 3, &b"longer"[..]).expect_err("grew");
+        assert!(matches!(EntryError::take(err), Ok(EntryError::Grew { expected: 3, .. })));
     }
 
     #[test]
@@ -528,20 +428,13 @@ mod tests {
             }
         }
         let mut tar = DeterministicTar::new(Vec::new(), 0);
-        let err = tar
-            .append_file("a", 0o644, 0, 0, 1, Failing)
-            .expect_err("read error");
-        assert!(matches!(
-            EntryError::of(&err),
-            Some(EntryError::Read { .. })
-        ));
+        let err = tar.append_file("a", 0o644, 0, 0, 1, Failing).expect_err("read error");
+        assert!(matches!(EntryError::of(&err), Some(EntryError::Read { .. })));
         assert!(err.to_string().contains("disk on fire"));
 
         let mut full = [0u8; 100];
         let mut tar = DeterministicTar::new(&mut full[..], 0);
-        let err = tar
-            .append_file("a", 0o644, 0, 0, 1, &b"x"[..])
-            .expect_err("write error");
+        let err = tar.append_file("a", 0o644, 0, 0, 1, &b"x"[..]).expect_err("write error");
         assert!(EntryError::of(&err).is_none());
     }
 
@@ -550,8 +443,7 @@ mod tests {
         let build = |epoch| {
             let mut tar = DeterministicTar::new(Vec::new(), epoch);
             tar.append_dir("a", 0o755, 0, 0).expect("dir");
-            tar.append_file("a/b", 0o644, 0, 0, 4, &b"data"[..])
-                .expect("file");
+            tar.append_file("a/b", 0o644, 0, 0, 4, &b"data"[..]).expect("file");
             tar.finish().expect("finish")
         };
         assert_eq!(build(42), build(42));

@@ -23,8 +23,13 @@ pub enum EntryKind {
     Dir,
     /// `size` is the size the file had when the tree was made; the writer fails
     /// if the file changed size since (a build never packs a file half-written).
-    File { source: FileSource, size: u64 },
-    Symlink { target: String },
+    File {
+        source: FileSource,
+        size: u64,
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 /// One entry of a layer. Times are not stored: every mtime is the build's epoch.

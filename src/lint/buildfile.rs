@@ -32,18 +32,12 @@ impl<'n> Field<'n> {
 
 impl<'a> BuildFile<'a> {
     pub fn parse(text: &'a str) -> Result<BuildFile<'a>, kdl::KdlError> {
-        Ok(BuildFile {
-            text,
-            doc: KdlDocument::parse(text)?,
-        })
+        Ok(BuildFile { text, doc: KdlDocument::parse(text)? })
     }
 
     /// Top-level nodes with this name.
     pub fn top<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s KdlNode> + 's {
-        self.doc
-            .nodes()
-            .iter()
-            .filter(move |n| n.name().value() == name)
+        self.doc.nodes().iter().filter(move |n| n.name().value() == name)
     }
 
     /// Every node at any depth, parents before children.
@@ -64,31 +58,17 @@ impl<'a> BuildFile<'a> {
     /// A field of a node: the property `key=…` or the first argument of the child
     /// node `key …`.
     pub fn field<'n>(&self, node: &'n KdlNode, key: &str) -> Option<Field<'n>> {
-        if let Some(e) = node
-            .entries()
-            .iter()
-            .find(|e| e.name().is_some_and(|n| n.value() == key))
-        {
-            return Some(Field {
-                value: e.value(),
-                span: value_span(self.text, e),
-                entry: e,
-            });
+        if let Some(e) = node.entries().iter().find(|e| e.name().is_some_and(|n| n.value() == key)) {
+            return Some(Field { value: e.value(), span: value_span(self.text, e), entry: e });
         }
         let child = children(node).find(|c| c.name().value() == key)?;
         let e = child.entries().iter().find(|e| e.name().is_none())?;
-        Some(Field {
-            value: e.value(),
-            span: value_span(self.text, e),
-            entry: e,
-        })
+        Some(Field { value: e.value(), span: value_span(self.text, e), entry: e })
     }
 
     /// True when the node has the property or a child node of this name.
     pub fn has(&self, node: &KdlNode, key: &str) -> bool {
-        node.entries()
-            .iter()
-            .any(|e| e.name().is_some_and(|n| n.value() == key))
+        node.entries().iter().any(|e| e.name().is_some_and(|n| n.value() == key))
             || children(node).any(|c| c.name().value() == key)
     }
 
@@ -100,9 +80,7 @@ impl<'a> BuildFile<'a> {
         // A plain "…" or #"…"# string without escapes maps byte for byte; anything
         // else (escapes, dedented multi-line strings) maps to the whole string.
         let hashes = raw.len() - raw.trim_start_matches('#').len();
-        let inner = raw
-            .get(hashes..raw.len().saturating_sub(hashes))
-            .unwrap_or("");
+        let inner = raw.get(hashes..raw.len().saturating_sub(hashes)).unwrap_or("");
         if inner.len() >= 2 && !inner.starts_with("\"\"\"") {
             let body = &inner[1..inner.len() - 1];
             if body == value {

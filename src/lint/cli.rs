@@ -68,23 +68,14 @@ pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     };
     for (path, n) in &report.fixed {
-        let _ = writeln!(
-            err,
-            "fixed {n} finding{} in {}",
-            if *n == 1 { "" } else { "s" },
-            path.display()
-        );
+        let _ = writeln!(err, "fixed {n} finding{} in {}", if *n == 1 { "" } else { "s" }, path.display());
     }
     let text = match args.format {
         OutputFormat::Human => render::human(&report),
         OutputFormat::Json => render::json(&report),
         OutputFormat::Sarif => render::sarif(&report),
     };
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
+    if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
         return 2;
     }
     i32::from(report.fails(args.fail_on.into()))

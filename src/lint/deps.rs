@@ -54,9 +54,7 @@ pub fn normalize(name: &str) -> String {
 
 pub fn project_name(spec: &str) -> &str {
     let end = spec
-        .find(|c: char| {
-            matches!(c, '[' | '<' | '>' | '=' | '!' | '~' | ';' | '@' | '(') || c.is_whitespace()
-        })
+        .find(|c: char| matches!(c, '[' | '<' | '>' | '=' | '!' | '~' | ';' | '@' | '(') || c.is_whitespace())
         .unwrap_or(spec.len());
     &spec[..end]
 }
@@ -98,9 +96,8 @@ impl Requirements {
                 None if first.starts_with("-e") && first.len() > 2 => ("-e", Some(&first[2..])),
                 None => (*first, None),
             };
-            let value = attached
-                .map(|v| (v, first_range.clone()))
-                .or_else(|| words.get(1).map(|(v, r)| (*v, r.clone())));
+            let value =
+                attached.map(|v| (v, first_range.clone())).or_else(|| words.get(1).map(|(v, r)| (*v, r.clone())));
             match opt {
                 "-r" | "--requirement" | "-c" | "--constraint" => {
                     if let Some((v, r)) = value {
@@ -129,15 +126,9 @@ impl Requirements {
         }
         // The specifier runs up to the first per-requirement option (`--hash=…`).
         let code = &m.text[..code_end];
-        let spec_end = words
-            .iter()
-            .find(|(w, _)| w.starts_with("--"))
-            .map_or(code.len(), |(_, r)| r.start);
+        let spec_end = words.iter().find(|(w, _)| w.starts_with("--")).map_or(code.len(), |(_, r)| r.start);
         let spec = code[first_range.start..spec_end].trim_end();
-        let hashes = words
-            .iter()
-            .filter(|(w, _)| w.starts_with("--hash"))
-            .count();
+        let hashes = words.iter().filter(|(w, _)| w.starts_with("--hash")).count();
         self.entries.push(Requirement {
             spec: spec.to_string(),
             name: normalize(project_name(spec)),
@@ -151,9 +142,7 @@ impl Requirements {
 /// Where a `#` comment starts: at the line start or after whitespace.
 fn comment_start(line: &str) -> usize {
     let b = line.as_bytes();
-    (0..b.len())
-        .find(|&i| b[i] == b'#' && (i == 0 || b[i - 1].is_ascii_whitespace()))
-        .unwrap_or(b.len())
+    (0..b.len()).find(|&i| b[i] == b'#' && (i == 0 || b[i - 1].is_ascii_whitespace())).unwrap_or(b.len())
 }
 
 /// A dependency of a conda environment file.
@@ -183,11 +172,7 @@ pub fn environment_dependencies(text: &str) -> Vec<EnvDependency> {
         if body.is_empty() {
             continue;
         }
-        lines.push(L {
-            start: start + (code.len() - body.len()),
-            indent: code.len() - body.len(),
-            body,
-        });
+        lines.push(L { start: start + (code.len() - body.len()), indent: code.len() - body.len(), body });
     }
 
     let mut out = Vec::new();
@@ -207,11 +192,7 @@ pub fn environment_dependencies(text: &str) -> Vec<EnvDependency> {
         // The block sequence below the key; YAML lets its dashes sit at the key's indent.
         let mut list_indent = None;
         while let Some(item) = lines.get(i) {
-            let Some(value) = item
-                .body
-                .strip_prefix('-')
-                .filter(|v| v.is_empty() || v.starts_with(' '))
-            else {
+            let Some(value) = item.body.strip_prefix('-').filter(|v| v.is_empty() || v.starts_with(' ')) else {
                 break;
             };
             if *list_indent.get_or_insert(item.indent) != item.indent {
@@ -223,12 +204,7 @@ pub fn environment_dependencies(text: &str) -> Vec<EnvDependency> {
             if let Some(rest) = value_trim.strip_prefix("pip:") {
                 let rest_trim = rest.trim_start();
                 if rest_trim.starts_with('[') {
-                    flow_items(
-                        rest_trim,
-                        value_start + 4 + (rest.len() - rest_trim.len()),
-                        true,
-                        &mut out,
-                    );
+                    flow_items(rest_trim, value_start + 4 + (rest.len() - rest_trim.len()), true, &mut out);
                     continue;
                 }
                 // Nested list of pip requirements, deeper than the `- pip:` item.
@@ -273,11 +249,7 @@ fn push_scalar(value: &str, at: usize, pip: bool, out: &mut Vec<EnvDependency>) 
         }
         _ => (value, at),
     };
-    out.push(EnvDependency {
-        spec: v.to_string(),
-        span: at..at + v.len(),
-        pip,
-    });
+    out.push(EnvDependency { spec: v.to_string(), span: at..at + v.len(), pip });
 }
 
 #[cfg(test)]
@@ -289,10 +261,7 @@ mod tests {
         let text = "# top\nflask==3.0.3 \\\n    --hash=sha256:aa\nrequests >= 2  # why\n-r base.txt\n-cconstraints.txt\n-e ./local\n--require-hashes\n";
         let r = Requirements::parse(text);
         assert_eq!(r.entries.len(), 3);
-        assert_eq!(
-            (r.entries[0].spec.as_str(), r.entries[0].hashes),
-            ("flask==3.0.3", 1)
-        );
+        assert_eq!((r.entries[0].spec.as_str(), r.entries[0].hashes), ("flask==3.0.3", 1));
         assert_eq!(&text[r.entries[1].span.clone()], "requests >= 2");
         assert_eq!(r.includes.len(), 2);
         assert!(r.includes[1].constraint && r.includes[1].path == "constraints.txt");
@@ -306,20 +275,11 @@ mod tests {
         let specs: Vec<_> = deps.iter().map(|d| (d.spec.as_str(), d.pip)).collect();
         assert_eq!(
             specs,
-            [
-                ("python=3.11", false),
-                ("numpy", false),
-                ("pip", false),
-                ("requests==2.31.0", true),
-                ("flask", true)
-            ]
+            [("python=3.11", false), ("numpy", false), ("pip", false), ("requests==2.31.0", true), ("flask", true)]
         );
         assert_eq!(&text[deps[1].span.clone()], "numpy");
         let flow = environment_dependencies("dependencies: [a=1, b]\n");
-        assert_eq!(
-            flow.iter().map(|d| d.spec.as_str()).collect::<Vec<_>>(),
-            ["a=1", "b"]
-        );
+        assert_eq!(flow.iter().map(|d| d.spec.as_str()).collect::<Vec<_>>(), ["a=1", "b"]);
         assert_eq!(flow[1].span, 20..21);
     }
 }

@@ -115,12 +115,8 @@ impl Dockerfile {
             start += piece.len();
         }
 
-        let mut df = Dockerfile {
-            escape: '\\',
-            directives: Vec::new(),
-            instructions: Vec::new(),
-            comments: Vec::new(),
-        };
+        let mut df =
+            Dockerfile { escape: '\\', directives: Vec::new(), instructions: Vec::new(), comments: Vec::new() };
         let mut i = 0;
         while let Some(line) = lines.get(i) {
             let Some(d) = directive(line) else { break };
@@ -151,8 +147,7 @@ impl Dockerfile {
             }
             let indent = line.text.len() - trimmed.len();
             if trimmed.starts_with('#') {
-                df.comments
-                    .push(line.start + indent..line.start + line.text.len());
+                df.comments.push(line.start + indent..line.start + line.text.len());
                 i += 1;
                 continue;
             }
@@ -162,17 +157,10 @@ impl Dockerfile {
     }
 
     /// Reads the instruction starting on `lines[i]`; returns the index of the line after it.
-    fn instruction(
-        &mut self,
-        lines: &[Line],
-        mut i: usize,
-        indent: usize,
-    ) -> Result<usize, ParseError> {
+    fn instruction(&mut self, lines: &[Line], mut i: usize, indent: usize) -> Result<usize, ParseError> {
         let line = &lines[i];
         let trimmed = &line.text[indent..];
-        let kw_len = trimmed
-            .find(|c: char| c.is_whitespace())
-            .unwrap_or(trimmed.len());
+        let kw_len = trimmed.find(|c: char| c.is_whitespace()).unwrap_or(trimmed.len());
         let keyword = trimmed[..kw_len].to_ascii_uppercase();
         let kw_start = line.start + indent;
         let keyword_span = kw_start..kw_start + kw_len;
@@ -256,12 +244,7 @@ impl Dockerfile {
                         help: format!("end the heredoc with a line that holds only `{delimiter}`"),
                     });
                 }
-                heredocs.push(Heredoc {
-                    delimiter,
-                    strip_tabs,
-                    marker,
-                    body,
-                });
+                heredocs.push(Heredoc { delimiter, strip_tabs, marker, body });
             }
         }
 
@@ -281,11 +264,7 @@ fn directive(line: &Line) -> Option<Directive> {
     let body = line.text.trim_start().strip_prefix('#')?;
     let (name, value) = body.split_once('=')?;
     let name = name.trim();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return None;
     }
     Some(Directive {
@@ -322,11 +301,7 @@ fn heredoc_markers(args: &str) -> Vec<(Range<usize>, String, bool)> {
             i += 1;
             continue;
         }
-        if c == b'<'
-            && b.get(i + 1) == Some(&b'<')
-            && b.get(i + 2) != Some(&b'<')
-            && (i == 0 || b[i - 1] != b'<')
-        {
+        if c == b'<' && b.get(i + 1) == Some(&b'<') && b.get(i + 2) != Some(&b'<') && (i == 0 || b[i - 1] != b'<') {
             let start = i;
             let mut j = i + 2;
             let strip = b.get(j) == Some(&b'-');
@@ -341,9 +316,7 @@ fn heredoc_markers(args: &str) -> Vec<(Range<usize>, String, bool)> {
                 _ => 0,
             };
             let word_start = j;
-            while j < b.len()
-                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'-' | b'.'))
-            {
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'-' | b'.')) {
                 j += 1;
             }
             if j > word_start {
@@ -395,11 +368,7 @@ impl Instruction {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (body.to_string(), None),
             };
-            flags.push(Flag {
-                name,
-                value,
-                span: self.args.map_range(range.clone()),
-            });
+            flags.push(Flag { name, value, span: self.args.map_range(range.clone()) });
             rest = range.end;
         }
         (flags, rest.min(self.args.text.len()))
@@ -463,10 +432,7 @@ pub fn json_string_array(m: &MappedText) -> Option<Vec<(String, MappedText)>> {
                     b'f' => value.push('\u{c}'),
                     b'u' => {
                         let hex = t.get(i..i + 4)?;
-                        value.push(
-                            char::from_u32(u32::from_str_radix(hex, 16).ok()?)
-                                .unwrap_or('\u{fffd}'),
-                        );
+                        value.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?).unwrap_or('\u{fffd}'));
                         i += 4;
                     }
                     other => value.push(other as char),
@@ -530,11 +496,7 @@ fn unquote(v: &str) -> String {
 /// Expands `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}` and
 /// `${VAR+alt}` as BuildKit does in `FROM`. `None` when a variable without a value is
 /// used and nothing stands in for it: the image is then only known at build time.
-pub fn substitute(
-    text: &str,
-    args: &HashMap<String, Option<String>>,
-    escape: char,
-) -> Option<String> {
+pub fn substitute(text: &str, args: &HashMap<String, Option<String>>, escape: char) -> Option<String> {
     let mut out = String::new();
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -575,18 +537,12 @@ pub fn substitute(
                     }
                 }
                 ":+" => Some(if set { word.to_string() } else { String::new() }),
-                "+" => Some(if defined {
-                    word.to_string()
-                } else {
-                    String::new()
-                }),
+                "+" => Some(if defined { word.to_string() } else { String::new() }),
                 _ => value,
             };
             out.push_str(&expanded?);
         } else {
-            let len = rest
-                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-                .unwrap_or(rest.len());
+            let len = rest.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).unwrap_or(rest.len());
             if len == 0 {
                 out.push('$');
                 continue;
@@ -627,10 +583,7 @@ mod tests {
         assert_eq!(df.comments.len(), 1);
         assert_eq!(df.instructions[2].heredocs[0].body.text, "apk add git\n");
         let h = &df.instructions[3].heredocs[0];
-        assert_eq!(
-            (h.delimiter.as_str(), h.strip_tabs, h.body.text.as_str()),
-            ("A", true, "x\n")
-        );
+        assert_eq!((h.delimiter.as_str(), h.strip_tabs, h.body.text.as_str()), ("A", true, "x\n"));
     }
 
     #[test]
@@ -645,29 +598,18 @@ mod tests {
 
     #[test]
     fn exec_form_and_substitution() {
-        let df = Dockerfile::parse(
-            "RUN --mount=type=cache,target=/x [\"apt-get\", \"install\", \"a\\\"b\"]\n",
-        )
-        .expect("parses");
+        let df = Dockerfile::parse("RUN --mount=type=cache,target=/x [\"apt-get\", \"install\", \"a\\\"b\"]\n")
+            .expect("parses");
         let ins = &df.instructions[0];
         let (flags, _) = ins.flags();
         assert_eq!(flags[0].name, "mount");
         let argv = ins.exec_form().expect("exec form");
-        assert_eq!(
-            argv.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
-            ["apt-get", "install", "a\"b"]
-        );
+        assert_eq!(argv.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), ["apt-get", "install", "a\"b"]);
         let mut args = HashMap::new();
         args.insert("V".to_string(), Some("3.20".to_string()));
         args.insert("E".to_string(), None);
-        assert_eq!(
-            substitute("alpine:${V}", &args, '\\').as_deref(),
-            Some("alpine:3.20")
-        );
+        assert_eq!(substitute("alpine:${V}", &args, '\\').as_deref(), Some("alpine:3.20"));
         assert_eq!(substitute("$E", &args, '\\'), None);
-        assert_eq!(
-            substitute("${E:-debian}:$V", &args, '\\').as_deref(),
-            Some("debian:3.20")
-        );
+        assert_eq!(substitute("${E:-debian}:$V", &args, '\\').as_deref(), Some("debian:3.20"));
     }
 }

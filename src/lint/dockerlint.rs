@@ -86,24 +86,14 @@ pub fn image_uses(df: &Dockerfile) -> Vec<ImageUse<'_>> {
                 for f in flags.iter().filter(|f| f.name == "from") {
                     let Some(value) = &f.value else { continue };
                     let lower = value.to_ascii_lowercase();
-                    if stages.contains(&lower)
-                        || value.chars().all(|c| c.is_ascii_digit())
-                        || lower == "scratch"
-                    {
+                    if stages.contains(&lower) || value.chars().all(|c| c.is_ascii_digit()) || lower == "scratch" {
                         continue;
                     }
                     // Only references that look like images: a stage name that was
                     // mistyped would fail the build anyway.
-                    let mapped =
-                        MappedText::coarse(value.clone(), f.span.end - value.len()..f.span.end);
+                    let mapped = MappedText::coarse(value.clone(), f.span.end - value.len()..f.span.end);
                     let resolved = dockerfile::substitute(value, &args, df.escape);
-                    out.push(ImageUse {
-                        instruction: ins,
-                        written: value.clone(),
-                        resolved,
-                        mapped,
-                        from: false,
-                    });
+                    out.push(ImageUse { instruction: ins, written: value.clone(), resolved, mapped, from: false });
                 }
             }
             _ => {}
@@ -126,13 +116,10 @@ pub fn check(ctx: &mut Ctx, df: &Dockerfile) {
             "FROM" => posix_shell = true,
             "SHELL" => {
                 // PowerShell or cmd: the RUN lines are not POSIX shell.
-                posix_shell = ins
-                    .exec_form()
-                    .and_then(|a| a.first().map(|(p, _)| p.clone()))
-                    .is_none_or(|p| {
-                        let p = super::shell::basename(&p).to_ascii_lowercase();
-                        super::shell::is_shell(p.trim_end_matches(".exe"))
-                    });
+                posix_shell = ins.exec_form().and_then(|a| a.first().map(|(p, _)| p.clone())).is_none_or(|p| {
+                    let p = super::shell::basename(&p).to_ascii_lowercase();
+                    super::shell::is_shell(p.trim_end_matches(".exe"))
+                });
             }
             "RUN" => {
                 for script in run_scripts(ins, posix_shell) {

@@ -11,14 +11,8 @@ pub const RULES_PAGE: &str = "book/src/lint/rules.md";
 
 pub fn rules_markdown() -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<!-- Generated from src/lint/rules/*.rs and fixtures/lint/rules/; do not edit."
-    );
-    let _ = writeln!(
-        s,
-        "     Regenerate with: PINFOLD_UPDATE_DOCS=1 cargo test --test lint book -->"
-    );
+    let _ = writeln!(s, "<!-- Generated from src/lint/rules/*.rs and fixtures/lint/rules/; do not edit.");
+    let _ = writeln!(s, "     Regenerate with: PINFOLD_UPDATE_DOCS=1 cargo test --test lint book -->");
     let _ = writeln!(s);
     let _ = writeln!(s, "# Lint rules");
     let _ = writeln!(s);
@@ -48,16 +42,8 @@ pub fn rules_markdown() -> String {
         let _ = writeln!(s, "## {} {}", r.id, r.name);
         let _ = writeln!(s);
         let fixable = if r.fixable { "yes (`--fix`)" } else { "no" };
-        let hadolint = if r.hadolint.is_empty() {
-            "—".to_string()
-        } else {
-            r.hadolint.join(", ")
-        };
-        let _ = writeln!(
-            s,
-            "Severity: **{}** · Fixable: {fixable} · hadolint: {hadolint}",
-            r.severity.as_str()
-        );
+        let hadolint = if r.hadolint.is_empty() { "—".to_string() } else { r.hadolint.join(", ") };
+        let _ = writeln!(s, "Severity: **{}** · Fixable: {fixable} · hadolint: {hadolint}", r.severity.as_str());
         let _ = writeln!(s);
         let _ = writeln!(s, "### What it does\n\n{}\n", r.what);
         let _ = writeln!(s, "### Why it matters\n\n{}\n", r.why);
@@ -66,16 +52,8 @@ pub fn rules_markdown() -> String {
             "kdl" => "pinfold.kdl",
             other => other,
         };
-        let _ = writeln!(
-            s,
-            "Reported (`{file}`):\n\n```{}\n{}```\n",
-            r.example.lang, r.example.bad
-        );
-        let _ = writeln!(
-            s,
-            "Not reported:\n\n```{}\n{}```\n",
-            r.example.lang, r.example.good
-        );
+        let _ = writeln!(s, "Reported (`{file}`):\n\n```{}\n{}```\n", r.example.lang, r.example.bad);
+        let _ = writeln!(s, "Not reported:\n\n```{}\n{}```\n", r.example.lang, r.example.good);
         let _ = writeln!(s, "### Fix\n\n{}", r.fix);
     }
     s

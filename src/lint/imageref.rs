@@ -16,17 +16,10 @@ pub struct ImageRef<'a> {
 
 impl<'a> ImageRef<'a> {
     pub fn parse(text: &'a str) -> ImageRef<'a> {
-        let offset = if text.starts_with("docker://") {
-            "docker://".len()
-        } else {
-            0
-        };
+        let offset = if text.starts_with("docker://") { "docker://".len() } else { 0 };
         let body = &text[offset..];
         let (named, digest) = match body.find('@') {
-            Some(at) => (
-                &body[..at],
-                Some((&body[at + 1..], offset + at + 1..text.len())),
-            ),
+            Some(at) => (&body[..at], Some((&body[at + 1..], offset + at + 1..text.len()))),
             None => (body, None),
         };
         // A colon after the last slash starts the tag; one before it is a registry port.
@@ -34,10 +27,7 @@ impl<'a> ImageRef<'a> {
         let (name, tag) = match named[last_slash..].find(':') {
             Some(c) => {
                 let c = last_slash + c;
-                (
-                    &named[..c],
-                    Some((&named[c + 1..], offset + c + 1..offset + named.len())),
-                )
+                (&named[..c], Some((&named[c + 1..], offset + c + 1..offset + named.len())))
             }
             None => (named, None),
         };

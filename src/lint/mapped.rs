@@ -31,11 +31,7 @@ impl MappedText {
 
     /// Text whose bytes cannot be traced one by one; all of it maps to `span`.
     pub fn coarse(text: impl Into<String>, span: Range<usize>) -> Self {
-        MappedText {
-            text: text.into(),
-            segments: Vec::new(),
-            fallback: Some(span),
-        }
+        MappedText { text: text.into(), segments: Vec::new(), fallback: Some(span) }
     }
 
     /// Appends `piece`, which starts at `file_offset` in the file.
@@ -46,10 +42,7 @@ impl MappedText {
         let at = self.text.len();
         // Merge with the previous piece when it continues it in the file: fewer
         // segments, same mapping.
-        let continues = self
-            .segments
-            .last()
-            .is_some_and(|&(t, f)| f + (at - t) == file_offset);
+        let continues = self.segments.last().is_some_and(|&(t, f)| f + (at - t) == file_offset);
         if !continues {
             self.segments.push((at, file_offset));
         }
@@ -81,10 +74,7 @@ impl MappedText {
         }
         let mut out = MappedText::new();
         for (i, &(t, f)) in self.segments.iter().enumerate() {
-            let end = self
-                .segments
-                .get(i + 1)
-                .map_or(self.text.len(), |&(next, _)| next);
+            let end = self.segments.get(i + 1).map_or(self.text.len(), |&(next, _)| next);
             let (a, b) = (t.max(range.start), end.min(range.end));
             if a < b {
                 out.push(&self.text[a..b], f + (a - t));

@@ -70,9 +70,7 @@ impl FileKind {
         if lower.ends_with("environment.yml") || lower.ends_with("environment.yaml") {
             return Some(FileKind::Environment);
         }
-        if lower.ends_with(".txt")
-            && (lower.contains("requirements") || lower.contains("constraints"))
-        {
+        if lower.ends_with(".txt") && (lower.contains("requirements") || lower.contains("constraints")) {
             return Some(FileKind::Requirements);
         }
         let docker_like = lower.starts_with("dockerfile")
@@ -80,19 +78,8 @@ impl FileKind {
             || lower.ends_with(".dockerfile")
             || lower.ends_with(".containerfile");
         // `Dockerfile.dockerignore`, `Dockerfile.md` and editor leftovers are not Dockerfiles.
-        const NOT: &[&str] = &[
-            ".dockerignore",
-            ".md",
-            ".txt",
-            ".orig",
-            ".bak",
-            ".rej",
-            ".swp",
-            "~",
-            ".json",
-            ".yml",
-            ".yaml",
-        ];
+        const NOT: &[&str] =
+            &[".dockerignore", ".md", ".txt", ".orig", ".bak", ".rej", ".swp", "~", ".json", ".yml", ".yaml"];
         if docker_like && !NOT.iter().any(|s| lower.ends_with(s)) {
             return Some(FileKind::Dockerfile);
         }
@@ -150,10 +137,7 @@ impl LintReport {
     }
 
     pub fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity() == severity)
-            .count()
+        self.findings.iter().filter(|f| f.severity() == severity).count()
     }
 }
 
@@ -171,11 +155,7 @@ impl LintError {
     }
 
     fn summary(&self) -> String {
-        self.problems
-            .iter()
-            .map(|d| d.message.clone())
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.problems.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")
     }
 
     pub fn diagnostics(&self) -> Diagnostics {
@@ -184,10 +164,7 @@ impl LintError {
 }
 
 fn read_error(path: &Path, message: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error(
-        "pinfold::lint::unreadable",
-        format!("{}: {message}", path.display()),
-    )
+    Diagnostic::error("pinfold::lint::unreadable", format!("{}: {message}", path.display()))
 }
 
 /// Lints files and directories. No path means the current directory. A directory
@@ -283,14 +260,8 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
         if fixed > 0 {
             report.fixed.push((path.clone(), fixed));
         }
-        report
-            .findings
-            .extend(raw.into_iter().map(|f| locate(f, path, &src)));
-        report.files.push(LintedFile {
-            path: path.clone(),
-            kind: *kind,
-            source: src,
-        });
+        report.findings.extend(raw.into_iter().map(|f| locate(f, path, &src)));
+        report.files.push(LintedFile { path: path.clone(), kind: *kind, source: src });
     }
     if !problems.is_empty() {
         return Err(LintError { problems });
@@ -301,10 +272,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
 }
 
 fn first(e: LintError) -> Diagnostic {
-    e.problems
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Diagnostic::error("pinfold::lint::parse", "cannot parse"))
+    e.problems.into_iter().next().unwrap_or_else(|| Diagnostic::error("pinfold::lint::parse", "cannot parse"))
 }
 
 /// Lints text held in memory, as a file of `kind` called `name` (no includes are
@@ -312,10 +280,7 @@ fn first(e: LintError) -> Diagnostic {
 pub fn lint_source(kind: FileKind, name: &str, text: &str) -> Result<Vec<Finding>, LintError> {
     let src = Source::new(name, text);
     let raw = lint_file(kind, &src, None, &[], &ReqGroup::default())?;
-    let mut out: Vec<Finding> = raw
-        .into_iter()
-        .map(|f| locate(f, Path::new(name), &src))
-        .collect();
+    let mut out: Vec<Finding> = raw.into_iter().map(|f| locate(f, Path::new(name), &src)).collect();
     sort(&mut out);
     Ok(out)
 }
@@ -334,12 +299,7 @@ fn sort(findings: &mut [Finding]) {
 
 fn parent(path: &Path) -> PathBuf {
     let p = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::canonicalize(if p.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        &p
-    })
-    .unwrap_or(p)
+    std::fs::canonicalize(if p.as_os_str().is_empty() { Path::new(".") } else { &p }).unwrap_or(p)
 }
 
 /// How a path is shown: as given, without a leading `./`.
@@ -357,10 +317,8 @@ fn lint_file(
     group: &ReqGroup,
 ) -> Result<Vec<RawFinding>, LintError> {
     let text: &str = &src.text;
-    let mut ctx = Ctx {
-        base_dir: path.map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default()),
-        ..Ctx::default()
-    };
+    let mut ctx =
+        Ctx { base_dir: path.map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default()), ..Ctx::default() };
     let line_allows = match kind {
         FileKind::BuildFile => {
             let bf = buildfile::BuildFile::parse(text).map_err(|e| kdl_error(e, src))?;
@@ -371,11 +329,7 @@ fn lint_file(
             let strings: Vec<std::ops::Range<usize>> = bf
                 .all_nodes()
                 .iter()
-                .flat_map(|n| {
-                    n.entries()
-                        .iter()
-                        .map(|e| e.span().offset()..e.span().offset() + e.span().len())
-                })
+                .flat_map(|n| n.entries().iter().map(|e| e.span().offset()..e.span().offset() + e.span().len()))
                 .collect();
             let in_code = |o: usize| strings.iter().any(|r| r.contains(&o));
             let allows = suppress::line_allows(&mut ctx, text, "//", &in_code, &|l| l);
@@ -387,22 +341,16 @@ fn lint_file(
         FileKind::Dockerfile => {
             let df = dockerfile::Dockerfile::parse(text).map_err(|e| {
                 LintError::one(
-                    Diagnostic::error(
-                        "pinfold::lint::parse",
-                        format!("cannot parse {}: {}", src.name, e.message),
-                    )
-                    .at(to_span(e.span), e.label)
-                    .help(e.help)
-                    .in_source(src),
+                    Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: {}", src.name, e.message))
+                        .at(to_span(e.span), e.label)
+                        .help(e.help)
+                        .in_source(src),
                 )
             })?;
             dockerlint::check(&mut ctx, &df);
             let lines = suppress::Lines::new(text);
-            let ranges: Vec<(usize, usize)> = df
-                .instructions
-                .iter()
-                .map(|i| (lines.of(i.span.start), lines.of(i.span.end)))
-                .collect();
+            let ranges: Vec<(usize, usize)> =
+                df.instructions.iter().map(|i| (lines.of(i.span.start), lines.of(i.span.end))).collect();
             // A `#` inside an instruction's arguments is an argument (or a shell
             // comment in a RUN): only whole-line comments and RUN's trailing ones count.
             let extent = |l: usize| ranges.iter().find(|r| r.0 == l).map_or(l, |r| r.1);
@@ -410,29 +358,12 @@ fn lint_file(
         }
         FileKind::Requirements => {
             let reqs = deps::Requirements::parse(text);
-            let constraints_file = group
-                .constraint_files
-                .iter()
-                .any(|p| Some(p.as_path()) == path);
-            rules::pf401_requirement_unpinned::check(
-                &mut ctx,
-                &reqs,
-                &group.facts,
-                constraints_file,
-            );
-            rules::pf402_requirement_without_hash::check(
-                &mut ctx,
-                &reqs,
-                &group.facts,
-                constraints_file,
-            );
+            let constraints_file = group.constraint_files.iter().any(|p| Some(p.as_path()) == path);
+            rules::pf401_requirement_unpinned::check(&mut ctx, &reqs, &group.facts, constraints_file);
+            rules::pf402_requirement_without_hash::check(&mut ctx, &reqs, &group.facts, constraints_file);
             if let Some(p) = path {
                 let dir = p.parent().unwrap_or(Path::new(""));
-                let missing: Vec<_> = reqs
-                    .includes
-                    .iter()
-                    .filter(|i| !dir.join(&i.path).is_file())
-                    .collect();
+                let missing: Vec<_> = reqs.includes.iter().filter(|i| !dir.join(&i.path).is_file()).collect();
                 rules::pf404_include_not_found::check(&mut ctx, &missing);
             }
             suppress::line_allows(&mut ctx, text, "#", &|_| false, &|l| l)
@@ -443,12 +374,7 @@ fn lint_file(
             suppress::line_allows(&mut ctx, text, "#", &|_| false, &|l| l)
         }
     };
-    Ok(suppress::apply(
-        text,
-        ctx.findings,
-        &line_allows,
-        dir_allows,
-    ))
+    Ok(suppress::apply(text, ctx.findings, &line_allows, dir_allows))
 }
 
 fn to_span(r: std::ops::Range<usize>) -> miette::SourceSpan {
@@ -458,19 +384,10 @@ fn to_span(r: std::ops::Range<usize>) -> miette::SourceSpan {
 fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
     let mut problems = Vec::new();
     for d in &e.diagnostics {
-        let message = d
-            .message
-            .clone()
-            .unwrap_or_else(|| "invalid KDL".to_string());
-        let mut diag = Diagnostic::error(
-            "pinfold::lint::parse",
-            format!("cannot parse {}: {message}", src.name),
-        )
-        .at(
-            d.span,
-            d.label.clone().unwrap_or_else(|| "here".to_string()),
-        )
-        .in_source(src);
+        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_string());
+        let mut diag = Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: {message}", src.name))
+            .at(d.span, d.label.clone().unwrap_or_else(|| "here".to_string()))
+            .in_source(src);
         if let Some(h) = &d.help {
             diag = diag.help(h.clone());
         }
@@ -478,11 +395,7 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
     }
     if problems.is_empty() {
         problems.push(
-            Diagnostic::error(
-                "pinfold::lint::parse",
-                format!("cannot parse {}: invalid KDL", src.name),
-            )
-            .in_source(src),
+            Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: invalid KDL", src.name)).in_source(src),
         );
     }
     LintError { problems }
@@ -495,15 +408,9 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
     let end = f.span.end.clamp(start, len);
     let (line, column) = src.line_col(start);
     let (end_line, end_column) = src.line_col(end);
-    let mut d = Diagnostic {
-        severity: f.rule.severity,
-        ..Diagnostic::error(f.rule.id, f.message)
-    }
-    .at(
-        to_span(start..end),
-        f.label.unwrap_or_else(|| f.rule.name.to_string()),
-    )
-    .in_source(src);
+    let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(f.rule.id, f.message) }
+        .at(to_span(start..end), f.label.unwrap_or_else(|| f.rule.name.to_string()))
+        .in_source(src);
     let mut help = f.help.unwrap_or_default();
     if f.fix.is_some() {
         help.push_str(" [fixable with --fix]");
@@ -511,15 +418,7 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
     if !help.is_empty() {
         d = d.help(help.trim().to_string());
     }
-    Finding {
-        rule: f.rule,
-        path: path.to_path_buf(),
-        line,
-        column,
-        end_line,
-        end_column,
-        diagnostic: d,
-    }
+    Finding { rule: f.rule, path: path.to_path_buf(), line, column, end_line, end_column, diagnostic: d }
 }
 
 /// Reads a file as UTF-8 text, refusing what is not text.
@@ -531,10 +430,7 @@ fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
     if meta.len() > MAX_FILE_SIZE {
         return Err(Box::new(read_error(
             path,
-            format!(
-                "is {} bytes; lint reads files of up to {MAX_FILE_SIZE} bytes",
-                meta.len()
-            ),
+            format!("is {} bytes; lint reads files of up to {MAX_FILE_SIZE} bytes", meta.len()),
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| Box::new(read_error(path, e)))?;
@@ -544,10 +440,7 @@ fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
     String::from_utf8(bytes).map_err(|e| {
         Box::new(read_error(
             path,
-            format!(
-                "is not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
+            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
         ))
     })
 }
@@ -563,11 +456,7 @@ fn sniff(text: &str) -> Option<FileKind> {
 /// The files to lint, with the kind their names say.
 fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Option<FileKind>)>, LintError> {
     let default = [PathBuf::from(".")];
-    let paths = if paths.is_empty() {
-        &default[..]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { &default[..] } else { paths };
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
@@ -582,28 +471,20 @@ fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Option<FileKind>)>, LintE
                 };
                 if let Some(kind) = kind {
                     if entry.path().is_file() {
-                        let path = if p == Path::new(".") {
-                            PathBuf::from(&name)
-                        } else {
-                            p.join(&name)
-                        };
+                        let path = if p == Path::new(".") { PathBuf::from(&name) } else { p.join(&name) };
                         found.push((path, Some(kind)));
                     }
                 }
             }
             if found.is_empty() {
-                problems.push(
-                    read_error(p, "has nothing to lint")
-                        .help("lint looks for pinfold.kdl, Dockerfile*, requirements*.txt and environment.yml in a directory"),
-                );
+                problems.push(read_error(p, "has nothing to lint").help(
+                    "lint looks for pinfold.kdl, Dockerfile*, requirements*.txt and environment.yml in a directory",
+                ));
             }
             found.sort();
             out.extend(found);
         } else if p.exists() {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             out.push((p.clone(), FileKind::from_name(&name)));
         } else {
             problems.push(read_error(p, "does not exist"));
@@ -634,11 +515,7 @@ fn requirement_groups(loaded: &[(PathBuf, FileKind, Source)]) -> HashMap<PathBuf
         .map(|(p, _, s)| (p, deps::Requirements::parse(&s.text)))
         .collect();
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let index: BTreeMap<PathBuf, usize> = reqs
-        .iter()
-        .enumerate()
-        .map(|(i, (p, _))| (canon(p), i))
-        .collect();
+    let index: BTreeMap<PathBuf, usize> = reqs.iter().enumerate().map(|(i, (p, _))| (canon(p), i)).collect();
     // Union-find over include edges.
     let mut root: Vec<usize> = (0..reqs.len()).collect();
     fn find(root: &mut [usize], mut i: usize) -> usize {

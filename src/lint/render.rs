@@ -18,22 +18,13 @@ pub fn human(report: &LintReport) -> String {
     if report.findings.is_empty() {
         out.push_str(&format!("No findings in {files}.\n"));
     } else {
-        let parts: Vec<String> = [
-            (Severity::Error, "error"),
-            (Severity::Warning, "warning"),
-            (Severity::Info, "info"),
-        ]
-        .iter()
-        .filter_map(|&(s, name)| {
-            let n = report.count(s);
-            (n > 0).then(|| {
-                format!(
-                    "{n} {name}{}",
-                    if n == 1 || name == "info" { "" } else { "s" }
-                )
+        let parts: Vec<String> = [(Severity::Error, "error"), (Severity::Warning, "warning"), (Severity::Info, "info")]
+            .iter()
+            .filter_map(|&(s, name)| {
+                let n = report.count(s);
+                (n > 0).then(|| format!("{n} {name}{}", if n == 1 || name == "info" { "" } else { "s" }))
             })
-        })
-        .collect();
+            .collect();
         out.push_str(&format!("Found {} in {files}.\n", parts.join(", ")));
     }
     out
@@ -103,10 +94,7 @@ pub fn sarif(report: &LintReport) -> String {
         .findings
         .iter()
         .map(|f| {
-            let index = rules::ALL
-                .iter()
-                .position(|r| r.id == f.rule.id)
-                .unwrap_or(0);
+            let index = rules::ALL.iter().position(|r| r.id == f.rule.id).unwrap_or(0);
             json!({
                 "ruleId": f.rule.id,
                 "ruleIndex": index,
@@ -182,10 +170,7 @@ mod tests {
 
     #[test]
     fn uris_are_percent_encoded() {
-        assert_eq!(
-            uri(std::path::Path::new("./a b/Dockerfile")),
-            "a%20b/Dockerfile"
-        );
+        assert_eq!(uri(std::path::Path::new("./a b/Dockerfile")), "a%20b/Dockerfile");
         assert_eq!(uri(std::path::Path::new("/x/ü")), "file:///x/%C3%BC");
     }
 }

@@ -109,20 +109,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn report(
-        &mut self,
-        rule: &'static Rule,
-        span: Range<usize>,
-        message: impl Into<String>,
-    ) -> &mut RawFinding {
-        self.findings.push(RawFinding {
-            rule,
-            span,
-            message: message.into(),
-            label: None,
-            help: None,
-            fix: None,
-        });
+    pub fn report(&mut self, rule: &'static Rule, span: Range<usize>, message: impl Into<String>) -> &mut RawFinding {
+        self.findings.push(RawFinding { rule, span, message: message.into(), label: None, help: None, fix: None });
         let last = self.findings.len() - 1;
         &mut self.findings[last]
     }

@@ -36,14 +36,10 @@ pub struct Script {
 }
 
 /// Words that start a compound command or negate one: the command proper follows.
-const KEYWORDS: &[&str] = &[
-    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time",
-];
+const KEYWORDS: &[&str] = &["if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time"];
 
 /// Commands that run the rest of their arguments as a command.
-const WRAPPERS: &[&str] = &[
-    "sudo", "env", "nice", "nohup", "command", "exec", "doas", "stdbuf",
-];
+const WRAPPERS: &[&str] = &["sudo", "env", "nice", "nohup", "command", "exec", "doas", "stdbuf"];
 
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"];
 
@@ -75,10 +71,8 @@ impl Command {
                     }
                     let takes_value = matches!(
                         (name, opt.text.as_str()),
-                        (
-                            "sudo",
-                            "-u" | "-g" | "-C" | "-D" | "-h" | "-p" | "-r" | "-t" | "-U"
-                        ) | ("env", "-u" | "-C" | "-S")
+                        ("sudo", "-u" | "-g" | "-C" | "-D" | "-h" | "-p" | "-r" | "-t" | "-U")
+                            | ("env", "-u" | "-C" | "-S")
                             | ("nice", "-n")
                             | ("doas", "-u" | "-C")
                     );
@@ -116,10 +110,7 @@ impl Script {
         for tok in tokens {
             match tok {
                 Tok::Word { text, range } => {
-                    let word = Word {
-                        text,
-                        span: src.map_range(range),
-                    };
+                    let word = Word { text, span: src.map_range(range) };
                     match pending_redirect.take() {
                         Some(">") => current.stdout_to = Some(word),
                         Some(_) => {}
@@ -166,20 +157,8 @@ impl Script {
                 }
             }
         }
-        let words = args
-            .iter()
-            .map(|(t, m)| Word {
-                text: t.clone(),
-                span: m.map_range(0..m.text.len()),
-            })
-            .collect();
-        Script {
-            commands: vec![Command {
-                words,
-                pipeline: 0,
-                stdout_to: None,
-            }],
-        }
+        let words = args.iter().map(|(t, m)| Word { text: t.clone(), span: m.map_range(0..m.text.len()) }).collect();
+        Script { commands: vec![Command { words, pipeline: 0, stdout_to: None }] }
     }
 
     /// True when some command of the script has this program name.
@@ -193,9 +172,7 @@ pub fn is_assignment(word: &str) -> bool {
     match word.split_once('=') {
         Some((name, _)) => {
             let mut chars = name.chars();
-            chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         }
         None => false,
@@ -238,11 +215,7 @@ pub fn subcommand<'w>(argv: &'w [Word], takes_value: &[&str]) -> Option<(&'w str
         if !w.text.starts_with('-') && !w.text.starts_with('+') {
             return Some((w.text.as_str(), &argv[i + 1..]));
         }
-        i += if !w.text.contains('=') && takes_value.contains(&w.text.as_str()) {
-            2
-        } else {
-            1
-        };
+        i += if !w.text.contains('=') && takes_value.contains(&w.text.as_str()) { 2 } else { 1 };
     }
     None
 }
@@ -316,13 +289,7 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn new(s: &'a str) -> Self {
-        Lexer {
-            s,
-            b: s.as_bytes(),
-            i: 0,
-            out: Vec::new(),
-            heredocs: Vec::new(),
-        }
+        Lexer { s, b: s.as_bytes(), i: 0, out: Vec::new(), heredocs: Vec::new() }
     }
 
     fn peek(&self, k: usize) -> u8 {
@@ -417,23 +384,16 @@ impl<'a> Lexer<'a> {
         if matches!(self.peek(0), b'>' | b'&' | b'|') {
             self.i += 1;
         }
-        self.out
-            .push(Tok::Redirect(if out && stdout { ">" } else { "<" }));
+        self.out.push(Tok::Redirect(if out && stdout { ">" } else { "<" }));
     }
 
     fn skip_heredoc_bodies(&mut self) {
         for (delim, strip) in std::mem::take(&mut self.heredocs) {
             while self.i < self.b.len() {
-                let end = self.s[self.i..]
-                    .find('\n')
-                    .map_or(self.b.len(), |n| self.i + n);
+                let end = self.s[self.i..].find('\n').map_or(self.b.len(), |n| self.i + n);
                 let line = &self.s[self.i..end];
                 self.i = (end + 1).min(self.b.len());
-                let line = if strip {
-                    line.trim_start_matches('\t')
-                } else {
-                    line
-                };
+                let line = if strip { line.trim_start_matches('\t') } else { line };
                 if line.trim_end_matches('\r') == delim {
                     break;
                 }
@@ -474,9 +434,7 @@ impl<'a> Lexer<'a> {
                 }
                 b'\'' => {
                     self.i += 1;
-                    let end = self.s[self.i..]
-                        .find('\'')
-                        .map_or(self.b.len(), |n| self.i + n);
+                    let end = self.s[self.i..].find('\'').map_or(self.b.len(), |n| self.i + n);
                     text.push_str(&self.s[self.i..end]);
                     self.i = (end + 1).min(self.b.len());
                 }
@@ -492,18 +450,14 @@ impl<'a> Lexer<'a> {
                 }
                 b'$' if self.peek(1) == b'{' => {
                     let from = self.i;
-                    let end = self.s[self.i..]
-                        .find('}')
-                        .map_or(self.b.len(), |n| self.i + n + 1);
+                    let end = self.s[self.i..].find('}').map_or(self.b.len(), |n| self.i + n + 1);
                     self.i = end;
                     text.push_str(&self.s[from..end]);
                 }
                 b'`' => {
                     let from = self.i;
                     self.i += 1;
-                    let end = self.s[self.i..]
-                        .find('`')
-                        .map_or(self.b.len(), |n| self.i + n + 1);
+                    let end = self.s[self.i..].find('`').map_or(self.b.len(), |n| self.i + n + 1);
                     self.i = end;
                     text.push_str(&self.s[from..end]);
                 }
@@ -511,10 +465,7 @@ impl<'a> Lexer<'a> {
             }
         }
         if self.i > start {
-            self.out.push(Tok::Word {
-                text,
-                range: start..self.i,
-            });
+            self.out.push(Tok::Word { text, range: start..self.i });
         } else {
             // Nothing a word can start with: step over it so the reader always moves.
             self.i += 1;
@@ -589,11 +540,7 @@ mod tests {
     use super::*;
 
     fn words(script: &Script) -> Vec<Vec<String>> {
-        script
-            .commands
-            .iter()
-            .map(|c| c.argv().iter().map(|w| w.text.clone()).collect())
-            .collect()
+        script.commands.iter().map(|c| c.argv().iter().map(|w| w.text.clone()).collect()).collect()
     }
 
     #[test]
@@ -602,11 +549,7 @@ mod tests {
         let s = Script::parse(&MappedText::exact(text, 100));
         assert_eq!(
             words(&s),
-            vec![
-                vec!["apt-get", "update"],
-                vec!["apt-get", "install", "-y", "curl"],
-                vec!["echo", "a b"]
-            ]
+            vec![vec!["apt-get", "update"], vec!["apt-get", "install", "-y", "curl"], vec!["echo", "a b"]]
         );
         let curl = &s.commands[1].argv()[3];
         assert_eq!(&text[curl.span.start - 100..curl.span.end - 100], "'curl'");
@@ -628,18 +571,12 @@ mod tests {
         );
         assert_eq!(s.commands[0].pipeline, s.commands[1].pipeline);
         assert_ne!(s.commands[1].pipeline, s.commands[2].pipeline);
-        assert_eq!(
-            s.commands[2].stdout_to.as_ref().map(|w| w.text.as_str()),
-            Some("out.tgz")
-        );
+        assert_eq!(s.commands[2].stdout_to.as_ref().map(|w| w.text.as_str()), Some("out.tgz"));
     }
 
     #[test]
     fn substitutions_stay_inside_their_word() {
-        let s = Script::parse(&MappedText::exact(
-            "sh -c \"$(curl -s https://x | cat)\" && x=$(a; b)",
-            0,
-        ));
+        let s = Script::parse(&MappedText::exact("sh -c \"$(curl -s https://x | cat)\" && x=$(a; b)", 0));
         assert_eq!(words(&s)[0], vec!["sh", "-c", "$(curl -s https://x | cat)"]);
         // `x=$(a; b)` is a command of its own that only assigns.
         assert_eq!(s.commands.len(), 2);
@@ -648,31 +585,16 @@ mod tests {
 
     #[test]
     fn unbalanced_quotes_do_not_panic() {
-        for text in [
-            "echo 'abc",
-            "echo \"abc",
-            "echo $(abc",
-            "a \\",
-            "<<",
-            "2>",
-            "`x",
-            "${x",
-        ] {
+        for text in ["echo 'abc", "echo \"abc", "echo $(abc", "a \\", "<<", "2>", "`x", "${x"] {
             let _ = Script::parse(&MappedText::exact(text, 0));
         }
     }
 
     #[test]
     fn option_helpers() {
-        let s = Script::parse(&MappedText::exact(
-            "x -r req.txt --index-url=u -i u2 a b -- -c",
-            0,
-        ));
+        let s = Script::parse(&MappedText::exact("x -r req.txt --index-url=u -i u2 a b -- -c", 0));
         let args = &s.commands[0].argv()[1..];
-        let pos: Vec<_> = positionals(args, &["-r", "-i"])
-            .iter()
-            .map(|w| w.text.clone())
-            .collect();
+        let pos: Vec<_> = positionals(args, &["-r", "-i"]).iter().map(|w| w.text.clone()).collect();
         assert_eq!(pos, vec!["a", "b", "-c"]);
         assert_eq!(option_value(args, &["-r"]), Some("req.txt"));
         assert!(has_option(args, &["--index-url"]));

@@ -14,8 +14,7 @@
 use super::buildfile::{children, value_span, BuildFile};
 use super::rule::{Ctx, RawFinding, Rule};
 use super::rules::{
-    self, pf001_allow_without_reason as pf001, pf002_unknown_rule as pf002,
-    pf003_unused_suppression as pf003,
+    self, pf001_allow_without_reason as pf001, pf002_unknown_rule as pf002, pf003_unused_suppression as pf003,
 };
 use std::ops::Range;
 
@@ -41,11 +40,7 @@ pub struct Lines(Vec<usize>);
 
 impl Lines {
     pub fn new(text: &str) -> Lines {
-        Lines(
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-        )
+        Lines(std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect())
     }
 
     pub fn of(&self, offset: usize) -> usize {
@@ -79,9 +74,7 @@ pub fn line_allows(
         }
         let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
         let span = line_start + c..line_end;
-        let body = text[at + MARKER.len()..line_end]
-            .trim_end_matches("*/")
-            .trim();
+        let body = text[at + MARKER.len()..line_end].trim_end_matches("*/").trim();
         let standalone = before[..c].trim().is_empty();
         let covered = if standalone {
             // The next line that is not itself a comment, and the rest of its statement.
@@ -99,13 +92,9 @@ pub fn line_allows(
         };
         let Some(rest) = body.strip_prefix("allow") else {
             let word = body.split_whitespace().next().unwrap_or("");
-            ctx.report(
-                &pf002::RULE,
-                span,
-                format!("unknown pinfold-lint directive `{word}`"),
-            )
-            .label("not `allow`")
-            .help("write `pinfold-lint: allow RULE reason=\"…\"`");
+            ctx.report(&pf002::RULE, span, format!("unknown pinfold-lint directive `{word}`"))
+                .label("not `allow`")
+                .help("write `pinfold-lint: allow RULE reason=\"…\"`");
             continue;
         };
         let (ids, reason) = match rest.find("reason") {
@@ -124,21 +113,13 @@ pub fn line_allows(
             }
         }
         if reason.as_ref().is_none_or(|r| r.trim().is_empty()) {
-            ctx.report(
-                &pf001::RULE,
-                span,
-                "this suppression gives no reason, so it is not applied",
-            )
-            .label("no reason=\"…\"")
-            .help("say why the input cannot be pinned: `pinfold-lint: allow RULE reason=\"…\"`");
+            ctx.report(&pf001::RULE, span, "this suppression gives no reason, so it is not applied")
+                .label("no reason=\"…\"")
+                .help("say why the input cannot be pinned: `pinfold-lint: allow RULE reason=\"…\"`");
             continue;
         }
         if !found.is_empty() {
-            out.push(LineAllow {
-                rules: found,
-                lines: covered,
-                span,
-            });
+            out.push(LineAllow { rules: found, lines: covered, span });
         }
     }
     out
@@ -159,37 +140,25 @@ pub fn file_allows(ctx: &mut Ctx, bf: &BuildFile) -> Vec<FileAllow> {
     let mut out = Vec::new();
     for lint in bf.top("lint") {
         for allow in children(lint).filter(|c| c.name().value() == "allow") {
-            let reason = bf
-                .field(allow, "reason")
-                .and_then(|r| r.as_str().map(str::to_string));
-            let ids: Vec<_> = allow
-                .entries()
-                .iter()
-                .filter(|e| e.name().is_none())
-                .collect();
+            let reason = bf.field(allow, "reason").and_then(|r| r.as_str().map(str::to_string));
+            let ids: Vec<_> = allow.entries().iter().filter(|e| e.name().is_none()).collect();
             let node_span = super::buildfile::head_span(bf.text, allow);
             if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-                ctx.report(
-                    &pf001::RULE,
-                    node_span.clone(),
-                    "this `allow` gives no reason, so it is not applied",
-                )
-                .label("no reason=\"…\"")
-                .help("say why the rule does not apply here: `allow \"PF109\" reason=\"…\"`");
+                ctx.report(&pf001::RULE, node_span.clone(), "this `allow` gives no reason, so it is not applied")
+                    .label("no reason=\"…\"")
+                    .help("say why the rule does not apply here: `allow \"PF109\" reason=\"…\"`");
                 continue;
             }
             for e in ids {
-                let id = e
-                    .value()
-                    .as_string()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.value().to_string());
+                let id = e.value().as_string().map(str::to_string).unwrap_or_else(|| e.value().to_string());
                 match rules::find(&id) {
                     Some(rule) => out.push(FileAllow { rule }),
                     None => {
                         ctx.report(&pf002::RULE, value_span(bf.text, e), format!("`{id}` is not a pinfold lint rule"))
                             .label("unknown rule")
-                            .help("use a rule id (`PF101`) or name (`base-without-digest`) from `book/src/lint/rules.md`");
+                            .help(
+                                "use a rule id (`PF101`) or name (`base-without-digest`) from `book/src/lint/rules.md`",
+                            );
                     }
                 }
             }
@@ -200,12 +169,7 @@ pub fn file_allows(ctx: &mut Ctx, bf: &BuildFile) -> Vec<FileAllow> {
 
 /// Drops the findings that a suppression covers and reports the comments that
 /// covered none. Findings about suppressions themselves are never suppressed.
-pub fn apply(
-    text: &str,
-    findings: Vec<RawFinding>,
-    line: &[LineAllow],
-    file: &[FileAllow],
-) -> Vec<RawFinding> {
+pub fn apply(text: &str, findings: Vec<RawFinding>, line: &[LineAllow], file: &[FileAllow]) -> Vec<RawFinding> {
     let lines = Lines::new(text);
     let mut used = vec![false; line.len()];
     let mut kept = Vec::new();
@@ -215,9 +179,7 @@ pub fn apply(
             continue;
         }
         let l = lines.of(f.span.start);
-        let hit = line.iter().position(|a| {
-            !meta && a.lines.contains(&l) && a.rules.iter().any(|r| r.id == f.rule.id)
-        });
+        let hit = line.iter().position(|a| !meta && a.lines.contains(&l) && a.rules.iter().any(|r| r.id == f.rule.id));
         match hit {
             Some(i) => used[i] = true,
             None => kept.push(f),

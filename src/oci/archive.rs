@@ -110,9 +110,7 @@ impl Archive {
             return Err(ArchiveError::TooLarge { path: self.path().to_path_buf(), member: member.to_string(), size });
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|source| ArchiveError::Io { path: self.path().join(member), source })?;
+        reader.read_to_end(&mut bytes).map_err(|source| ArchiveError::Io { path: self.path().join(member), source })?;
         Ok(bytes)
     }
 }

@@ -12,8 +12,8 @@ use crate::lang::Platform;
 use crate::layer::LayerBlob;
 use crate::plan::{set_env, TargetPlan};
 use oci_spec::image::{
-    Arch, Config, Descriptor, HistoryBuilder, ImageConfiguration, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
-    PlatformBuilder, RootFsBuilder,
+    Arch, Config, Descriptor, HistoryBuilder, ImageConfiguration, ImageIndexBuilder, ImageManifestBuilder, MediaType,
+    Os, PlatformBuilder, RootFsBuilder,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -65,7 +65,12 @@ pub fn rfc3339(epoch: u64) -> String {
 }
 
 fn json_blob(media_type: &str, bytes: Vec<u8>) -> Blob {
-    Blob { digest: Digest::of(&bytes), size: bytes.len() as u64, media_type: media_type.to_string(), source: BlobSource::Bytes(Arc::new(bytes)) }
+    Blob {
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+        media_type: media_type.to_string(),
+        source: BlobSource::Bytes(Arc::new(bytes)),
+    }
 }
 
 fn descriptor(blob: &Blob) -> Descriptor {
@@ -83,7 +88,12 @@ fn env_pairs(env: &[String]) -> Vec<(String, String)> {
 
 /// Builds the config and manifest of one platform. `layers` are the blobs of the plan's
 /// layers in order, `layer_files` where each is stored.
-pub fn assemble_target(target: &TargetPlan, layers: &[(LayerBlob, PathBuf)], epoch: u64, blobs: &mut BTreeMap<Digest, Blob>) -> (Blob, Vec<Digest>) {
+pub fn assemble_target(
+    target: &TargetPlan,
+    layers: &[(LayerBlob, PathBuf)],
+    epoch: u64,
+    blobs: &mut BTreeMap<Digest, Blob>,
+) -> (Blob, Vec<Digest>) {
     let created = rfc3339(epoch);
     let base = target.base.as_ref().map(|b| (b, b.platform_image()));
     let mut config: Config = base.and_then(|(_, p)| p.config.config().clone()).unwrap_or_default();
@@ -160,7 +170,12 @@ pub fn assemble_target(target: &TargetPlan, layers: &[(LayerBlob, PathBuf)], epo
                 .build()
                 .expect("history has no required fields"),
         );
-        let b = Blob { digest: blob.digest, size: blob.size, media_type: blob.media_type.clone(), source: BlobSource::File(file.clone()) };
+        let b = Blob {
+            digest: blob.digest,
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+            source: BlobSource::File(file.clone()),
+        };
         layer_descriptors.push(descriptor(&b));
         layer_digests.push(blob.digest);
         blobs.entry(blob.digest).or_insert(b);
@@ -173,7 +188,8 @@ pub fn assemble_target(target: &TargetPlan, layers: &[(LayerBlob, PathBuf)], epo
     image_config.set_os(Os::from(platform.os.as_str()));
     image_config.set_variant(platform.variant.clone());
     image_config.set_config(Some(config));
-    image_config.set_rootfs(RootFsBuilder::default().typ("layers").diff_ids(diff_ids).build().expect("rootfs fields are set"));
+    image_config
+        .set_rootfs(RootFsBuilder::default().typ("layers").diff_ids(diff_ids).build().expect("rootfs fields are set"));
     image_config.set_history(if history.is_empty() { None } else { Some(history) });
     let config_blob = json_blob(media::CONFIG, canonical(&image_config));
 
@@ -206,7 +222,12 @@ fn p_archive(target: &TargetPlan) -> Arc<Archive> {
 
 /// The whole image: one manifest per target, and an index over them when there are
 /// several platforms.
-pub fn assemble_image(name: &str, targets: &[(&TargetPlan, Vec<(LayerBlob, PathBuf)>)], epoch: u64, annotations: &BTreeMap<String, String>) -> AssembledImage {
+pub fn assemble_image(
+    name: &str,
+    targets: &[(&TargetPlan, Vec<(LayerBlob, PathBuf)>)],
+    epoch: u64,
+    annotations: &BTreeMap<String, String>,
+) -> AssembledImage {
     let mut blobs = BTreeMap::new();
     let mut manifests = Vec::new();
     let mut per_platform = Vec::new();
@@ -232,7 +253,8 @@ pub fn assemble_image(name: &str, targets: &[(&TargetPlan, Vec<(LayerBlob, PathB
                 d
             })
             .collect();
-        let mut builder = ImageIndexBuilder::default().schema_version(2u32).media_type(MediaType::ImageIndex).manifests(descriptors);
+        let mut builder =
+            ImageIndexBuilder::default().schema_version(2u32).media_type(MediaType::ImageIndex).manifests(descriptors);
         if !annotations.is_empty() {
             builder = builder.annotations(annotations.clone().into_iter().collect::<HashMap<_, _>>());
         }
@@ -244,7 +266,10 @@ pub fn assemble_image(name: &str, targets: &[(&TargetPlan, Vec<(LayerBlob, PathB
     AssembledImage {
         name: name.to_string(),
         top,
-        manifests: manifests.into_iter().map(|(platform, b)| AssembledManifest { platform, digest: b.digest, size: b.size }).collect(),
+        manifests: manifests
+            .into_iter()
+            .map(|(platform, b)| AssembledManifest { platform, digest: b.digest, size: b.size })
+            .collect(),
         blobs,
         per_platform,
     }

@@ -38,7 +38,11 @@ const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// The `index.json` of a layout holding `image` under the name `reference`.
 pub fn layout_index(image: &AssembledImage, reference: &str) -> Vec<u8> {
-    let mut top = Descriptor::new(MediaType::from(image.top.media_type.as_str()), image.top.size, super::read::oci_digest(&image.top.digest));
+    let mut top = Descriptor::new(
+        MediaType::from(image.top.media_type.as_str()),
+        image.top.size,
+        super::read::oci_digest(&image.top.digest),
+    );
     top.set_annotations(Some(HashMap::from([(REF_NAME_ANNOTATION.to_string(), reference.to_string())])));
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
@@ -52,10 +56,12 @@ pub fn layout_index(image: &AssembledImage, reference: &str) -> Vec<u8> {
 /// Writes `image` to `target`; `default_ref` names it when the target gives no name.
 pub fn write(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Result<(), OutputError> {
     match target {
-        ImageRef::Layout { dir, reference } => write_layout_dir(image, dir, reference.as_deref().unwrap_or(&image.name)),
-        ImageRef::OciArchive { file, reference } => {
-            write_atomic_file(file, |out| write_layout_tar(image, out, reference.as_deref().unwrap_or(&image.name), epoch, None))
+        ImageRef::Layout { dir, reference } => {
+            write_layout_dir(image, dir, reference.as_deref().unwrap_or(&image.name))
         }
+        ImageRef::OciArchive { file, reference } => write_atomic_file(file, |out| {
+            write_layout_tar(image, out, reference.as_deref().unwrap_or(&image.name), epoch, None)
+        }),
         ImageRef::DockerArchive { file, reference } => {
             let tag = match reference {
                 Some(r) if r.contains(':') => r.clone(),
@@ -67,7 +73,9 @@ pub fn write(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Result<()
         ImageRef::Registry(r) => Err(OutputError::Unsupported(format!(
             "docker://{r}: pushing to registries is not supported by this version of pinfold"
         ))),
-        ImageRef::Name(n) => Err(OutputError::Unsupported(format!("`{n}` is not an output; use oci:DIR, oci-archive:FILE or docker-archive:FILE"))),
+        ImageRef::Name(n) => Err(OutputError::Unsupported(format!(
+            "`{n}` is not an output; use oci:DIR, oci-archive:FILE or docker-archive:FILE"
+        ))),
     }
 }
 
@@ -138,7 +146,10 @@ fn replace_dir(new: &Path, dest: &Path) -> Result<(), OutputError> {
 }
 
 /// Writes through `fill` into a temporary file beside `path`, then renames it over `path`.
-fn write_atomic_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>) -> Result<(), OutputError> {
+fn write_atomic_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>,
+) -> Result<(), OutputError> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = tempfile::Builder::new().prefix(".pinfold-tmp-").tempfile_in(parent).map_err(io_err(parent))?;
@@ -163,7 +174,13 @@ struct DockerManifestEntry<'a> {
 
 /// A tar of the layout, in a fixed order: `oci-layout`, `index.json`, `manifest.json`
 /// (docker-archive only), `blobs/`, `blobs/sha256/`, then the blobs by digest.
-fn write_layout_tar(image: &AssembledImage, out: &mut dyn Write, reference: &str, epoch: u64, docker_tag: Option<&str>) -> Result<(), OutputError> {
+fn write_layout_tar(
+    image: &AssembledImage,
+    out: &mut dyn Write,
+    reference: &str,
+    epoch: u64,
+    docker_tag: Option<&str>,
+) -> Result<(), OutputError> {
     let here = Path::new("archive");
     let mut tar = DeterministicTar::new(out, epoch);
     tar.append_file("oci-layout", 0o644, 0, 0, OCI_LAYOUT.len() as u64, OCI_LAYOUT).map_err(io_err(here))?;
@@ -190,7 +207,12 @@ fn write_layout_tar(image: &AssembledImage, out: &mut dyn Write, reference: &str
         tar.append_file(&name, 0o644, 0, 0, blob.size, &mut reader).map_err(io_err(Path::new(&name)))?;
         let (actual, _) = reader.finish().map_err(io_err(Path::new(&name)))?;
         if actual != blob.digest {
-            return Err(ReadError::DigestMismatch { what: format!("blob {name}"), expected: blob.digest.to_string(), actual }.into());
+            return Err(ReadError::DigestMismatch {
+                what: format!("blob {name}"),
+                expected: blob.digest.to_string(),
+                actual,
+            }
+            .into());
         }
     }
     tar.finish().map_err(io_err(here))?;

@@ -78,7 +78,9 @@ impl OpenedImage {
         match reference {
             ImageRef::Layout { dir, reference } => open_layout(Archive::open_dir(dir)?, reference.as_deref()),
             ImageRef::OciArchive { file, reference } => open_layout(Archive::open_tar(file)?, reference.as_deref()),
-            ImageRef::DockerArchive { file, reference } => open_docker_archive(Archive::open_tar(file)?, reference.as_deref()),
+            ImageRef::DockerArchive { file, reference } => {
+                open_docker_archive(Archive::open_tar(file)?, reference.as_deref())
+            }
             ImageRef::Registry(r) => Err(ReadError::Unsupported(format!(
                 "docker://{r}: reading from registries is not supported by this version of pinfold"
             ))),
@@ -88,9 +90,7 @@ impl OpenedImage {
 
     /// The manifest for `wanted`, or an error naming the platforms there are.
     pub fn for_platform(&self, wanted: &Platform) -> Option<&PlatformImage> {
-        self.manifests
-            .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| platforms_match(p, wanted)))
+        self.manifests.iter().find(|m| m.platform.as_ref().is_some_and(|p| platforms_match(p, wanted)))
     }
 
     pub fn platforms_text(&self) -> String {
@@ -159,7 +159,10 @@ fn platform_of_config(c: &ImageConfiguration) -> Platform {
 fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage, ReadError> {
     let location = archive.path().display().to_string();
     if !archive.contains("oci-layout") {
-        return Err(ReadError::Invalid { what: location, message: "no `oci-layout` file: not an OCI image layout".into() });
+        return Err(ReadError::Invalid {
+            what: location,
+            message: "no `oci-layout` file: not an OCI image layout".into(),
+        });
     }
     let index_bytes = archive.read_small("index.json")?;
     let index: ImageIndex = parse_json("index.json", &index_bytes)?;
@@ -169,18 +172,25 @@ fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage,
     let candidates: Vec<_> = index
         .manifests()
         .iter()
-        .filter(|d| media::is_index(&d.media_type().to_string()) || media::is_manifest(&d.media_type().to_string()))
+        .filter(|d| media::is_index(d.media_type().as_ref()) || media::is_manifest(d.media_type().as_ref()))
         .collect();
     let available = {
         let mut names: Vec<String> = candidates.iter().filter_map(|d| name_of(d)).collect();
         names.sort();
-        if names.is_empty() { "no named image".to_string() } else { names.join(", ") }
+        if names.is_empty() {
+            "no named image".to_string()
+        } else {
+            names.join(", ")
+        }
     };
     let chosen = match reference {
-        Some(r) => candidates
-            .iter()
-            .find(|d| name_of(d).as_deref() == Some(r))
-            .ok_or_else(|| ReadError::RefNotFound { location: location.clone(), reference: r.to_string(), available: available.clone() })?,
+        Some(r) => {
+            candidates.iter().find(|d| name_of(d).as_deref() == Some(r)).ok_or_else(|| ReadError::RefNotFound {
+                location: location.clone(),
+                reference: r.to_string(),
+                available: available.clone(),
+            })?
+        }
         None => match candidates.as_slice() {
             [] => return Err(ReadError::Empty { location }),
             [one] => one,
@@ -193,7 +203,7 @@ fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage,
     if media::is_index(&media_type) {
         let nested: ImageIndex = parse_json("the image index", &bytes)?;
         for d in nested.manifests() {
-            if !media::is_manifest(&d.media_type().to_string()) {
+            if !media::is_manifest(d.media_type().as_ref()) {
                 continue; // attestations, nested indexes: not images of a platform
             }
             let (mdigest, mbytes) = read_blob(&archive, "a platform manifest", d.digest().as_ref(), Some(d.size()))?;
@@ -205,7 +215,12 @@ fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage,
     Ok(OpenedImage { archive: Arc::new(archive), top: TopObject { digest, media_type, bytes }, manifests })
 }
 
-fn load_manifest(archive: &Archive, digest: Digest, bytes: Vec<u8>, platform: Option<Platform>) -> Result<PlatformImage, ReadError> {
+fn load_manifest(
+    archive: &Archive,
+    digest: Digest,
+    bytes: Vec<u8>,
+    platform: Option<Platform>,
+) -> Result<PlatformImage, ReadError> {
     let manifest: ImageManifest = parse_json("a manifest", &bytes)?;
     let config_desc = manifest.config();
     let (config_digest, config_bytes) =
@@ -216,7 +231,12 @@ fn load_manifest(archive: &Archive, digest: Digest, bytes: Vec<u8>, platform: Op
         .iter()
         .map(|l| {
             let digest = parse_digest("a layer descriptor", l.digest().as_ref())?;
-            Ok(LayerSource { media_type: l.media_type().to_string(), digest, size: l.size(), member: blob_member(&digest) })
+            Ok(LayerSource {
+                media_type: l.media_type().to_string(),
+                digest,
+                size: l.size(),
+                member: blob_member(&digest),
+            })
         })
         .collect::<Result<Vec<_>, ReadError>>()?;
     if layers.len() != config.rootfs().diff_ids().len() {
@@ -226,7 +246,16 @@ fn load_manifest(archive: &Archive, digest: Digest, bytes: Vec<u8>, platform: Op
         });
     }
     let platform = platform.or_else(|| Some(platform_of_config(&config)));
-    Ok(PlatformImage { platform, manifest_digest: digest, manifest_bytes: bytes, manifest, config_digest, config_bytes, config, layers })
+    Ok(PlatformImage {
+        platform,
+        manifest_digest: digest,
+        manifest_bytes: bytes,
+        manifest,
+        config_digest,
+        config_bytes,
+        config,
+        layers,
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -246,13 +275,16 @@ fn open_docker_archive(archive: Archive, reference: Option<&str>) -> Result<Open
     let entries: Vec<DockerManifestEntry> = parse_json("manifest.json", &archive.read_small("manifest.json")?)?;
     let available = {
         let tags: Vec<String> = entries.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
-        if tags.is_empty() { "untagged images".to_string() } else { tags.join(", ") }
+        if tags.is_empty() {
+            "untagged images".to_string()
+        } else {
+            tags.join(", ")
+        }
     };
     let entry = match reference {
-        Some(r) => entries
-            .iter()
-            .find(|e| e.repo_tags.as_ref().is_some_and(|t| t.iter().any(|t| t == r)))
-            .ok_or_else(|| ReadError::RefNotFound { location: location.clone(), reference: r.to_string(), available })?,
+        Some(r) => entries.iter().find(|e| e.repo_tags.as_ref().is_some_and(|t| t.iter().any(|t| t == r))).ok_or_else(
+            || ReadError::RefNotFound { location: location.clone(), reference: r.to_string(), available },
+        )?,
         None => match entries.as_slice() {
             [] => return Err(ReadError::Empty { location }),
             [one] => one,
@@ -303,12 +335,20 @@ fn open_docker_archive(archive: Archive, reference: Option<&str>) -> Result<Open
             }
         };
         layers.push(LayerSource { media_type: media_type.to_string(), digest, size, member: member.clone() });
-        descriptors.push(oci_spec::image::Descriptor::new(oci_spec::image::MediaType::from(media_type), size, oci_digest(&digest)));
+        descriptors.push(oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::from(media_type),
+            size,
+            oci_digest(&digest),
+        ));
     }
     let manifest = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(oci_spec::image::MediaType::ImageManifest)
-        .config(oci_spec::image::Descriptor::new(oci_spec::image::MediaType::ImageConfig, config_bytes.len() as u64, oci_digest(&config_digest)))
+        .config(oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::ImageConfig,
+            config_bytes.len() as u64,
+            oci_digest(&config_digest),
+        ))
         .layers(descriptors)
         .build()
         .map_err(|e| ReadError::Invalid { what: "docker-archive".into(), message: e.to_string() })?;
@@ -354,7 +394,11 @@ pub fn copy_verified<W: Write>(archive: &Archive, layer: &LayerSource, out: W) -
         });
     }
     if size != layer.size {
-        return Err(ReadError::SizeMismatch { what: format!("layer {}", layer.digest), expected: layer.size, actual: size });
+        return Err(ReadError::SizeMismatch {
+            what: format!("layer {}", layer.digest),
+            expected: layer.size,
+            actual: size,
+        });
     }
     Ok(out)
 }

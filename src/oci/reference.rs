@@ -7,9 +7,18 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
-    Layout { dir: PathBuf, reference: Option<String> },
-    OciArchive { file: PathBuf, reference: Option<String> },
-    DockerArchive { file: PathBuf, reference: Option<String> },
+    Layout {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
     Registry(String),
     /// An image defined in the build file.
     Name(String),
@@ -100,7 +109,10 @@ mod tests {
             "oci:out/hello:v1".parse::<ImageRef>().unwrap(),
             ImageRef::Layout { dir: "out/hello".into(), reference: Some("v1".into()) }
         );
-        assert_eq!("oci:out/hello".parse::<ImageRef>().unwrap(), ImageRef::Layout { dir: "out/hello".into(), reference: None });
+        assert_eq!(
+            "oci:out/hello".parse::<ImageRef>().unwrap(),
+            ImageRef::Layout { dir: "out/hello".into(), reference: None }
+        );
         assert_eq!(
             "docker-archive:x.tar:hello:1".parse::<ImageRef>().unwrap(),
             ImageRef::DockerArchive { file: "x.tar".into(), reference: Some("hello:1".into()) }

@@ -15,7 +15,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 impl Cx<'_> {
-    pub(super) fn copy_entry(&mut self, source: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+    pub(super) fn copy_entry(
+        &mut self,
+        source: &Spanned<String>,
+        to: &Spanned<String>,
+        attrs: &Attributes,
+        tree: &mut LayerTree,
+    ) -> bool {
         if let Some(why) = self.escapes_root(&source.value) {
             self.error(
                 Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", source.value))
@@ -28,8 +34,11 @@ impl Cx<'_> {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
-                let d = Diagnostic::error("pinfold::path-missing", format!("`{}` cannot be read: {}", source.value, plain_io(&e)))
-                    .at(source.span, "no such file or directory below the build file");
+                let d = Diagnostic::error(
+                    "pinfold::path-missing",
+                    format!("`{}` cannot be read: {}", source.value, plain_io(&e)),
+                )
+                .at(source.span, "no such file or directory below the build file");
                 self.error(d);
                 return false;
             }
@@ -41,8 +50,11 @@ impl Cx<'_> {
             Ok(real) if real.starts_with(self.root) => {}
             _ => {
                 self.error(
-                    Diagnostic::error("pinfold::path-escape", format!("`{}` resolves outside the build file's directory", source.value))
-                        .at(source.span, "a symlink on this path leads out of the repository"),
+                    Diagnostic::error(
+                        "pinfold::path-escape",
+                        format!("`{}` resolves outside the build file's directory", source.value),
+                    )
+                    .at(source.span, "a symlink on this path leads out of the repository"),
                 );
                 return false;
             }
@@ -68,7 +80,16 @@ impl Cx<'_> {
 
     /// Puts the content of the directory `dir` below `prefix` (the root when `None`).
     #[allow(clippy::too_many_arguments)]
-    fn walk_into(&mut self, dir: &Path, prefix: Option<String>, file_mode: Option<u32>, uid: u64, gid: u64, source: &Spanned<String>, tree: &mut LayerTree) -> bool {
+    fn walk_into(
+        &mut self,
+        dir: &Path,
+        prefix: Option<String>,
+        file_mode: Option<u32>,
+        uid: u64,
+        gid: u64,
+        source: &Spanned<String>,
+        tree: &mut LayerTree,
+    ) -> bool {
         if let Some(dest) = &prefix {
             let dir_entry = LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid };
             if tree.insert(dest.clone(), dir_entry).is_err() {
@@ -80,16 +101,25 @@ impl Cx<'_> {
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
-                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value)).at(source.span, "while walking this directory"));
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::path-missing",
+                            format!("cannot read below `{}`: {e}", source.value),
+                        )
+                        .at(source.span, "while walking this directory"),
+                    );
                     return false;
                 }
             };
             let rel = item.path().strip_prefix(dir).expect("walkdir yields paths below its root");
             let Some(rel) = rel.to_str() else {
                 self.error(
-                    Diagnostic::error("pinfold::bad-path", format!("`{}` has a name that is not UTF-8", item.path().display()))
-                        .at(source.span, "copied from here")
-                        .help("rename the file: image paths must be valid UTF-8 to be portable"),
+                    Diagnostic::error(
+                        "pinfold::bad-path",
+                        format!("`{}` has a name that is not UTF-8", item.path().display()),
+                    )
+                    .at(source.span, "copied from here")
+                    .help("rename the file: image paths must be valid UTF-8 to be portable"),
                 );
                 ok = false;
                 continue;
@@ -101,7 +131,13 @@ impl Cx<'_> {
             let meta = match item.path().symlink_metadata() {
                 Ok(m) => m,
                 Err(e) => {
-                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read `{}`: {e}", item.path().display())).at(source.span, "copied from here"));
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::path-missing",
+                            format!("cannot read `{}`: {e}", item.path().display()),
+                        )
+                        .at(source.span, "copied from here"),
+                    );
                     ok = false;
                     continue;
                 }
@@ -111,13 +147,20 @@ impl Cx<'_> {
         ok
     }
 
-    pub(super) fn download_entry(&mut self, name: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+    pub(super) fn download_entry(
+        &mut self,
+        name: &Spanned<String>,
+        to: &Spanned<String>,
+        attrs: &Attributes,
+        tree: &mut LayerTree,
+    ) -> bool {
         if self.inputs.failed.contains(&name.value) {
             return false;
         }
         let Some(files) = self.inputs.downloads.get(&name.value) else {
             let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no download is named `{}`", name.value)).at(name.span, "not a declared download");
+            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no download is named `{}`", name.value))
+                .at(name.span, "not a declared download");
             d.help = Some(match crate::lang::parse::did_you_mean(&name.value, &known) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "declare it at the top level: `download NAME url=\"…\" sha256=\"…\"`".into(),
@@ -126,7 +169,10 @@ impl Cx<'_> {
             return false;
         };
         let platform = self.platform.clone();
-        let file = files.iter().find(|(p, _)| p.is_some() && p.as_ref() == platform.as_ref()).or_else(|| files.iter().find(|(p, _)| p.is_none()));
+        let file = files
+            .iter()
+            .find(|(p, _)| p.is_some() && p.as_ref() == platform.as_ref())
+            .or_else(|| files.iter().find(|(p, _)| p.is_none()));
         let Some((_, path)) = file.cloned() else {
             let p = platform.map_or_else(|| "this platform".to_string(), |p| p.to_string());
             self.error(
@@ -143,7 +189,13 @@ impl Cx<'_> {
         let size = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) => {
-                self.error(Diagnostic::error("pinfold::store", format!("the stored download `{}` cannot be read: {e}", name.value)).at(name.span, "used here"));
+                self.error(
+                    Diagnostic::error(
+                        "pinfold::store",
+                        format!("the stored download `{}` cannot be read: {e}", name.value),
+                    )
+                    .at(name.span, "used here"),
+                );
                 return false;
             }
         };
@@ -159,13 +211,20 @@ impl Cx<'_> {
         true
     }
 
-    pub(super) fn extract_entry(&mut self, name: &Spanned<String>, to: &Spanned<String>, attrs: &Attributes, tree: &mut LayerTree) -> bool {
+    pub(super) fn extract_entry(
+        &mut self,
+        name: &Spanned<String>,
+        to: &Spanned<String>,
+        attrs: &Attributes,
+        tree: &mut LayerTree,
+    ) -> bool {
         if self.inputs.failed.contains(&name.value) {
             return false;
         }
         let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
             let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no archive is named `{}`", name.value)).at(name.span, "not a declared archive");
+            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no archive is named `{}`", name.value))
+                .at(name.span, "not a declared archive");
             d.help = crate::lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
             self.error(d);
             return false;
@@ -176,32 +235,62 @@ impl Cx<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn copy_one(&mut self, path: &Path, meta: &std::fs::Metadata, dest: String, file_mode: Option<u32>, uid: u64, gid: u64, source: &Spanned<String>, tree: &mut LayerTree) -> bool {
+    fn copy_one(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        dest: String,
+        file_mode: Option<u32>,
+        uid: u64,
+        gid: u64,
+        source: &Spanned<String>,
+        tree: &mut LayerTree,
+    ) -> bool {
         let ft = meta.file_type();
         let entry = if ft.is_dir() {
             LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid }
         } else if ft.is_file() {
             let executable = meta.permissions().mode() & 0o111 != 0;
             let mode = file_mode.unwrap_or(if executable { 0o755 } else { 0o644 });
-            LayerEntry { kind: EntryKind::File { source: FileSource::Path(path.to_path_buf()), size: meta.len() }, mode, uid, gid }
+            LayerEntry {
+                kind: EntryKind::File { source: FileSource::Path(path.to_path_buf()), size: meta.len() },
+                mode,
+                uid,
+                gid,
+            }
         } else if ft.is_symlink() {
             let target = match std::fs::read_link(path) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.error(Diagnostic::error("pinfold::path-missing", format!("cannot read the link `{}`: {e}", path.display())).at(source.span, "copied from here"));
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::path-missing",
+                            format!("cannot read the link `{}`: {e}", path.display()),
+                        )
+                        .at(source.span, "copied from here"),
+                    );
                     return false;
                 }
             };
             let Some(target) = target.to_str() else {
-                self.error(Diagnostic::error("pinfold::bad-path", format!("the link `{}` points to a name that is not UTF-8", path.display())).at(source.span, "copied from here"));
+                self.error(
+                    Diagnostic::error(
+                        "pinfold::bad-path",
+                        format!("the link `{}` points to a name that is not UTF-8", path.display()),
+                    )
+                    .at(source.span, "copied from here"),
+                );
                 return false;
             };
             LayerEntry { kind: EntryKind::Symlink { target: target.to_string() }, mode: 0o777, uid, gid }
         } else {
             self.error(
-                Diagnostic::error("pinfold::special-file", format!("`{}` is a socket, FIFO or device, which a layer cannot hold reproducibly", path.display()))
-                    .at(source.span, "copied from here")
-                    .help("remove it from the copied directory, or copy the files around it one by one"),
+                Diagnostic::error(
+                    "pinfold::special-file",
+                    format!("`{}` is a socket, FIFO or device, which a layer cannot hold reproducibly", path.display()),
+                )
+                .at(source.span, "copied from here")
+                .help("remove it from the copied directory, or copy the files around it one by one"),
             );
             return false;
         };
@@ -214,7 +303,8 @@ impl Cx<'_> {
 
     fn conflict(&mut self, at: &Spanned<String>, path: &str) -> bool {
         self.error(
-            Diagnostic::error("pinfold::path-conflict", format!("`/{path}` is written twice in this layer")).at(at.span, "written again here"),
+            Diagnostic::error("pinfold::path-conflict", format!("`/{path}` is written twice in this layer"))
+                .at(at.span, "written again here"),
         );
         false
     }

@@ -31,7 +31,10 @@ impl Cx<'_> {
     /// Reports an input that nothing pins.
     pub(super) fn unpinned(&mut self, what: String, span: miette::SourceSpan, help: &str) {
         let mut d = if self.locked {
-            Diagnostic::error("pinfold::unpinned", format!("{what} is not pinned, and --locked requires every input pinned"))
+            Diagnostic::error(
+                "pinfold::unpinned",
+                format!("{what} is not pinned, and --locked requires every input pinned"),
+            )
         } else {
             Diagnostic::warning("pinfold::unpinned", format!("{what} is not pinned: the build used what it found"))
         };
@@ -45,7 +48,10 @@ impl Cx<'_> {
             return resolved;
         }
         let Some(cache) = cache else {
-            self.error(Diagnostic::error("pinfold::store", "downloads and archives need the store of a cache directory"));
+            self.error(Diagnostic::error(
+                "pinfold::store",
+                "downloads and archives need the store of a cache directory",
+            ));
             return resolved;
         };
         for d in &file.downloads {
@@ -68,7 +74,12 @@ impl Cx<'_> {
         resolved
     }
 
-    fn pin_of(&mut self, sha256: Option<&Spanned<String>>, locked: Option<&LockedFile>, source: &str) -> Option<Digest> {
+    fn pin_of(
+        &mut self,
+        sha256: Option<&Spanned<String>>,
+        locked: Option<&LockedFile>,
+        source: &str,
+    ) -> Option<Digest> {
         if let Some(s) = sha256 {
             return format!("sha256:{}", s.value).parse().ok();
         }
@@ -81,7 +92,8 @@ impl Cx<'_> {
         let mut out = Vec::new();
         for source in &d.sources {
             let key = platform_key(source.platform.as_ref().map(|p| &p.value));
-            let locked = self.lock.as_ref().and_then(|l| l.downloads.get(&d.name.value)).and_then(|m| m.get(&key)).cloned();
+            let locked =
+                self.lock.as_ref().and_then(|l| l.downloads.get(&d.name.value)).and_then(|m| m.get(&key)).cloned();
             let pin = self.pin_of(source.sha256.as_ref(), locked.as_ref(), &source.url.value);
             if pin.is_none() {
                 self.unpinned(
@@ -104,7 +116,10 @@ impl Cx<'_> {
                         (crate::input::FetchError::Mismatch { .. }, Some(s)) => s.span,
                         _ => source.url.span,
                     };
-                    self.error(Diagnostic::error("pinfold::download", format!("download `{}`: {e}", d.name.value)).at(span, "fetched from here"));
+                    self.error(
+                        Diagnostic::error("pinfold::download", format!("download `{}`: {e}", d.name.value))
+                            .at(span, "fetched from here"),
+                    );
                 }
             }
         }
@@ -115,7 +130,13 @@ impl Cx<'_> {
         let (source, url) = match (&a.path, &a.url) {
             (Some(p), _) => {
                 if let Some(why) = self.escapes_root(&p.value) {
-                    self.error(Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", p.value)).at(p.span, why));
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::path-escape",
+                            format!("`{}` is outside the build file's directory", p.value),
+                        )
+                        .at(p.span, why),
+                    );
                     return None;
                 }
                 (p, format!("file://{}", self.root.join(&p.value).display()))
@@ -126,13 +147,19 @@ impl Cx<'_> {
         let locked = self.lock.as_ref().and_then(|l| l.archives.get(&a.name.value)).cloned();
         let pin = self.pin_of(a.sha256.as_ref(), locked.as_ref(), &source.value);
         if pin.is_none() {
-            self.unpinned(format!("archive `{}`", a.name.value), source.span, "add sha256=\"…\", or run `pinfold lock`");
+            self.unpinned(
+                format!("archive `{}`", a.name.value),
+                source.span,
+                "add sha256=\"…\", or run `pinfold lock`",
+            );
         }
         // A local archive is read afresh each time (never found in the store by its
         // pin), so that a changed file is caught; it is stored under its true digest.
         let fetched = if a.path.is_some() {
             fetch(&url, None, cache, &crate::input::FetchOptions::default()).and_then(|(digest, stored)| match pin {
-                Some(p) if p != digest => Err(crate::input::FetchError::Mismatch { url: source.value.clone(), expected: p, actual: digest }),
+                Some(p) if p != digest => {
+                    Err(crate::input::FetchError::Mismatch { url: source.value.clone(), expected: p, actual: digest })
+                }
                 _ => Ok((digest, stored)),
             })
         } else {
@@ -145,11 +172,16 @@ impl Cx<'_> {
                     (crate::input::FetchError::Mismatch { .. }, Some(s)) => s.span,
                     _ => source.span,
                 };
-                self.error(Diagnostic::error("pinfold::archive", format!("archive `{}`: {e}", a.name.value)).at(span, "read from here"));
+                self.error(
+                    Diagnostic::error("pinfold::archive", format!("archive `{}`: {e}", a.name.value))
+                        .at(span, "read from here"),
+                );
                 return None;
             }
         };
-        self.resolved.archives.insert(a.name.value.clone(), LockedFile { source: source.value.clone(), sha256: digest.hex() });
+        self.resolved
+            .archives
+            .insert(a.name.value.clone(), LockedFile { source: source.value.clone(), sha256: digest.hex() });
         match extract_archive(&blob, &digest, cache) {
             Ok(dir) => Some(dir),
             Err(e) => {

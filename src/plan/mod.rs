@@ -9,9 +9,9 @@ pub mod inputs;
 use crate::cache::Cache;
 use crate::diag::{Diagnostic, Diagnostics, Source};
 use crate::input::FetchOptions;
-use crate::lock::Lock;
 use crate::lang::{self, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
 use crate::layer::{Compression, EntryKind, FileSource, LayerEntry, LayerTree};
+use crate::lock::Lock;
 use crate::oci::read::OpenedImage;
 use crate::oci::reference::ImageRef;
 use std::collections::BTreeMap;
@@ -179,11 +179,21 @@ pub fn load(path: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut D
     planned
 }
 
-fn plan_in_dir(path: &Path, file: &BuildFile, source: &Source, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
+fn plan_in_dir(
+    path: &Path,
+    file: &BuildFile,
+    source: &Source,
+    input: &PlanInput,
+    cache: Option<&Cache>,
+    diags: &mut Diagnostics,
+) -> Option<Plan> {
     let root = match path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
         Ok(root) => root,
         Err(e) => {
-            diags.push(Diagnostic::error("pinfold::unreadable", format!("cannot resolve the build file's directory: {e}")));
+            diags.push(Diagnostic::error(
+                "pinfold::unreadable",
+                format!("cannot resolve the build file's directory: {e}"),
+            ));
             return None;
         }
     };
@@ -201,15 +211,25 @@ fn check_lock(lock: Option<&Lock>, text: &str, diags: &mut Diagnostics) {
                 .help("run `pinfold lock` and commit pinfold.lock"),
         ),
         Some(lock) if Some(&lock.build_file) != crate::lock::build_file_checksum(text).as_ref() => diags.push(
-            Diagnostic::error("pinfold::lock", "--locked, and pinfold.lock is stale: the build file changed since it was written")
-                .help("run `pinfold lock` to resolve the build file again, and commit pinfold.lock"),
+            Diagnostic::error(
+                "pinfold::lock",
+                "--locked, and pinfold.lock is stale: the build file changed since it was written",
+            )
+            .help("run `pinfold lock` to resolve the build file again, and commit pinfold.lock"),
         ),
         Some(_) => {}
     }
 }
 
 /// Plans a parsed build file whose sources are relative to `root`.
-pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
+pub fn plan(
+    file: &BuildFile,
+    source: &Source,
+    root: &Path,
+    input: &PlanInput,
+    cache: Option<&Cache>,
+    diags: &mut Diagnostics,
+) -> Option<Plan> {
     let mut cx = Cx {
         source,
         root,
@@ -249,9 +269,12 @@ pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, c
                     Diagnostic::error(
                         "pinfold::unused-platform-block",
                         format!("image `{}` is not built for {}", decl.name.value, o.platform.value),
-                        )
+                    )
                     .at(o.platform.span, "this block would never apply")
-                    .help(format!("the image is built for {}; add the platform to `platforms`, or remove the block", known.join(", "))),
+                    .help(format!(
+                        "the image is built for {}; add the platform to `platforms`, or remove the block",
+                        known.join(", ")
+                    )),
                 );
             }
         }
@@ -290,7 +313,10 @@ pub fn plan(file: &BuildFile, source: &Source, root: &Path, input: &PlanInput, c
                             cx.error(
                                 Diagnostic::error(
                                     "pinfold::base-platform",
-                                    format!("base `{name}` has no image for {platform}, which image `{}` is built for", decl.name.value),
+                                    format!(
+                                        "base `{name}` has no image for {platform}, which image `{}` is built for",
+                                        decl.name.value
+                                    ),
                                 )
                                 .at(span, format!("base has {}", image.platforms_text()))
                                 .also_at(base_decl.name.span, "declared here")
@@ -354,9 +380,27 @@ impl Cx<'_> {
 
     fn open_base(&mut self, decl: &lang::BaseDecl) -> Option<Arc<OpenedImage>> {
         let (reference, location) = match decl.source.as_ref()? {
-            BaseSource::Layout(p) => (ImageRef::Layout { dir: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
-            BaseSource::OciArchive(p) => (ImageRef::OciArchive { file: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
-            BaseSource::DockerArchive(p) => (ImageRef::DockerArchive { file: self.root.join(&p.value), reference: decl.reference.as_ref().map(|r| r.value.clone()) }, p),
+            BaseSource::Layout(p) => (
+                ImageRef::Layout {
+                    dir: self.root.join(&p.value),
+                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
+                },
+                p,
+            ),
+            BaseSource::OciArchive(p) => (
+                ImageRef::OciArchive {
+                    file: self.root.join(&p.value),
+                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
+                },
+                p,
+            ),
+            BaseSource::DockerArchive(p) => (
+                ImageRef::DockerArchive {
+                    file: self.root.join(&p.value),
+                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
+                },
+                p,
+            ),
             BaseSource::Registry(r) => {
                 self.error(
                     Diagnostic::error("pinfold::unsupported", format!("base `{}` is in a registry, and this version of pinfold reads bases from layouts and archives only", decl.name.value))
@@ -367,7 +411,13 @@ impl Cx<'_> {
             }
         };
         if let Some(escape) = self.escapes_root(&location.value) {
-            self.error(Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", location.value)).at(location.span, escape));
+            self.error(
+                Diagnostic::error(
+                    "pinfold::path-escape",
+                    format!("`{}` is outside the build file's directory", location.value),
+                )
+                .at(location.span, escape),
+            );
             return None;
         }
         let image = match OpenedImage::open(&reference) {
@@ -377,21 +427,32 @@ impl Cx<'_> {
                     // Paths relative to the build file: the message is the same on every machine.
                     Diagnostic::error(
                         "pinfold::base-unreadable",
-                        format!("cannot open base `{}`: {}", decl.name.value, e.to_string().replace(&format!("{}/", self.root.display()), "")),
+                        format!(
+                            "cannot open base `{}`: {}",
+                            decl.name.value,
+                            e.to_string().replace(&format!("{}/", self.root.display()), "")
+                        ),
                     )
-                        .at(location.span, "read from here"),
+                    .at(location.span, "read from here"),
                 );
                 return None;
             }
         };
         let Some(digest) = decl.digest.as_ref() else {
-            let locked = self.lock.as_ref().and_then(|l| l.bases.get(&decl.name.value)).and_then(|d| d.parse::<crate::digest::Digest>().ok());
+            let locked = self
+                .lock
+                .as_ref()
+                .and_then(|l| l.bases.get(&decl.name.value))
+                .and_then(|d| d.parse::<crate::digest::Digest>().ok());
             match locked {
                 Some(pinned) if pinned != image.top.digest => {
                     self.error(
                         Diagnostic::error(
                             "pinfold::digest-mismatch",
-                            format!("base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}", decl.name.value, image.top.digest),
+                            format!(
+                                "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
+                                decl.name.value, image.top.digest
+                            ),
                         )
                         .at(location.span, format!("holds {}", image.top.digest))
                         .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
@@ -413,7 +474,10 @@ impl Cx<'_> {
             self.error(
                 Diagnostic::error(
                     "pinfold::digest-mismatch",
-                    format!("base `{}` does not match its pinned digest: pinned {pinned}, found {}", decl.name.value, image.top.digest),
+                    format!(
+                        "base `{}` does not match its pinned digest: pinned {pinned}, found {}",
+                        decl.name.value, image.top.digest
+                    ),
                 )
                 .at(digest.span, format!("pinned {pinned}"))
                 .also_at(location.span, format!("holds {}", image.top.digest))
@@ -487,9 +551,12 @@ impl Cx<'_> {
             }
             if let Err(conflict) = tree.extend(part) {
                 self.error(
-                    Diagnostic::error("pinfold::path-conflict", format!("`/{}` is written twice in this layer", conflict.path))
-                        .at(entry.span(), "writes it again")
-                        .help("each path of a layer comes from one entry; put the other in a later layer to override it"),
+                    Diagnostic::error(
+                        "pinfold::path-conflict",
+                        format!("`/{}` is written twice in this layer", conflict.path),
+                    )
+                    .at(entry.span(), "writes it again")
+                    .help("each path of a layer comes from one entry; put the other in a later layer to override it"),
                 );
             }
         }
@@ -501,8 +568,11 @@ impl Cx<'_> {
         let Some(normalized) = crate::layer::tree::normalize_image_path(&path.value) else { return false };
         if let Err(conflict) = tree.insert(normalized, entry) {
             self.error(
-                Diagnostic::error("pinfold::path-conflict", format!("`/{}` is written twice in this layer", conflict.path))
-                    .at(path.span, "written again here"),
+                Diagnostic::error(
+                    "pinfold::path-conflict",
+                    format!("`/{}` is written twice in this layer", conflict.path),
+                )
+                .at(path.span, "written again here"),
             );
             return false;
         }

@@ -69,7 +69,9 @@ fn two_platforms_give_an_index_with_a_platform_on_each_manifest() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     // The config of each platform names its own architecture.
@@ -97,7 +99,11 @@ fn platform_flag_narrows_to_one_manifest() {
     assert_eq!(index["manifests"][0]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     // The arm64 manifest of the two-platform build is this very manifest.
     let all = build_static(tmp.path(), &["static"]);
-    let arm64 = Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", tmp.path().join("pinfold-out/static").display())).run().success();
+    let arm64 = Test::new()
+        .args(["inspect", "--json"])
+        .arg(format!("oci:{}", tmp.path().join("pinfold-out/static").display()))
+        .run()
+        .success();
     let doc: serde_json::Value = serde_json::from_str(&arm64.stdout()).unwrap();
     assert_eq!(doc["manifests"][1]["platform"], "linux/arm64");
     assert_eq!(doc["manifests"][1]["digest"].as_str().unwrap(), ran.built()[0].1);
@@ -121,7 +127,14 @@ fn a_changed_file_rebuilds_only_its_layer() {
     copy_tree(&fixture("build/static"), &src, false);
     let cache = tmp.path().join("cache");
     let build = || {
-        Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success()
+        Test::new()
+            .dir(tmp.path())
+            .args(["build", "static", "-f"])
+            .arg(src.join("pinfold.kdl"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .run()
+            .success()
     };
     let first = build();
     std::fs::write(src.join("bin/run.sh"), "#!/bin/sh\necho changed\n").unwrap();
@@ -161,7 +174,13 @@ fn output_flag_with_several_images_is_a_usage_error() {
 #[test]
 fn unknown_image_name_suggests_the_closest() {
     let tmp = tempdir();
-    Test::new().dir(tmp.path()).args(["build", "statc", "-f"]).arg(fixture("build/static/pinfold.kdl")).run().code(2).stderr_contains("did you mean `static`?");
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "statc", "-f"])
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .code(2)
+        .stderr_contains("did you mean `static`?");
 }
 
 #[test]
@@ -171,22 +190,55 @@ fn a_failed_build_leaves_the_previous_output_intact() {
     copy_tree(&fixture("build/static"), &src, false);
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("pinfold-out/static");
-    Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success();
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "static", "-f"])
+        .arg(src.join("pinfold.kdl"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .run()
+        .success();
     let before = std::fs::read(out.join("index.json")).unwrap();
     let archive = tmp.path().join("static.tar");
-    Test::new().dir(tmp.path()).args(["build", "static", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("-f").arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().success();
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "static", "-o"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg("-f")
+        .arg(src.join("pinfold.kdl"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .run()
+        .success();
     let archive_before = std::fs::read(&archive).unwrap();
 
     // A source that disappears between planning and packing cannot be planned; a build
     // file that becomes invalid is the simplest failure that reaches no output.
     let text = std::fs::read_to_string(src.join("pinfold.kdl")).unwrap();
     std::fs::write(src.join("pinfold.kdl"), text.replace("copy \"bin/run.sh\"", "copy \"bin/gone.sh\"")).unwrap();
-    Test::new().dir(tmp.path()).args(["build", "static", "-f"]).arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().code(2);
-    Test::new().dir(tmp.path()).args(["build", "static", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("-f").arg(src.join("pinfold.kdl")).arg("--cache-dir").arg(&cache).run().code(2);
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "static", "-f"])
+        .arg(src.join("pinfold.kdl"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .run()
+        .code(2);
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "static", "-o"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg("-f")
+        .arg(src.join("pinfold.kdl"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .run()
+        .code(2);
     assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
     assert_eq!(std::fs::read(&archive).unwrap(), archive_before);
     // No temporary directory or file is left beside the outputs.
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("pinfold-out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(tmp.path().join("pinfold-out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["static"], "{leftovers:?}");
 }
 
@@ -259,7 +311,12 @@ fn a_two_platform_base_serves_each_platform_its_own_manifest() {
         .1
         .clone();
     let base_doc: serde_json::Value = serde_json::from_str(
-        &Test::new().args(["inspect", "--json"]).arg(format!("oci-archive:{}", src.join("vendor/static.tar").display())).run().success().stdout(),
+        &Test::new()
+            .args(["inspect", "--json"])
+            .arg(format!("oci-archive:{}", src.join("vendor/static.tar").display()))
+            .run()
+            .success()
+            .stdout(),
     )
     .unwrap();
     let text = |platforms: &str| {
@@ -267,15 +324,19 @@ fn a_two_platform_base_serves_each_platform_its_own_manifest() {
     };
     std::fs::write(src.join("pinfold.kdl"), text("\"linux/amd64\" \"linux/arm64\"")).unwrap();
     Test::new().dir(&src).args(["build", "--no-cache"]).run().success();
-    let doc: serde_json::Value =
-        serde_json::from_str(&Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/derived"]).run().success().stdout()).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(
+        &Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/derived"]).run().success().stdout(),
+    )
+    .unwrap();
     for i in 0..2 {
         let derived = &doc["manifests"][i];
         let base = &base_doc["manifests"][i];
         assert_eq!(derived["platform"], base["platform"]);
         // The base's layers of that platform, then the new one.
-        let base_layers: Vec<&serde_json::Value> = base["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
-        let derived_layers: Vec<&serde_json::Value> = derived["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
+        let base_layers: Vec<&serde_json::Value> =
+            base["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
+        let derived_layers: Vec<&serde_json::Value> =
+            derived["layers"].as_array().unwrap().iter().map(|l| &l["digest"]).collect();
         assert_eq!(&derived_layers[..base_layers.len()], &base_layers[..]);
         assert_eq!(derived["config"]["config"]["Env"], base["config"]["config"]["Env"]);
     }

@@ -9,13 +9,8 @@ fn render(case: &str) -> String {
     let build_file = fixture(&format!("diagnostics/{case}/pinfold.kdl"));
     let text = std::fs::read_to_string(&build_file).unwrap();
     let flags: Vec<&str> = if text.starts_with("// Built with --locked") { vec!["--locked"] } else { vec![] };
-    let ran = Test::new()
-        .dir(tmp.path())
-        .args(["build", "--no-cache", "-f"])
-        .arg(&build_file)
-        .args(flags)
-        .run()
-        .code(2);
+    let ran =
+        Test::new().dir(tmp.path()).args(["build", "--no-cache", "-f"]).arg(&build_file).args(flags).run().code(2);
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(leftovers.is_empty(), "a failed build wrote {leftovers:?}");
     ran.stderr()

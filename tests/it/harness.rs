@@ -109,7 +109,12 @@ impl Ran {
     }
 
     pub fn stderr_contains(self, needle: &str) -> Self {
-        assert!(self.stderr_flat().contains(needle), "stderr of `{}` lacks {needle:?}:\n{}", self.description, self.stderr());
+        assert!(
+            self.stderr_flat().contains(needle),
+            "stderr of `{}` lacks {needle:?}:\n{}",
+            self.description,
+            self.stderr()
+        );
         self
     }
 
@@ -131,7 +136,10 @@ pub fn require_tool(name: &str, probe: &[&str]) -> bool {
     let ok = Command::new(name).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{name}` is required in CI and is missing or not working (`{name} {}` failed); .ci/run installs it", probe.join(" "));
+            panic!(
+                "`{name}` is required in CI and is missing or not working (`{name} {}` failed); .ci/run installs it",
+                probe.join(" ")
+            );
         }
         eprintln!("note: `{name}` is not available; skipping this check outside CI");
     }

@@ -73,7 +73,12 @@ fn downloads_are_checked_cached_and_work_offline() {
     let wrong = "ab".repeat(32);
     write_build(&wrong);
     let ran = build(&[]).code(2);
-    assert!(ran.stderr().contains(&format!("sha256:{wrong}")) && ran.stderr().contains(&format!("sha256:{}", sha(&payload))), "{}", ran.stderr());
+    assert!(
+        ran.stderr().contains(&format!("sha256:{wrong}"))
+            && ran.stderr().contains(&format!("sha256:{}", sha(&payload))),
+        "{}",
+        ran.stderr()
+    );
     assert!(!store_holds(&cache, &sha(&payload)));
     assert_eq!(std::fs::read_dir(cache.join("blobs/sha256")).unwrap().count(), 0, "a mismatching download was stored");
 
@@ -88,11 +93,25 @@ fn downloads_are_checked_cached_and_work_offline() {
 
     // Offline with an empty store fails clearly; a mirror directory serves it.
     let other_cache = tmp.path().join("cache2");
-    Test::new().dir(&src).args(["build", "--offline", "--cache-dir"]).arg(&other_cache).run().code(2).stderr_contains("--offline forbids fetching it");
+    Test::new()
+        .dir(&src)
+        .args(["build", "--offline", "--cache-dir"])
+        .arg(&other_cache)
+        .run()
+        .code(2)
+        .stderr_contains("--offline forbids fetching it");
     let mirror = tmp.path().join("mirror");
     std::fs::create_dir_all(&mirror).unwrap();
     std::fs::write(mirror.join(sha(&payload)), &payload).unwrap();
-    let mirrored = Test::new().dir(&src).args(["build", "--offline", "--mirror"]).arg(&mirror).arg("--cache-dir").arg(&other_cache).run().success().built();
+    let mirrored = Test::new()
+        .dir(&src)
+        .args(["build", "--offline", "--mirror"])
+        .arg(&mirror)
+        .arg("--cache-dir")
+        .arg(&other_cache)
+        .run()
+        .success()
+        .built();
     assert_eq!(mirrored, first);
 }
 
@@ -111,9 +130,8 @@ def x(n,data):\n  i=tarfile.TarInfo(n); i.size=len(data); i.mode=0o755; t.addfil
     assert!(status.success());
 }
 
-fn archive_build(dir: &Path, archive: &str) -> String {
+fn archive_build(archive: &str) -> String {
     format!("pinfold 1\nepoch 0\narchive a path=\"{archive}\"\nimage t {{\n    from scratch\n    layer l {{\n        extract a to=\"/opt\"\n    }}\n}}\n")
-        + if dir.exists() { "" } else { "" }
 }
 
 #[test]
@@ -122,14 +140,20 @@ fn archives_are_unpacked_normalized_and_hostile_entries_refused() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     let cache = tmp.path().join("cache");
-    python_tar(&src.join("good.tar.gz"), "d('pkg')\nx('pkg/run', b'#!/bin/sh\\n')\nf('pkg/data.txt', b'data')\nl('pkg/link', 'data.txt')");
-    std::fs::write(src.join("pinfold.kdl"), archive_build(&src, "good.tar.gz")).unwrap();
+    python_tar(
+        &src.join("good.tar.gz"),
+        "d('pkg')\nx('pkg/run', b'#!/bin/sh\\n')\nf('pkg/data.txt', b'data')\nl('pkg/link', 'data.txt')",
+    );
+    std::fs::write(src.join("pinfold.kdl"), archive_build("good.tar.gz")).unwrap();
     let ran = Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().success();
     assert!(ran.stderr().contains("archive `a` is not pinned"), "{}", ran.stderr());
     let layout = src.join("pinfold-out/t");
-    let doc: serde_json::Value =
-        serde_json::from_str(&Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", layout.display())).run().success().stdout()).unwrap();
-    let layer = doc["manifests"][0]["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
+    let doc: serde_json::Value = serde_json::from_str(
+        &Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", layout.display())).run().success().stdout(),
+    )
+    .unwrap();
+    let layer =
+        doc["manifests"][0]["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
     let listing = tool("tar", &["-tvzf", layout.join("blobs/sha256").join(layer).to_str().unwrap()]);
     assert!(listing.contains("-rwxr-xr-x 0/0") && listing.contains("opt/pkg/run"), "{listing}");
     assert!(listing.contains("opt/pkg/link -> data.txt"), "{listing}");
@@ -141,7 +165,7 @@ fn archives_are_unpacked_normalized_and_hostile_entries_refused() {
         ("symlink.tar.gz", "l('evil', '/etc')\nf('evil/passwd')", "through the symlink `evil`"),
     ] {
         python_tar(&src.join(name), members);
-        std::fs::write(src.join("pinfold.kdl"), archive_build(&src, name)).unwrap();
+        std::fs::write(src.join("pinfold.kdl"), archive_build(name)).unwrap();
         Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().code(2).stderr_contains(message);
     }
     assert!(!Path::new("/etc/passwd.pinfold-test").exists());
@@ -174,7 +198,8 @@ fn lock_round_trip_and_crlf_build_files() {
     let locked = Test::new().dir(&src).args(["lock", "--cache-dir"]).arg(&cache).run().success();
     assert!(locked.stdout().contains("+ base plain sha256:"), "{}", locked.stdout());
     assert!(locked.stdout().contains("+ download tool * sha256:"), "{}", locked.stdout());
-    let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("pinfold.lock")).unwrap()).unwrap();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("pinfold.lock")).unwrap()).unwrap();
     assert_eq!(lock["version"], 1);
     assert_eq!(lock["downloads"]["tool"]["*"]["sha256"], sha(b"tool\n"));
     let digest = build(&["--locked"]).success().built();
@@ -191,5 +216,10 @@ fn lock_round_trip_and_crlf_build_files() {
     std::fs::write(src.join("pinfold.kdl"), &text).unwrap();
     std::fs::write(src.join("vendor/tool"), b"changed\n").unwrap();
     let ran = build(&["--locked", "--no-cache"]).code(2);
-    assert!(ran.stderr().contains(&format!("sha256:{}", sha(b"tool\n"))) && ran.stderr().contains(&format!("sha256:{}", sha(b"changed\n"))), "{}", ran.stderr());
+    assert!(
+        ran.stderr().contains(&format!("sha256:{}", sha(b"tool\n")))
+            && ran.stderr().contains(&format!("sha256:{}", sha(b"changed\n"))),
+        "{}",
+        ran.stderr()
+    );
 }

@@ -17,8 +17,11 @@ fn extract_busybox(deb_dir: &Path, arch: &str, into: &Path) -> Option<PathBuf> {
 }
 
 fn debs() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
-    let ok = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with("_arm64.deb"))).unwrap_or(false);
+    let dir =
+        PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
+    let ok = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with("_arm64.deb")))
+        .unwrap_or(false);
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("busybox-static .debs for amd64 and arm64 are required in CI in {}; scripts/setup-test-tools.sh downloads them", dir.display());
@@ -67,9 +70,11 @@ image busybox {
     let layout = tmp.path().join("layout");
     Test::new().dir(&src).args(["build", "--no-cache", "-o"]).arg(format!("oci:{}", layout.display())).run().success();
     let raw: serde_json::Value =
-        serde_json::from_str(&tool("skopeo", &["inspect", "--raw", &format!("oci:{}:busybox", layout.display())])).unwrap();
+        serde_json::from_str(&tool("skopeo", &["inspect", "--raw", &format!("oci:{}:busybox", layout.display())]))
+            .unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    let archs: Vec<&str> = raw["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
+    let archs: Vec<&str> =
+        raw["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
     assert_eq!(archs, ["amd64", "arm64"]);
 
     let inspect = Test::new().args(["inspect", "--json"]).arg(format!("oci:{}", layout.display())).run().success();

@@ -19,7 +19,11 @@ fn perturb(dir: &Path, mtime: SystemTime, group_other: bool) {
         let mode = meta.permissions().mode();
         // umask 022 versus 077: only the group and other bits differ.
         let new_mode = if group_other { mode | 0o044 } else { mode & !0o077 };
-        std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(new_mode | if e.file_type().is_dir() { 0o700 } else { 0 })).unwrap();
+        std::fs::set_permissions(
+            e.path(),
+            std::fs::Permissions::from_mode(new_mode | if e.file_type().is_dir() { 0o700 } else { 0 }),
+        )
+        .unwrap();
         if e.file_type().is_file() {
             std::fs::File::options().write(true).open(e.path()).unwrap().set_modified(mtime).unwrap();
         }
@@ -57,7 +61,18 @@ fn two_differently_prepared_trees_build_byte_identical_outputs() {
     let out_a = a.path().join("out.tar");
     let out_b = b.path().join("nested/dir/out.tar");
     build_in(a.path(), &out_a, &[("TZ", "UTC"), ("LC_ALL", "C"), ("RAYON_NUM_THREADS", "1")], "022");
-    build_in(b.path(), &out_b, &[("TZ", "Asia/Kathmandu"), ("LC_ALL", "de_DE.UTF-8"), ("LANG", "tr_TR.UTF-8"), ("RAYON_NUM_THREADS", "4"), ("PINFOLD_UNUSED", "x")], "077");
+    build_in(
+        b.path(),
+        &out_b,
+        &[
+            ("TZ", "Asia/Kathmandu"),
+            ("LC_ALL", "de_DE.UTF-8"),
+            ("LANG", "tr_TR.UTF-8"),
+            ("RAYON_NUM_THREADS", "4"),
+            ("PINFOLD_UNUSED", "x"),
+        ],
+        "077",
+    );
     let bytes_a = std::fs::read(&out_a).unwrap();
     let bytes_b = std::fs::read(&out_b).unwrap();
     assert!(bytes_a == bytes_b, "oci-archive outputs differ ({} vs {} bytes)", bytes_a.len(), bytes_b.len());

@@ -27,7 +27,15 @@ fn busybox_tree(dir: &Path) -> Option<(PathBuf, String)> {
 }
 
 fn build(dir: &Path, src: &Path, output: &str) -> String {
-    Test::new().dir(dir).args(["build", "hello", "--no-cache", "-o", output, "-f"]).arg(src.join("pinfold.kdl")).run().success().built()[0].1.clone()
+    Test::new()
+        .dir(dir)
+        .args(["build", "hello", "--no-cache", "-o", output, "-f"])
+        .arg(src.join("pinfold.kdl"))
+        .run()
+        .success()
+        .built()[0]
+        .1
+        .clone()
 }
 
 #[test]
@@ -49,7 +57,8 @@ fn umoci_unpacks_the_layout_with_owners_modes_and_busybox_intact() {
     assert_eq!(std::fs::metadata(rootfs.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
     assert_eq!(std::fs::read_link(rootfs.join("bin/sh")).unwrap(), Path::new("busybox"));
     assert_eq!(std::fs::read_to_string(rootfs.join("etc/motd")).unwrap(), "reproducible\n");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["process"]["args"][0], "/bin/sh");
 }
 
@@ -74,8 +83,11 @@ fn skopeo_reads_every_output_form_with_the_same_digest() {
         assert_eq!(info["Created"], "2024-01-01T00:00:00Z");
     }
     // A docker-archive has no manifest of its own; skopeo reads the config and layers.
-    let info: serde_json::Value =
-        serde_json::from_str(&tool("skopeo", &["inspect", &format!("docker-archive:{}", tmp.path().join("docker.tar").display())])).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", tmp.path().join("docker.tar").display())],
+    ))
+    .unwrap();
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2);
 }
 
@@ -86,17 +98,33 @@ fn oci_image_tool_validates_the_layout_and_the_unpacked_archive() {
     }
     let tmp = tempdir();
     let layout = tmp.path().join("layout");
-    Test::new().dir(tmp.path()).args(["build", "--no-cache", "static", "-o"]).arg(format!("oci:{}", layout.display())).arg("-f").arg(fixture("build/static/pinfold.kdl")).run().success();
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "--no-cache", "static", "-o"])
+        .arg(format!("oci:{}", layout.display()))
+        .arg("-f")
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .success();
     // Debian's oci-image-tool (1.0.0-rc1) names the layout check `--type image` and
     // autodetects "imageLayout"; it cannot walk tars, so archives are checked unpacked.
-    let out = tool("oci-image-tool", &["validate", "--type", "image", "--ref", "name=static", layout.to_str().unwrap()]);
+    let out =
+        tool("oci-image-tool", &["validate", "--type", "image", "--ref", "name=static", layout.to_str().unwrap()]);
     assert!(out.contains("Validation succeeded"), "{out}");
     let archive = tmp.path().join("static.tar");
-    Test::new().dir(tmp.path()).args(["build", "--no-cache", "static", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("-f").arg(fixture("build/static/pinfold.kdl")).run().success();
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "--no-cache", "static", "-o"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg("-f")
+        .arg(fixture("build/static/pinfold.kdl"))
+        .run()
+        .success();
     let unpacked = tmp.path().join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();
     tool("tar", &["-xf", archive.to_str().unwrap(), "-C", unpacked.to_str().unwrap()]);
-    let out = tool("oci-image-tool", &["validate", "--type", "image", "--ref", "name=static", unpacked.to_str().unwrap()]);
+    let out =
+        tool("oci-image-tool", &["validate", "--type", "image", "--ref", "name=static", unpacked.to_str().unwrap()]);
     assert!(out.contains("Validation succeeded"), "{out}");
 }
 
@@ -121,7 +149,8 @@ fn docker_loads_and_runs_the_docker_archive() {
     assert!(run.status.success(), "docker run failed: {}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from pinfold\n");
     // Docker's image ID is the config digest pinfold wrote: docker kept the bytes.
-    let inspect = Test::new().args(["inspect", "--json"]).arg(format!("docker-archive:{}", archive.display())).run().success();
+    let inspect =
+        Test::new().args(["inspect", "--json"]).arg(format!("docker-archive:{}", archive.display())).run().success();
     let doc: serde_json::Value = serde_json::from_str(&inspect.stdout()).unwrap();
     assert_eq!(doc["manifests"][0]["digest"].as_str().unwrap(), digest);
 }
@@ -142,7 +171,8 @@ fn a_docker_save_archive_serves_as_a_pinned_base() {
     let saved = derived.join("vendor/base.tar");
     tool("docker", &["save", "-o", saved.to_str().unwrap(), &tag]);
     let _ = std::process::Command::new("docker").args(["rmi", "-f", &tag]).output();
-    let image_id = Test::new().args(["inspect", "--json"]).arg(format!("docker-archive:{}", saved.display())).run().success();
+    let image_id =
+        Test::new().args(["inspect", "--json"]).arg(format!("docker-archive:{}", saved.display())).run().success();
     let image_id: serde_json::Value = serde_json::from_str(&image_id.stdout()).unwrap();
     let image_id = image_id["digest"].as_str().unwrap().to_string();
     std::fs::write(
@@ -152,7 +182,12 @@ fn a_docker_save_archive_serves_as_a_pinned_base() {
     .unwrap();
     let out = tmp.path().join("derived.tar");
     let tag2 = format!("pinfold-test/derived:{}", std::process::id());
-    Test::new().dir(&derived).args(["build", "--no-cache", "-o"]).arg(format!("docker-archive:{}:{tag2}", out.display())).run().success();
+    Test::new()
+        .dir(&derived)
+        .args(["build", "--no-cache", "-o"])
+        .arg(format!("docker-archive:{}:{tag2}", out.display()))
+        .run()
+        .success();
     tool("docker", &["load", "-i", out.to_str().unwrap()]);
     let run = std::process::Command::new("docker").args(["run", "--rm", "--network", "none", &tag2]).output().unwrap();
     let _ = std::process::Command::new("docker").args(["rmi", "-f", &tag2]).output();

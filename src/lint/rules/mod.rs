@@ -10,12 +10,7 @@ macro_rules! example {
             ext: $ext,
             lang: $lang,
             bad: include_str!(concat!("../../../fixtures/lint/rules/", $id, "/bad.", $ext)),
-            good: include_str!(concat!(
-                "../../../fixtures/lint/rules/",
-                $id,
-                "/good.",
-                $ext
-            )),
+            good: include_str!(concat!("../../../fixtures/lint/rules/", $id, "/good.", $ext)),
         }
     };
 }
@@ -99,9 +94,7 @@ pub static ALL: &[&Rule] = &[
 
 /// A rule by id (`PF101`, any case) or by name (`base-without-digest`).
 pub fn find(key: &str) -> Option<&'static Rule> {
-    ALL.iter()
-        .copied()
-        .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
+    ALL.iter().copied().find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
 }
 
 /// The rules run on every shell command of a Dockerfile `RUN` or a build-file step.
@@ -128,18 +121,8 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in ALL {
             assert!(r.id.len() == 5 && r.id.starts_with("PF"), "{}", r.id);
-            assert!(
-                r.name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
-                "{}",
-                r.name
-            );
-            assert!(
-                seen.insert(r.id) && seen.insert(r.name),
-                "duplicate {}",
-                r.id
-            );
+            assert!(r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{}", r.name);
+            assert!(seen.insert(r.id) && seen.insert(r.name), "duplicate {}", r.id);
             assert!(!r.summary.ends_with('.'), "{}: summaries are phrases", r.id);
         }
         let ids: Vec<_> = ALL.iter().map(|r| r.id).collect();

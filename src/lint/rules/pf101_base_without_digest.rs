@@ -32,15 +32,11 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         if ImageRef::parse(text).digest.is_some() || bf.has(base, "digest") {
             continue;
         }
-        ctx.report(
-            &RULE,
-            image.span.clone(),
-            format!("base image `{text}` is pinned by tag only"),
-        )
-        .label("no digest")
-        .help(format!(
-            "append the digest: `{text}@sha256:…` (`pinfold lock` resolves it; \
+        ctx.report(&RULE, image.span.clone(), format!("base image `{text}` is pinned by tag only"))
+            .label("no digest")
+            .help(format!(
+                "append the digest: `{text}@sha256:…` (`pinfold lock` resolves it; \
                  `docker buildx imagetools inspect {text}` prints it)"
-        ));
+            ));
     }
 }

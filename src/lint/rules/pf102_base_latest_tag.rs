@@ -31,13 +31,9 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         };
         if let Some((tag, range)) = ImageRef::parse(text).tag {
             if tag == "latest" {
-                ctx.report(
-                    &RULE,
-                    mapped.map_range(range),
-                    format!("base image `{text}` uses the `latest` tag"),
-                )
-                .label("names no version")
-                .help("name the version you build with, e.g. `alpine:3.20@sha256:…`");
+                ctx.report(&RULE, mapped.map_range(range), format!("base image `{text}` uses the `latest` tag"))
+                    .label("names no version")
+                    .help("name the version you build with, e.g. `alpine:3.20@sha256:…`");
             }
         }
     }

@@ -28,15 +28,9 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         let Some(text) = image.as_str() else { continue };
         let r = ImageRef::parse(text);
         if r.tag.is_none() && r.digest.is_none() && !bf.has(base, "digest") {
-            ctx.report(
-                &RULE,
-                image.span.clone(),
-                format!("base image `{text}` has no tag, which means `latest`"),
-            )
-            .label("no tag, no digest")
-            .help(format!(
-                "write the version and the digest: `{text}:VERSION@sha256:…`"
-            ));
+            ctx.report(&RULE, image.span.clone(), format!("base image `{text}` has no tag, which means `latest`"))
+                .label("no tag, no digest")
+                .help(format!("write the version and the digest: `{text}:VERSION@sha256:…`"));
         }
     }
 }

@@ -30,33 +30,19 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         }
         if let Some(image) = bf.field(base, "image") {
             let Some(text) = image.as_str() else { continue };
-            if let (Some((digest, range)), Some(mapped)) =
-                (ImageRef::parse(text).digest, bf.mapped(image.entry))
-            {
+            if let (Some((digest, range)), Some(mapped)) = (ImageRef::parse(text).digest, bf.mapped(image.entry)) {
                 if let Err(e) = digest.parse::<Digest>() {
-                    ctx.report(
-                        &RULE,
-                        mapped.map_range(range),
-                        format!("`{digest}` is not a valid digest: {e}"),
-                    )
-                    .label("invalid digest")
-                    .help("a digest is `sha256:` and 64 lowercase hex digits");
+                    ctx.report(&RULE, mapped.map_range(range), format!("`{digest}` is not a valid digest: {e}"))
+                        .label("invalid digest")
+                        .help("a digest is `sha256:` and 64 lowercase hex digits");
                 }
             }
         }
     }
     for node in bf.top("download").chain(bf.top("archive")) {
-        for n in
-            std::iter::once(node).chain(children(node).filter(|c| c.name().value() == "platform"))
-        {
+        for n in std::iter::once(node).chain(children(node).filter(|c| c.name().value() == "platform")) {
             if let Some(f) = bf.field(n, "sha256") {
-                let full = f.as_str().map(|v| {
-                    if v.contains(':') {
-                        v.to_string()
-                    } else {
-                        format!("sha256:{v}")
-                    }
-                });
+                let full = f.as_str().map(|v| if v.contains(':') { v.to_string() } else { format!("sha256:{v}") });
                 validate(ctx, &f, full, "sha256");
             }
         }
@@ -71,11 +57,7 @@ fn validate(ctx: &mut Ctx, f: &Field, full: Option<String>, what: &str) {
         },
         None => "it is not a string".to_string(),
     };
-    ctx.report(
-        &RULE,
-        f.span.clone(),
-        format!("this {what} is not a valid sha256: {err}"),
-    )
-    .label("invalid digest")
-    .help("a digest is `sha256:` and 64 lowercase hex digits");
+    ctx.report(&RULE, f.span.clone(), format!("this {what} is not a valid sha256: {err}"))
+        .label("invalid digest")
+        .help("a digest is `sha256:` and 64 lowercase hex digits");
 }

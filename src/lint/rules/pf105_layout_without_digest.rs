@@ -32,39 +32,25 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         if bf.has(base, "digest") || bf.has(base, "image") {
             continue;
         }
-        let name = base
-            .entries()
-            .iter()
-            .find(|e| e.name().is_none())
-            .and_then(|e| e.value().as_string());
+        let name = base.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string());
         let reference = bf.field(base, "ref");
         let resolved = match (&ctx.base_dir, layout.as_str()) {
-            (Some(dir), Some(l)) => Some(fix::layout_digest(
-                &dir.join(l),
-                reference.as_ref().and_then(|r| r.as_str()),
-            )),
+            (Some(dir), Some(l)) => Some(fix::layout_digest(&dir.join(l), reference.as_ref().and_then(|r| r.as_str()))),
             _ => None,
         };
         let span = head_span(bf.text, base);
-        let f = ctx.report(
-            &RULE,
-            span,
-            format!(
-                "base `{}` from a local layout has no digest",
-                name.unwrap_or("?")
-            ),
-        );
+        let f = ctx.report(&RULE, span, format!("base `{}` from a local layout has no digest", name.unwrap_or("?")));
         f.label("no digest");
         match resolved {
             Some(Ok(digest)) => {
                 let anchor = reference.as_ref().unwrap_or(&layout);
-                f.help(format!("add `digest \"{digest}\"` (the layout's digest for this ref); `pinfold lint --fix` writes it in"));
+                f.help(format!(
+                    "add `digest \"{digest}\"` (the layout's digest for this ref); `pinfold lint --fix` writes it in"
+                ));
                 f.fix(fix::insert_digest(bf.text, anchor, &digest));
             }
             Some(Err(why)) => {
-                f.help(format!(
-                    "add `digest \"sha256:…\"` from the layout's index.json ({why})"
-                ));
+                f.help(format!("add `digest \"sha256:…\"` from the layout's index.json ({why})"));
             }
             None => {
                 f.help("add `digest \"sha256:…\"` from the layout's index.json");

@@ -24,40 +24,22 @@ build is neither reproducible nor safe from a tampered mirror.",
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for node in bf.top("download").chain(bf.top("archive")) {
         let kind = node.name().value();
-        let name = node
-            .entries()
-            .iter()
-            .find(|e| e.name().is_none())
-            .and_then(|e| e.value().as_string())
-            .unwrap_or("?");
-        let platforms: Vec<_> = children(node)
-            .filter(|c| c.name().value() == "platform")
-            .collect();
+        let name =
+            node.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
+        let platforms: Vec<_> = children(node).filter(|c| c.name().value() == "platform").collect();
         let whole = platforms.is_empty() || bf.has(node, "url") || bf.has(node, "path");
         if whole && !bf.has(node, "sha256") {
-            ctx.report(
-                &RULE,
-                head_span(bf.text, node),
-                format!("{kind} `{name}` has no sha256"),
-            )
-            .label("content not pinned")
-            .help("add `sha256=\"…\"` with the checksum of the file you tested with");
+            ctx.report(&RULE, head_span(bf.text, node), format!("{kind} `{name}` has no sha256"))
+                .label("content not pinned")
+                .help("add `sha256=\"…\"` with the checksum of the file you tested with");
         }
         for p in platforms {
             if !bf.has(p, "sha256") && !bf.has(node, "sha256") {
-                let platform = p
-                    .entries()
-                    .iter()
-                    .find(|e| e.name().is_none())
-                    .and_then(|e| e.value().as_string())
-                    .unwrap_or("?");
-                ctx.report(
-                    &RULE,
-                    head_span(bf.text, p),
-                    format!("{kind} `{name}` for {platform} has no sha256"),
-                )
-                .label("content not pinned")
-                .help("add `sha256=\"…\"` with the checksum of the file for this platform");
+                let platform =
+                    p.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
+                ctx.report(&RULE, head_span(bf.text, p), format!("{kind} `{name}` for {platform} has no sha256"))
+                    .label("content not pinned")
+                    .help("add `sha256=\"…\"` with the checksum of the file for this platform");
             }
         }
     }

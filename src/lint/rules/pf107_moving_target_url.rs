@@ -31,9 +31,7 @@ const WORDS: &[&str] = &["latest", "nightly", "snapshot"];
 pub(crate) fn moving_target(url: &str) -> Option<(&str, Range<usize>)> {
     // Only the path and query: a host called `main.example.org` is not a branch.
     let path_start = url.find("://").map_or(0, |i| i + 3);
-    let path_start = url[path_start..]
-        .find('/')
-        .map_or(url.len(), |i| path_start + i);
+    let path_start = url[path_start..].find('/').map_or(url.len(), |i| path_start + i);
     let mut offset = path_start;
     for segment in url[path_start..].split(['/', '?', '&', '=', '#']) {
         let seg_start = offset;
@@ -41,18 +39,12 @@ pub(crate) fn moving_target(url: &str) -> Option<(&str, Range<usize>)> {
         // `main.tar.gz`, `HEAD.zip`: the segment's name before any extension.
         let stem = segment.split('.').next().unwrap_or("");
         if BRANCHES.contains(&stem.to_ascii_lowercase().as_str()) {
-            return Some((
-                &url[seg_start..seg_start + stem.len()],
-                seg_start..seg_start + stem.len(),
-            ));
+            return Some((&url[seg_start..seg_start + stem.len()], seg_start..seg_start + stem.len()));
         }
         let mut word_start = seg_start;
         for word in segment.split(['-', '_', '.', '+', '~']) {
             if WORDS.contains(&word.to_ascii_lowercase().as_str()) {
-                return Some((
-                    &url[word_start..word_start + word.len()],
-                    word_start..word_start + word.len(),
-                ));
+                return Some((&url[word_start..word_start + word.len()], word_start..word_start + word.len()));
             }
             word_start += word.len() + 1;
         }
@@ -62,9 +54,7 @@ pub(crate) fn moving_target(url: &str) -> Option<(&str, Range<usize>)> {
 
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for node in bf.top("download").chain(bf.top("archive")) {
-        for n in
-            std::iter::once(node).chain(children(node).filter(|c| c.name().value() == "platform"))
-        {
+        for n in std::iter::once(node).chain(children(node).filter(|c| c.name().value() == "platform")) {
             let Some(url) = bf.field(n, "url") else {
                 continue;
             };
@@ -72,13 +62,9 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
                 continue;
             };
             if let Some((word, range)) = moving_target(text) {
-                ctx.report(
-                    &RULE,
-                    mapped.map_range(range),
-                    format!("this URL names `{word}`, which moves"),
-                )
-                .label("moving target")
-                .help("use the URL of a release, a tag or a commit");
+                ctx.report(&RULE, mapped.map_range(range), format!("this URL names `{word}`, which moves"))
+                    .label("moving target")
+                    .help("use the URL of a release, a tag or a commit");
             }
         }
     }
@@ -91,18 +77,9 @@ mod tests {
     #[test]
     fn finds_branches_and_words_in_the_path_only() {
         let hit = |u: &str| moving_target(u).map(|(w, _)| w.to_string());
-        assert_eq!(
-            hit("https://github.com/a/b/archive/refs/heads/main.tar.gz").as_deref(),
-            Some("main")
-        );
-        assert_eq!(
-            hit("https://github.com/a/b/releases/latest/download/x").as_deref(),
-            Some("latest")
-        );
-        assert_eq!(
-            hit("https://x.org/foo-1.0-SNAPSHOT.jar").as_deref(),
-            Some("SNAPSHOT")
-        );
+        assert_eq!(hit("https://github.com/a/b/archive/refs/heads/main.tar.gz").as_deref(), Some("main"));
+        assert_eq!(hit("https://github.com/a/b/releases/latest/download/x").as_deref(), Some("latest"));
+        assert_eq!(hit("https://x.org/foo-1.0-SNAPSHOT.jar").as_deref(), Some("SNAPSHOT"));
         assert_eq!(hit("https://main.example.org/v1.2/x.tar.gz"), None);
         assert_eq!(hit("https://x.org/domain/x.tar.gz"), None);
     }

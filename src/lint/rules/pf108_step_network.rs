@@ -27,19 +27,11 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
             continue;
         };
         if network.value.as_bool() == Some(true) {
-            let name = step
-                .entries()
-                .iter()
-                .find(|e| e.name().is_none())
-                .and_then(|e| e.value().as_string())
-                .unwrap_or("?");
-            ctx.report(
-                &RULE,
-                network.span.clone(),
-                format!("step `{name}` runs with the network"),
-            )
-            .label("network access")
-            .help("fetch inputs as pinned `download`s and pass them to the step instead");
+            let name =
+                step.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
+            ctx.report(&RULE, network.span.clone(), format!("step `{name}` runs with the network"))
+                .label("network access")
+                .help("fetch inputs as pinned `download`s and pass them to the step instead");
         }
     }
 }

@@ -23,23 +23,13 @@ container. Saying `user \"0:0\"` explicitly is allowed, and documents the choice
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for image in bf.top("image") {
         let has_user = bf.has(image, "user")
-            || children(image)
-                .filter(|c| c.name().value() == "platform")
-                .any(|p| bf.has(p, "user"));
+            || children(image).filter(|c| c.name().value() == "platform").any(|p| bf.has(p, "user"));
         if !has_user {
-            let name = image
-                .entries()
-                .iter()
-                .find(|e| e.name().is_none())
-                .and_then(|e| e.value().as_string())
-                .unwrap_or("?");
-            ctx.report(
-                &RULE,
-                head_span(bf.text, image),
-                format!("image `{name}` has no `user`, so it runs as root"),
-            )
-            .label("runs as root")
-            .help("add `user \"1000:1000\"` (or `user \"0:0\"` to say that root is intended)");
+            let name =
+                image.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
+            ctx.report(&RULE, head_span(bf.text, image), format!("image `{name}` has no `user`, so it runs as root"))
+                .label("runs as root")
+                .help("add `user \"1000:1000\"` (or `user \"0:0\"` to say that root is intended)");
         }
     }
 }

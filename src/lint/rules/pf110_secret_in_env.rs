@@ -23,16 +23,7 @@ reproducible image also reproduces the leak.",
     hadolint: &[],
 };
 
-const NAMES: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
-    "SECRET",
-    "TOKEN",
-    "API_KEY",
-    "APIKEY",
-    "ACCESS_KEY",
-    "PRIVATE_KEY",
-];
+const NAMES: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY"];
 const SUFFIXES: &[&str] = &[
     "_TOKEN",
     "_SECRET",
@@ -61,14 +52,9 @@ pub(crate) fn looks_secret(name: &str, value: &str) -> Option<&'static str> {
 }
 
 fn shaped_like_credential(v: &str) -> Option<&'static str> {
-    let alnum =
-        |s: &str, n: usize| s.len() >= n && s.bytes().take(n).all(|b| b.is_ascii_alphanumeric());
-    let upper_alnum = |s: &str, n: usize| {
-        s.len() >= n
-            && s.bytes()
-                .take(n)
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
+    let alnum = |s: &str, n: usize| s.len() >= n && s.bytes().take(n).all(|b| b.is_ascii_alphanumeric());
+    let upper_alnum =
+        |s: &str, n: usize| s.len() >= n && s.bytes().take(n).all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
         if v.strip_prefix(p).is_some_and(|r| alnum(r, 36)) {
             return Some("it has the shape of a GitHub token");
@@ -77,16 +63,10 @@ fn shaped_like_credential(v: &str) -> Option<&'static str> {
     if v.strip_prefix("github_pat_").is_some_and(|r| r.len() >= 22) {
         return Some("it has the shape of a GitHub token");
     }
-    if ["AKIA", "ASIA"]
-        .iter()
-        .any(|p| v.strip_prefix(p).is_some_and(|r| upper_alnum(r, 16)))
-    {
+    if ["AKIA", "ASIA"].iter().any(|p| v.strip_prefix(p).is_some_and(|r| upper_alnum(r, 16))) {
         return Some("it has the shape of an AWS access key id");
     }
-    if ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxo-"]
-        .iter()
-        .any(|p| v.starts_with(p))
-    {
+    if ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxo-"].iter().any(|p| v.starts_with(p)) {
         return Some("it has the shape of a Slack token");
     }
     if v.strip_prefix("glpat-").is_some_and(|r| r.len() >= 20) {
@@ -98,9 +78,7 @@ fn shaped_like_credential(v: &str) -> Option<&'static str> {
     if v.strip_prefix("AIza").is_some_and(|r| r.len() >= 35) {
         return Some("it has the shape of a Google API key");
     }
-    if v.strip_prefix("sk-")
-        .is_some_and(|r| r.len() >= 32 && !r.contains(char::is_whitespace))
-    {
+    if v.strip_prefix("sk-").is_some_and(|r| r.len() >= 32 && !r.contains(char::is_whitespace)) {
         return Some("it has the shape of an API secret key");
     }
     if v.contains("-----BEGIN") && v.contains("PRIVATE KEY") {
@@ -110,11 +88,7 @@ fn shaped_like_credential(v: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
-    for env in bf
-        .all_nodes()
-        .into_iter()
-        .filter(|n| n.name().value() == "env")
-    {
+    for env in bf.all_nodes().into_iter().filter(|n| n.name().value() == "env") {
         let entries = env.entries();
         let mut pairs = Vec::new();
         for e in entries {
@@ -139,9 +113,7 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
                     format!("`env {key}` looks like a secret: {why}"),
                 )
                 .label("baked into the image config")
-                .help(
-                    "pass secrets at run time (`pinfold run -e`); never write them into the image",
-                );
+                .help("pass secrets at run time (`pinfold run -e`); never write them into the image");
             }
         }
     }

@@ -27,13 +27,9 @@ pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         };
         if let Some((tag, range)) = ImageRef::parse(resolved).tag {
             if tag == "latest" {
-                ctx.report(
-                    &RULE,
-                    u.span_of(range),
-                    format!("FROM image {} uses the `latest` tag", u.describe()),
-                )
-                .label("names no version")
-                .help("name the version you build with, e.g. `node:22.11-bookworm-slim@sha256:…`");
+                ctx.report(&RULE, u.span_of(range), format!("FROM image {} uses the `latest` tag", u.describe()))
+                    .label("names no version")
+                    .help("name the version you build with, e.g. `node:22.11-bookworm-slim@sha256:…`");
             }
         }
     }

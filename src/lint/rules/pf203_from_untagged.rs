@@ -27,18 +27,9 @@ pub(crate) fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         };
         let r = ImageRef::parse(resolved);
         if r.tag.is_none() && r.digest.is_none() {
-            ctx.report(
-                &RULE,
-                u.span(),
-                format!(
-                    "FROM image {} has no tag, which means `latest`",
-                    u.describe()
-                ),
-            )
-            .label("no tag, no digest")
-            .help(format!(
-                "write the version and the digest: `{resolved}:VERSION@sha256:…`"
-            ));
+            ctx.report(&RULE, u.span(), format!("FROM image {} has no tag, which means `latest`", u.describe()))
+                .label("no tag, no digest")
+                .help(format!("write the version and the digest: `{resolved}:VERSION@sha256:…`"));
         }
     }
 }

@@ -29,10 +29,8 @@ pub(crate) fn sources(ins: &Instruction) -> Vec<(String, MappedText)> {
         return argv;
     }
     let rest = ins.rest();
-    let mut words: Vec<(String, MappedText)> = split_words(&rest.text)
-        .into_iter()
-        .map(|(w, r)| (w.to_string(), rest.sub(r)))
-        .collect();
+    let mut words: Vec<(String, MappedText)> =
+        split_words(&rest.text).into_iter().map(|(w, r)| (w.to_string(), rest.sub(r))).collect();
     words.pop();
     words
 }
@@ -52,35 +50,24 @@ fn is_git(s: &str) -> bool {
 pub(crate) fn check(ctx: &mut Ctx, df: &Dockerfile) {
     for ins in df.instructions.iter().filter(|i| i.keyword == "ADD") {
         let (flags, _) = ins.flags();
-        let checksum = flags
-            .iter()
-            .any(|f| f.name == "checksum" && f.value.as_deref().is_some_and(|v| !v.is_empty()));
+        let checksum = flags.iter().any(|f| f.name == "checksum" && f.value.as_deref().is_some_and(|v| !v.is_empty()));
         for (src, mapped) in sources(ins) {
             if !is_url(&src) || src.starts_with("<<") {
                 continue;
             }
             let span = mapped.map_range(0..mapped.text.len());
             if is_git(&src) {
-                let commit = src
-                    .split_once('#')
-                    .map(|(_, r)| r.split(':').next().unwrap_or(""));
-                let pinned = commit
-                    .is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+                let commit = src.split_once('#').map(|(_, r)| r.split(':').next().unwrap_or(""));
+                let pinned = commit.is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
                 if !pinned && !checksum {
                     ctx.report(&RULE, span, format!("ADD of the git repository `{src}` is not pinned to a commit"))
                         .label("branch or tag, not a commit")
                         .help("name a commit: `ADD https://…/repo.git#<40-hex commit> DEST`, or add `--checksum=<commit>`");
                 }
             } else if !checksum {
-                ctx.report(
-                    &RULE,
-                    span,
-                    format!("ADD of `{src}` is not checked against a checksum"),
-                )
-                .label("content not pinned")
-                .help(
-                    "add `--checksum=sha256:…` (the file's `sha256sum`); BuildKit then verifies it",
-                );
+                ctx.report(&RULE, span, format!("ADD of `{src}` is not checked against a checksum"))
+                    .label("content not pinned")
+                    .help("add `--checksum=sha256:…` (the file's `sha256sum`); BuildKit then verifies it");
             }
         }
     }

@@ -59,9 +59,7 @@ pub(crate) fn check(ctx: &mut Ctx, df: &Dockerfile) {
             ctx.report(
                 &RULE,
                 mapped.map_range(0..mapped.text.len()),
-                format!(
-                    "ADD of the local path `{src}`: COPY does this without ADD's extra behaviour"
-                ),
+                format!("ADD of the local path `{src}`: COPY does this without ADD's extra behaviour"),
             )
             .label("local path")
             .help("use `COPY` for local files and directories");

@@ -71,9 +71,7 @@ pub(crate) fn pip_install(cmd: &Command) -> Option<&[Word]> {
     let prog = cmd.program()?;
     let after: &[Word] = if is_pip(prog) {
         argv
-    } else if prog.starts_with("python")
-        && prog[6..].bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    {
+    } else if prog.starts_with("python") && prog[6..].bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let m = argv.iter().position(|w| w.text == "-m")?;
         (argv.get(m + 1)?.text == "pip").then_some(())?;
         &argv[m + 1..]
@@ -87,8 +85,7 @@ pub(crate) fn pip_install(cmd: &Command) -> Option<&[Word]> {
 }
 
 fn is_pip(prog: &str) -> bool {
-    prog.strip_prefix("pip")
-        .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    prog.strip_prefix("pip").is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
 }
 
 /// True when a requirement specifier names one exact version, or a local or
@@ -110,10 +107,7 @@ pub(crate) fn local_or_artifact(spec: &str) -> bool {
         || lower.ends_with(".tar.gz")
         || lower.ends_with(".zip")
         || (lower.contains("git+")
-            && lower
-                .rsplit('@')
-                .next()
-                .is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())))
+            && lower.rsplit('@').next().is_some_and(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())))
         || lower.contains("#sha256=")
 }
 
@@ -129,21 +123,13 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
             if pinned_spec(&pkg.text) || is_dynamic(&pkg.text) {
                 continue;
             }
-            let name = pkg
-                .text
-                .split(['<', '>', '=', '!', '~', '[', ';'])
-                .next()
-                .unwrap_or(&pkg.text);
-            ctx.report(
-                &RULE,
-                pkg.span.clone(),
-                format!("`pip install` does not pin `{}`", pkg.text),
-            )
-            .label("no == version")
-            .help(format!(
-                "pin it: `{name}==VERSION`, or install from a hashed requirements file \
+            let name = pkg.text.split(['<', '>', '=', '!', '~', '[', ';']).next().unwrap_or(&pkg.text);
+            ctx.report(&RULE, pkg.span.clone(), format!("`pip install` does not pin `{}`", pkg.text))
+                .label("no == version")
+                .help(format!(
+                    "pin it: `{name}==VERSION`, or install from a hashed requirements file \
                      (`pip install --require-hashes -r requirements.txt`)"
-            ));
+                ));
         }
     }
 }

@@ -24,15 +24,7 @@ contains the packages.",
     hadolint: &["DL3008"],
 };
 
-const TAKES_VALUE: &[&str] = &[
-    "-o",
-    "--option",
-    "-t",
-    "--target-release",
-    "--default-release",
-    "-c",
-    "--config-file",
-];
+const TAKES_VALUE: &[&str] = &["-o", "--option", "-t", "--target-release", "--default-release", "-c", "--config-file"];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
@@ -46,24 +38,13 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         };
         for pkg in positionals(args, TAKES_VALUE) {
             let t = &pkg.text;
-            if t.contains('=')
-                || t.ends_with(".deb")
-                || t.starts_with('.')
-                || t.starts_with('/')
-                || is_dynamic(t)
-            {
+            if t.contains('=') || t.ends_with(".deb") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
                 continue;
             }
             let name = t.split('/').next().unwrap_or(t);
-            ctx.report(
-                &RULE,
-                pkg.span.clone(),
-                format!("`{} install` does not pin `{t}`", prog.unwrap_or("apt-get")),
-            )
-            .label("no =version")
-            .help(format!(
-                "pin it: `{name}=VERSION` (`apt-cache policy {name}` shows the candidate)"
-            ));
+            ctx.report(&RULE, pkg.span.clone(), format!("`{} install` does not pin `{t}`", prog.unwrap_or("apt-get")))
+                .label("no =version")
+                .help(format!("pin it: `{name}=VERSION` (`apt-cache policy {name}` shows the candidate)"));
         }
     }
 }

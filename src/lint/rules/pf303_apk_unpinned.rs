@@ -46,9 +46,7 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         };
         for pkg in positionals(args, TAKES_VALUE) {
             let t = &pkg.text;
-            let exact = t
-                .match_indices('=')
-                .any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
+            let exact = t.match_indices('=').any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
             if exact
                 || t.contains('~')
                 || t.ends_with(".apk")
@@ -59,15 +57,9 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
                 continue;
             }
             let name = t.split(['<', '>']).next().unwrap_or(t);
-            ctx.report(
-                &RULE,
-                pkg.span.clone(),
-                format!("`apk add` does not pin `{t}`"),
-            )
-            .label("no =version")
-            .help(format!(
-                "pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"
-            ));
+            ctx.report(&RULE, pkg.span.clone(), format!("`apk add` does not pin `{t}`"))
+                .label("no =version")
+                .help(format!("pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"));
         }
     }
 }

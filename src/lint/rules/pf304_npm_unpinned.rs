@@ -3,9 +3,7 @@
 
 use crate::diag::Severity;
 use crate::lint::rule::{Ctx, Rule};
-use crate::lint::shell::{
-    has_option, is_dynamic, option_value, positionals, subcommand, Script, Word,
-};
+use crate::lint::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script, Word};
 
 pub const RULE: Rule = Rule {
     id: "PF304",
@@ -64,9 +62,7 @@ fn pinned(spec: &str) -> bool {
     }
     if spec.contains("://") || spec.starts_with("github:") || spec.starts_with("git+") {
         // A git dependency is pinned by a full commit after `#`.
-        return spec
-            .rsplit_once('#')
-            .is_some_and(|(_, c)| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+        return spec.rsplit_once('#').is_some_and(|(_, c)| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()));
     }
     match version(spec) {
         Some(v) => {
@@ -86,15 +82,9 @@ fn report(ctx: &mut Ctx, tool: &str, pkg: &Word) {
         Some(v) => &t[..t.len() - v.len() - 1],
         None => t.as_str(),
     };
-    ctx.report(
-        &RULE,
-        pkg.span.clone(),
-        format!("`{tool}` does not pin `{t}` to a version"),
-    )
-    .label("no exact @version")
-    .help(format!(
-        "pin it: `{name}@VERSION` (an exact version, not a tag or a range)"
-    ));
+    ctx.report(&RULE, pkg.span.clone(), format!("`{tool}` does not pin `{t}` to a version"))
+        .label("no exact @version")
+        .help(format!("pin it: `{name}@VERSION` (an exact version, not a tag or a range)"));
 }
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -109,9 +99,7 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
                 // `yarn global add x`
                 let mut sub = sub;
                 if sub == "global" {
-                    let Some((s, a)) =
-                        subcommand(&argv[argv.len() - args.len() - 1..], TAKES_VALUE)
-                    else {
+                    let Some((s, a)) = subcommand(&argv[argv.len() - args.len() - 1..], TAKES_VALUE) else {
                         continue;
                     };
                     sub = s;
@@ -143,11 +131,8 @@ fn check_npx(ctx: &mut Ctx, args: &[Word]) {
     if has_option(args, &["--no-install", "--offline"]) {
         return;
     }
-    let explicit: Vec<&Word> = args
-        .windows(2)
-        .filter(|w| matches!(w[0].text.as_str(), "-p" | "--package"))
-        .map(|w| &w[1])
-        .collect();
+    let explicit: Vec<&Word> =
+        args.windows(2).filter(|w| matches!(w[0].text.as_str(), "-p" | "--package")).map(|w| &w[1]).collect();
     if !explicit.is_empty() || option_value(args, &["--package"]).is_some() {
         for pkg in explicit {
             if !pinned(&pkg.text) {

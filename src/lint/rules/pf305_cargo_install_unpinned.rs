@@ -74,12 +74,8 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if missing.is_empty() {
             continue;
         }
-        let span = crates
-            .first()
-            .map_or_else(|| cmd.span(), |c| c.span.clone());
-        let what = crates
-            .first()
-            .map_or("the crate".to_string(), |c| format!("`{}`", c.text));
+        let span = crates.first().map_or_else(|| cmd.span(), |c| c.span.clone());
+        let what = crates.first().map_or("the crate".to_string(), |c| format!("`{}`", c.text));
         ctx.report(&RULE, span, format!("`cargo install` of {what} without {}", missing.join(" and ")))
             .label("not pinned")
             .help("pin both the crate and its dependencies: `cargo install CRATE --version X.Y.Z --locked`");

@@ -21,9 +21,7 @@ the module you get.",
     hadolint: &[],
 };
 
-const MOVING: &[&str] = &[
-    "latest", "upgrade", "patch", "master", "main", "HEAD", "head", "trunk", "develop",
-];
+const MOVING: &[&str] = &["latest", "upgrade", "patch", "master", "main", "HEAD", "head", "trunk", "develop"];
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
@@ -33,12 +31,7 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         let Some((sub @ ("install" | "get"), args)) = subcommand(cmd.argv(), &[]) else {
             continue;
         };
-        for pkg in positionals(
-            args,
-            &[
-                "-C", "-o", "-tags", "-ldflags", "-gcflags", "-mod", "-modfile", "-p",
-            ],
-        ) {
+        for pkg in positionals(args, &["-C", "-o", "-tags", "-ldflags", "-gcflags", "-mod", "-modfile", "-p"]) {
             let t = &pkg.text;
             if is_dynamic(t) || t.starts_with('.') || t.starts_with('/') {
                 continue;
@@ -49,16 +42,9 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
                 None => sub == "get",
             };
             if moving {
-                ctx.report(
-                    &RULE,
-                    pkg.span.clone(),
-                    format!("`go {sub} {t}` installs whatever version is newest"),
-                )
-                .label("moving version")
-                .help(format!(
-                    "name the version: `{}@vX.Y.Z`",
-                    t.split('@').next().unwrap_or(t)
-                ));
+                ctx.report(&RULE, pkg.span.clone(), format!("`go {sub} {t}` installs whatever version is newest"))
+                    .label("moving version")
+                    .help(format!("name the version: `{}@vX.Y.Z`", t.split('@').next().unwrap_or(t)));
             }
         }
     }

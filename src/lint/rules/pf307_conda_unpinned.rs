@@ -47,9 +47,7 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         };
         for pkg in positionals(args, TAKES_VALUE) {
             let t = &pkg.text;
-            let exact = t
-                .match_indices('=')
-                .any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
+            let exact = t.match_indices('=').any(|(i, _)| i > 0 && !matches!(t.as_bytes()[i - 1], b'<' | b'>' | b'!'));
             if exact
                 || t.contains('@')
                 || t.ends_with(".conda")
@@ -60,16 +58,9 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
             {
                 continue;
             }
-            ctx.report(
-                &RULE,
-                pkg.span.clone(),
-                format!("`{prog} {sub}` does not pin `{t}`"),
-            )
-            .label("no =version")
-            .help(format!(
-                "pin it: `{}=VERSION`",
-                t.split(['<', '>']).next().unwrap_or(t)
-            ));
+            ctx.report(&RULE, pkg.span.clone(), format!("`{prog} {sub}` does not pin `{t}`"))
+                .label("no =version")
+                .help(format!("pin it: `{}=VERSION`", t.split(['<', '>']).next().unwrap_or(t)));
         }
     }
 }

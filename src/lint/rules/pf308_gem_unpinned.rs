@@ -51,23 +51,12 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         }
         for gem in positionals(args, TAKES_VALUE) {
             let t = &gem.text;
-            if t.contains(':')
-                || t.ends_with(".gem")
-                || t.starts_with('.')
-                || t.starts_with('/')
-                || is_dynamic(t)
-            {
+            if t.contains(':') || t.ends_with(".gem") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
                 continue;
             }
-            ctx.report(
-                &RULE,
-                gem.span.clone(),
-                format!("`gem install` does not pin `{t}`"),
-            )
-            .label("no version")
-            .help(format!(
-                "pin it: `gem install {t} -v VERSION` or `{t}:VERSION`"
-            ));
+            ctx.report(&RULE, gem.span.clone(), format!("`gem install` does not pin `{t}`"))
+                .label("no version")
+                .help(format!("pin it: `gem install {t} -v VERSION` or `{t}:VERSION`"));
         }
     }
 }

@@ -36,13 +36,8 @@ fn runs_stdin(cmd: &Command) -> bool {
     if is_shell(prog) {
         return true;
     }
-    let interpreter = ["python", "perl", "ruby", "node", "php"]
-        .iter()
-        .any(|p| prog.starts_with(p));
-    interpreter
-        && positionals(&cmd.argv()[1..], &[])
-            .first()
-            .is_none_or(|w| w.text == "-")
+    let interpreter = ["python", "perl", "ruby", "node", "php"].iter().any(|p| prog.starts_with(p));
+    interpreter && positionals(&cmd.argv()[1..], &[]).first().is_none_or(|w| w.text == "-")
 }
 
 pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
@@ -51,10 +46,7 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         if !is_fetcher(fetch) {
             continue;
         }
-        let sink = cmds[i + 1..]
-            .iter()
-            .take_while(|c| c.pipeline == fetch.pipeline)
-            .find(|c| runs_stdin(c));
+        let sink = cmds[i + 1..].iter().take_while(|c| c.pipeline == fetch.pipeline).find(|c| runs_stdin(c));
         if let Some(sink) = sink {
             let span = fetch.span().start..sink.span().end;
             ctx.report(
@@ -76,17 +68,11 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         }
         for w in &cmd.argv()[1..] {
             let t = &w.text;
-            if ["$(curl", "$(wget", "<(curl", "<(wget", "`curl", "`wget"]
-                .iter()
-                .any(|p| t.contains(p))
-            {
+            if ["$(curl", "$(wget", "<(curl", "<(wget", "`curl", "`wget"].iter().any(|p| t.contains(p)) {
                 ctx.report(
                     &RULE,
                     w.span.clone(),
-                    format!(
-                        "`{}` runs a downloaded script without checking it",
-                        cmd.program().unwrap_or("sh")
-                    ),
+                    format!("`{}` runs a downloaded script without checking it", cmd.program().unwrap_or("sh")),
                 )
                 .label("downloaded and run unchecked")
                 .help("save it to a file, check its sha256 (`sha256sum -c`), then run it");

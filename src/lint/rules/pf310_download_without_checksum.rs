@@ -28,18 +28,8 @@ In a Dockerfile, `ADD --checksum=sha256:… URL DEST` does the same; in a build 
     hadolint: &[],
 };
 
-const SUMS: &[&str] = &[
-    "sha256sum",
-    "sha512sum",
-    "sha384sum",
-    "sha224sum",
-    "sha1sum",
-    "md5sum",
-    "b2sum",
-    "b3sum",
-    "shasum",
-    "cksum",
-];
+const SUMS: &[&str] =
+    &["sha256sum", "sha512sum", "sha384sum", "sha224sum", "sha1sum", "md5sum", "b2sum", "b3sum", "shasum", "cksum"];
 
 fn is_check(cmd: &Command) -> bool {
     let args = cmd.argv();
@@ -58,9 +48,7 @@ fn is_check(cmd: &Command) -> bool {
 
 /// `[ "$(sha256sum f | cut -d' ' -f1)" = "…" ]`: a sum computed and compared.
 fn compares_sum(cmd: &Command) -> bool {
-    cmd.words
-        .iter()
-        .any(|w| SUMS.iter().any(|s| w.text.contains(&format!("$({s}"))))
+    cmd.words.iter().any(|w| SUMS.iter().any(|s| w.text.contains(&format!("$({s}"))))
 }
 
 /// True when the fetcher's output is kept: saved to a file or fed to another program.
@@ -68,19 +56,16 @@ fn saves(cmds: &[Command], i: usize) -> bool {
     let cmd = &cmds[i];
     let args = &cmd.argv()[1..];
     let piped_to = cmds.get(i + 1).filter(|n| n.pipeline == cmd.pipeline);
-    if piped_to.is_some_and(|n| {
-        n.program().is_some_and(is_shell) || n.program().is_some_and(|p| p.starts_with("python"))
-    }) {
+    if piped_to
+        .is_some_and(|n| n.program().is_some_and(is_shell) || n.program().is_some_and(|p| p.starts_with("python")))
+    {
         return false; // PF309
     }
     if cmd.stdout_to.is_some() || piped_to.is_some() {
         return true;
     }
     match cmd.program() {
-        Some("curl") => has_option(
-            args,
-            &["-o", "--output", "-O", "--remote-name", "--remote-name-all"],
-        ),
+        Some("curl") => has_option(args, &["-o", "--output", "-O", "--remote-name", "--remote-name-all"]),
         // wget saves to a file unless told to write to standard output.
         Some("wget") => option_value(args, &["-O", "--output-document"]) != Some("-"),
         _ => false,
@@ -97,17 +82,10 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
             continue;
         }
         let prog = cmd.program().unwrap_or("curl");
-        let url = cmd.argv()[1..]
-            .iter()
-            .find(|w| w.text.contains("://"))
-            .map(|w| w.text.as_str());
+        let url = cmd.argv()[1..].iter().find(|w| w.text.contains("://")).map(|w| w.text.as_str());
         let what = url.map_or(String::new(), |u| format!(" `{u}`"));
-        ctx.report(
-            &RULE,
-            cmd.span(),
-            format!("`{prog}` downloads{what} without a checksum check"),
-        )
-        .label("content not checked")
-        .help("check it in the same command: `echo \"SHA256  FILE\" | sha256sum -c -`");
+        ctx.report(&RULE, cmd.span(), format!("`{prog}` downloads{what} without a checksum check"))
+            .label("content not checked")
+            .help("check it in the same command: `echo \"SHA256  FILE\" | sha256sum -c -`");
     }
 }

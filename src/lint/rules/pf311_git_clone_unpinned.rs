@@ -24,14 +24,7 @@ git 2.49 and later `git clone --revision=2f1e0c7d… URL`. In a build file, pref
     hadolint: &[],
 };
 
-const GIT_GLOBAL: &[&str] = &[
-    "-C",
-    "-c",
-    "--git-dir",
-    "--work-tree",
-    "--namespace",
-    "--exec-path",
-];
+const GIT_GLOBAL: &[&str] = &["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"];
 
 fn is_commit(s: &str) -> bool {
     is_dynamic(s) || ((7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -90,13 +83,10 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
         let branch = option_value(args, &["-b", "--branch"]);
         let message = match branch {
             Some(b) => format!("`git clone --branch {b}` pins a branch or tag, not a commit"),
-            None => format!(
-                "`git clone {}` gets whatever the default branch is at build time",
-                url.text
-            ),
+            None => format!("`git clone {}` gets whatever the default branch is at build time", url.text),
         };
-        ctx.report(&RULE, url.span.clone(), message)
-            .label("no pinned commit")
-            .help("check out a commit in the same command: `git -C DIR checkout COMMIT` (or `git clone --revision=COMMIT`)");
+        ctx.report(&RULE, url.span.clone(), message).label("no pinned commit").help(
+            "check out a commit in the same command: `git -C DIR checkout COMMIT` (or `git clone --revision=COMMIT`)",
+        );
     }
 }

@@ -26,37 +26,18 @@ The requirements file is then a wish list, not a record of what was tested.",
 
 pub(crate) fn check(ctx: &mut Ctx, reqs: &Requirements, group: &Group, constraints_file: bool) {
     for e in &reqs.entries {
-        let spec: String = e
-            .spec
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let spec: String = e.spec.split(';').next().unwrap_or("").chars().filter(|c| !c.is_whitespace()).collect();
         let pinned = if e.editable {
             local_or_artifact(&e.spec)
         } else {
-            pinned_spec(&spec)
-                || spec
-                    .split_once('@')
-                    .is_some_and(|(_, url)| local_or_artifact(url))
+            pinned_spec(&spec) || spec.split_once('@').is_some_and(|(_, url)| local_or_artifact(url))
         };
-        if pinned
-            || e.spec.contains('$')
-            || (!constraints_file && group.constrained.contains(&e.name))
-        {
+        if pinned || e.spec.contains('$') || (!constraints_file && group.constrained.contains(&e.name)) {
             continue;
         }
         let name = crate::lint::deps::project_name(&e.spec);
-        ctx.report(
-            &RULE,
-            e.span.clone(),
-            format!("`{}` is not pinned to one version", e.spec),
-        )
-        .label("no == version")
-        .help(format!(
-            "pin it: `{name}==VERSION` (`pip-compile` writes such files)"
-        ));
+        ctx.report(&RULE, e.span.clone(), format!("`{}` is not pinned to one version", e.spec))
+            .label("no == version")
+            .help(format!("pin it: `{name}==VERSION` (`pip-compile` writes such files)"));
     }
 }

@@ -30,17 +30,9 @@ pub(crate) fn check(ctx: &mut Ctx, reqs: &Requirements, group: &Group, constrain
         if e.hashes > 0 {
             continue;
         }
-        let why = if e.editable {
-            "an editable requirement cannot be hashed"
-        } else {
-            "other entries have hashes"
-        };
-        ctx.report(
-            &RULE,
-            e.span.clone(),
-            format!("`{}` has no --hash, but {why}", e.spec),
-        )
-        .label("no --hash")
-        .help("regenerate the file with `pip-compile --generate-hashes`; pip refuses it as it is");
+        let why = if e.editable { "an editable requirement cannot be hashed" } else { "other entries have hashes" };
+        ctx.report(&RULE, e.span.clone(), format!("`{}` has no --hash, but {why}", e.spec))
+            .label("no --hash")
+            .help("regenerate the file with `pip-compile --generate-hashes`; pip refuses it as it is");
     }
 }

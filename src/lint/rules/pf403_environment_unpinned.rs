@@ -25,14 +25,9 @@ tested environment).",
 
 fn conda_pinned(spec: &str) -> bool {
     let s = spec.split_once("::").map_or(spec, |(_, s)| s).trim();
-    let exact = s
-        .match_indices('=')
-        .any(|(i, _)| i > 0 && !matches!(s.as_bytes()[i - 1], b'<' | b'>' | b'!'));
+    let exact = s.match_indices('=').any(|(i, _)| i > 0 && !matches!(s.as_bytes()[i - 1], b'<' | b'>' | b'!'));
     // MatchSpec also allows `name VERSION [BUILD]`.
-    let spaced = s
-        .split_whitespace()
-        .nth(1)
-        .is_some_and(|v| v.as_bytes()[0].is_ascii_digit());
+    let spaced = s.split_whitespace().nth(1).is_some_and(|v| v.as_bytes()[0].is_ascii_digit());
     exact || spaced || s.contains('@') || s.starts_with('.') || s.starts_with('/')
 }
 
@@ -42,31 +37,17 @@ pub(crate) fn check(ctx: &mut Ctx, deps: &[EnvDependency]) {
             continue;
         }
         if d.pip {
-            if d.spec.starts_with('-')
-                || pinned_spec(&d.spec.replace(' ', ""))
-                || local_or_artifact(&d.spec)
-            {
+            if d.spec.starts_with('-') || pinned_spec(&d.spec.replace(' ', "")) || local_or_artifact(&d.spec) {
                 continue;
             }
-            ctx.report(
-                &RULE,
-                d.span.clone(),
-                format!("pip dependency `{}` is not pinned to one version", d.spec),
-            )
-            .label("no == version")
-            .help(format!(
-                "pin it: `{}==VERSION`",
-                crate::lint::deps::project_name(&d.spec)
-            ));
+            ctx.report(&RULE, d.span.clone(), format!("pip dependency `{}` is not pinned to one version", d.spec))
+                .label("no == version")
+                .help(format!("pin it: `{}==VERSION`", crate::lint::deps::project_name(&d.spec)));
         } else if !conda_pinned(&d.spec) {
             let name = d.spec.split(['<', '>', '=', ' ']).next().unwrap_or(&d.spec);
-            ctx.report(
-                &RULE,
-                d.span.clone(),
-                format!("conda dependency `{}` has no version", d.spec),
-            )
-            .label("no version")
-            .help(format!("pin it: `{name}=VERSION`"));
+            ctx.report(&RULE, d.span.clone(), format!("conda dependency `{}` has no version", d.spec))
+                .label("no version")
+                .help(format!("pin it: `{name}=VERSION`"));
         }
     }
 }

@@ -23,14 +23,8 @@ the unpinned inputs are hidden from review.",
 pub(crate) fn check(ctx: &mut Ctx, missing: &[&Include]) {
     for inc in missing {
         let opt = if inc.constraint { "-c" } else { "-r" };
-        ctx.report(
-            &RULE,
-            inc.span.clone(),
-            format!("`{opt} {}` names a file that is not there", inc.path),
-        )
-        .label("not found")
-        .help(
-            "commit the file beside this one, or fix the path, so that its entries can be checked",
-        );
+        ctx.report(&RULE, inc.span.clone(), format!("`{opt} {}` names a file that is not there", inc.path))
+            .label("not found")
+            .help("commit the file beside this one, or fix the path, so that its entries can be checked");
     }
 }
