@@ -183,19 +183,7 @@ impl Diagnostics {
         let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
             .with_width(100)
             .with_links(false);
-        let mut out = String::new();
-        for d in &self.0 {
-            let named;
-            let report: &dyn miette::Diagnostic = match &d.source {
-                Some(src) => {
-                    named = WithName { inner: d, source: NamedSource::new(&src.name, src.text.clone()) };
-                    &named
-                }
-                None => d,
-            };
-            let _ = handler.render_report(&mut out, report);
-        }
-        out
+        self.render_with(&handler)
     }
 
     /// Renders for a terminal: colours when stderr is one and `NO_COLOR` is unset.
@@ -204,7 +192,10 @@ impl Diagnostics {
         if !std::io::stderr().is_terminal() || std::env::var_os("NO_COLOR").is_some() {
             return self.render_plain();
         }
-        let handler = miette::GraphicalReportHandler::new().with_links(false);
+        self.render_with(&miette::GraphicalReportHandler::new().with_links(false))
+    }
+
+    fn render_with(&self, handler: &miette::GraphicalReportHandler) -> String {
         let mut out = String::new();
         for d in &self.0 {
             let named;

@@ -393,7 +393,7 @@ fn bad_inputs_give_a_clear_error_or_a_clean_result() {
     assert!(msg.contains("heredoc `EOF` is never closed") && msg.contains("unterminated.Dockerfile:2:5"), "{msg}");
     insta::assert_snapshot!("unterminated-heredoc", msg);
     let kdl = write(d, "kdl/pinfold.kdl", b"pinfold 1\nbase x {\n  image \"a\n");
-    assert!(lint_err(&[kdl]).contains("cannot parse"));
+    assert!(lint_err(&[kdl]).contains("pinfold::lint::parse"));
     let unknown = write(d, "unknown/notes.md", b"# hello\n");
     assert!(lint_err(&[unknown]).contains("is not a file pinfold lint knows"));
     assert!(lint_err(&[d.join("nope")]).contains("does not exist"));

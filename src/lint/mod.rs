@@ -341,7 +341,7 @@ fn lint_file(
         FileKind::Dockerfile => {
             let df = dockerfile::Dockerfile::parse(text).map_err(|e| {
                 LintError::one(
-                    Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: {}", src.name, e.message))
+                    Diagnostic::error("pinfold::lint::parse", e.message.clone())
                         .at(to_span(e.span), e.label)
                         .help(e.help)
                         .in_source(src),
@@ -385,7 +385,7 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
     let mut problems = Vec::new();
     for d in &e.diagnostics {
         let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_string());
-        let mut diag = Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: {message}", src.name))
+        let mut diag = Diagnostic::error("pinfold::lint::parse", message)
             .at(d.span, d.label.clone().unwrap_or_else(|| "here".to_string()))
             .in_source(src);
         if let Some(h) = &d.help {
