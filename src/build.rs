@@ -26,6 +26,8 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Where `oci:pinfold-out/NAME` outputs go by default.
     pub out_root: PathBuf,
+    /// `--cache docker://HOST/REPO`: the shared layer cache in a registry.
+    pub registry_cache: Option<crate::registry::RegistryCache>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -118,7 +120,7 @@ pub fn open_cache(request: &BuildRequest) -> Result<Cache, BuildError> {
 
 pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     let cache = open_cache(request)?;
-    let (plan, warnings) = load_plan(request, &cache)?;
+    let (plan, mut warnings) = load_plan(request, &cache)?;
     let selected = select_images(&plan, &request.names)?;
     if request.output.is_some() && selected.len() != 1 {
         return Err(BuildError::Usage(format!(
@@ -160,11 +162,25 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
             None => todo.push((key, l)),
         }
     }
+    // What the local cache lacks may be in the shared cache of a registry.
+    let mut shared_warnings = Vec::new();
+    if let Some(remote) = request.registry_cache.as_ref().filter(|_| !request.no_cache) {
+        let (hits, left) = crate::registry::cache::fetch_missing(remote, &cache, todo, &mut shared_warnings);
+        stats.layers_cached += hits.len();
+        done.extend(hits);
+        todo = left;
+    }
     stats.layers_built = todo.len();
     let built: Vec<(LayerKey, (LayerBlob, PathBuf))> = todo
         .par_iter()
         .map(|(key, l)| build_layer(&cache, key, l, plan.epoch).map(|b| (*key, b)))
         .collect::<Result<_, _>>()?;
+    if let Some(remote) = &request.registry_cache {
+        crate::registry::cache::store_built(remote, &built, &mut shared_warnings);
+    }
+    for w in shared_warnings {
+        warnings.push(Diagnostic::warning("pinfold::shared-cache", w));
+    }
     done.extend(built);
     let _ = hashes.save();
 

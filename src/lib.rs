@@ -13,11 +13,14 @@
 //!
 //! Beside the pipeline: [`diag`] (the one diagnostic model of build-file errors and
 //! lint findings), [`digest`] (sha256 digests and hashing writers), [`cache`] (the
-//! content-addressed layer cache) and [`lint`].
+//! content-addressed layer cache) and [`lint`]; [`compare`] checks the promise
+//! (`pinfold diff`, `pinfold verify`, `pinfold build --check`); [`registry`] is the
+//! `docker://` transport (push, pull, the shared cache in a registry).
 
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod diag;
 pub mod digest;
 pub mod fsutil;
@@ -28,3 +31,5 @@ pub mod lint;
 pub mod lock;
 pub mod oci;
 pub mod plan;
+pub mod registry;
+pub mod run;

@@ -3,8 +3,12 @@
 //! Exit codes: 0 success; 1 the answer is no (findings, failed tests, images differ);
 //! 2 pinfold could not do its work.
 
+mod diff;
 mod inspect;
 mod lock;
+mod run;
+mod test;
+mod verify;
 
 use crate::build::{self, BuildError, BuildRequest};
 use crate::lang::Platform;
@@ -23,6 +27,20 @@ pub const EXIT_ERROR: i32 = 2;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registries (`docker://`) are reached; taken by every command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Credentials for every registry, before ~/.docker/config.json ($DOCKER_CONFIG).
+    #[arg(long, global = true, value_name = "USER:PASS")]
+    pub creds: Option<String>,
+    /// A registry reached over plain HTTP, or HTTPS without certificate checks (repeatable;
+    /// localhost and 127.0.0.1 need none).
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +51,14 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Resolve unpinned inputs and write pinfold.lock.
     Lock(LockArgs),
+    /// Compare two images, from the index down to single files; exit 1 when they differ.
+    Diff(diff::DiffArgs),
+    /// Rebuild an image from its sources and compare it, bit for bit, with a published one.
+    Verify(verify::VerifyArgs),
+    /// Run an image in a sandbox, as `docker run` does; exits with the program's code.
+    Run(run::RunArgs),
+    /// Run the images' `test` blocks (or a container-structure-test config) on every platform.
+    Test(test::TestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,7 +91,8 @@ pub struct BuildArgs {
     /// The build file.
     #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
     pub file: PathBuf,
-    /// Output reference (only with one image): oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE[:REPO:TAG].
+    /// Output reference (only with one image): oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE[:REPO:TAG],
+    /// docker://HOST/REPO[:TAG].
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
     /// Build only these platforms of each image (repeatable).
@@ -85,6 +112,18 @@ pub struct BuildArgs {
     /// One JSON document on stdout instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Build each image N times (default 2) under perturbed conditions; exit 1 unless all digests agree.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    pub check: Option<String>,
+    /// Attach an in-toto SLSA provenance statement to each oci: output, as an OCI referrer.
+    #[arg(long)]
+    pub provenance: bool,
+    /// A shared layer cache in a registry, docker://HOST/REPO: read before building a layer, written after.
+    #[arg(long, value_name = "docker://HOST/REPO")]
+    pub cache: Option<String>,
+    /// How --cache is used: read (never written) or readwrite.
+    #[arg(long, value_name = "MODE", default_value = "readwrite", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::registry::CacheMode>()))]
+    pub cache_mode: crate::registry::CacheMode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,10 +149,24 @@ pub fn main() -> i32 {
             };
         }
     };
+    let creds = cli.registry.creds.as_deref().map(crate::registry::auth::Credentials::parse_user_pass).transpose();
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => return usage_error(format!("--creds: {e}")),
+    };
+    crate::registry::configure(crate::registry::Options {
+        creds,
+        insecure: cli.registry.insecure_registries.clone(),
+        docker_config: crate::registry::default_docker_config(),
+    });
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => test::run(args),
     }
 }
 
@@ -153,16 +206,33 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
         cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,
         out_root: build::default_out_root(),
+        registry_cache: match &args.cache {
+            Some(c) => {
+                Some(crate::registry::RegistryCache::parse(c, args.cache_mode).map_err(|e| format!("--cache {e}"))?)
+            }
+            None => None,
+        },
     })
 }
 
 fn run_build(args: BuildArgs) -> i32 {
+    if args.check.is_some() {
+        return verify::run_check(args);
+    }
     let request = match build_request(&args) {
         Ok(r) => r,
         Err(message) => return usage_error(message),
     };
+    if args.provenance {
+        if let Err(message) = verify::provenance_preflight(&request) {
+            return usage_error(message);
+        }
+    }
     match build::build(&request) {
         Ok(report) => {
+            if args.provenance && !verify::attach_provenance(&request, &report) {
+                return EXIT_ERROR;
+            }
             if !report.warnings.is_empty() {
                 eprint!("{}", report.warnings.render_for_stderr());
             }

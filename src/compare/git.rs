@@ -67,7 +67,8 @@ pub struct SourceState {
 pub fn state(dir: &Path, exclude: &[PathBuf]) -> Option<SourceState> {
     let toplevel = toplevel(dir).ok()??;
     let commit = ok_text(dir, &["rev-parse", "--verify", "HEAD^{commit}"]).ok()?;
-    let mut args: Vec<String> = ["status", "--porcelain=v1", "--untracked-files=all", "--", "."].map(String::from).to_vec();
+    let mut args: Vec<String> =
+        ["status", "--porcelain=v1", "--untracked-files=all", "--", "."].map(String::from).to_vec();
     let dir_real = dir.canonicalize().ok()?;
     for e in exclude {
         if let Ok(rel) = e.strip_prefix(&dir_real) {
@@ -120,7 +121,7 @@ impl Worktree {
 impl Drop for Worktree {
     fn drop(&mut self) {
         let path = self.path.to_string_lossy().into_owned();
-        if git(&self.repo, &["worktree", "remove", "--force", &path]).map(|o| o.status.success()) != Ok(true) {
+        if !matches!(git(&self.repo, &["worktree", "remove", "--force", &path]), Ok(o) if o.status.success()) {
             // The directory goes with the TempDir; prune drops the registration.
             let _ = std::fs::remove_dir_all(&self.path);
             let _ = git(&self.repo, &["worktree", "prune"]);

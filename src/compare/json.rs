@@ -84,7 +84,14 @@ fn push_key(path: &mut String, key: &str) {
     }
 }
 
-fn walk(a: Option<&Value>, b: Option<&Value>, path: &mut String, pattern: &mut String, ignore: &[&str], out: &mut Vec<JsonChange>) {
+fn walk(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    path: &mut String,
+    pattern: &mut String,
+    ignore: &[&str],
+    out: &mut Vec<JsonChange>,
+) {
     if ignore.contains(&pattern.as_str()) || a == b {
         return;
     }

@@ -179,7 +179,8 @@ impl<R: Read> Read for Hashing<R> {
 
 /// Reads `member` of `archive` as deep as `depth` asks.
 pub fn scan(archive: &Archive, member: &str, depth: Depth) -> Result<Scan, ScanError> {
-    let io_err = |source| ScanError::Io { member: member.to_string(), path: archive.path().display().to_string(), source };
+    let io_err =
+        |source| ScanError::Io { member: member.to_string(), path: archive.path().display().to_string(), source };
     let (reader, _) = archive.open(member)?;
     let mut blob = Hashing::new(reader);
     let mut found = Scan { digest: Digest::of(b""), size: 0, diff_id: None, entries: Vec::new(), unreadable: None };
@@ -234,7 +235,11 @@ fn text(bytes: &[u8]) -> String {
 /// Entry names as tars write them (`./a/`, `/a`, `a/`) all become `a`.
 pub fn normalize(path: &str) -> String {
     let trimmed = path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
-    if trimmed == "." { String::new() } else { trimmed.to_string() }
+    if trimmed == "." {
+        String::new()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn read_entry<R: Read>(mut entry: tar::Entry<'_, R>) -> io::Result<Entry> {

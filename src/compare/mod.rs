@@ -83,9 +83,10 @@ pub fn compare(a: &View, b: &View, options: Options) -> Result<Report, CompareEr
     };
     let docker = a.is_docker() || b.is_docker();
     if docker {
-        engine.report.notes.push(
-            "a docker-archive is compared by what `docker load` reads: one platform's config and layers".into(),
-        );
+        engine
+            .report
+            .notes
+            .push("a docker-archive is compared by what `docker load` reads: one platform's config and layers".into());
     } else {
         engine.report.identical = a.image.top.digest == b.image.top.digest;
         engine.tops(a, b);
@@ -100,17 +101,18 @@ pub fn compare(a: &View, b: &View, options: Options) -> Result<Report, CompareEr
                 taken[j] = true;
                 pairs.push((i, j));
             }
-            None => engine.platform_only(Side::A, a, ma, docker),
+            None => engine.platform_only(Side::A, a, ma, docker && !a.is_docker()),
         }
     }
     for (mb, _) in b.image.manifests.iter().zip(&taken).filter(|(_, taken)| !**taken) {
-        engine.platform_only(Side::B, b, mb, docker);
+        engine.platform_only(Side::B, b, mb, docker && !b.is_docker());
     }
     if docker {
         engine.report.identical = !pairs.is_empty()
             && pairs.iter().all(|&(i, j)| {
                 let (ma, mb) = (&a.image.manifests[i], &b.image.manifests[j]);
-                ma.config_digest == mb.config_digest && ma.layers.iter().map(|l| l.digest).eq(mb.layers.iter().map(|l| l.digest))
+                ma.config_digest == mb.config_digest
+                    && ma.layers.iter().map(|l| l.digest).eq(mb.layers.iter().map(|l| l.digest))
             });
     }
     for (i, j) in pairs {
@@ -220,7 +222,12 @@ impl Engine {
         }
         if va == vb {
             if !self.options.semantic {
-                self.report.differences.push(Difference::Encoding { object: Object::Index, platform: None, a: ta.digest, b: tb.digest });
+                self.report.differences.push(Difference::Encoding {
+                    object: Object::Index,
+                    platform: None,
+                    a: ta.digest,
+                    b: tb.digest,
+                });
             }
             return;
         }
@@ -241,13 +248,21 @@ impl Engine {
         self.json(Object::Index, None, &sa, &sb, ignore);
     }
 
-    fn platform_only(&mut self, side: Side, view: &View, m: &PlatformImage, docker: bool) {
+    /// A platform of one side only. `beside_docker_archive`: the other side is a
+    /// docker-archive, which holds one platform by design; then it is only a note.
+    fn platform_only(&mut self, side: Side, view: &View, m: &PlatformImage, beside_docker_archive: bool) {
         let platform = platform_name(m);
-        if docker {
-            self.report.notes.push(format!("{platform} of {} is not compared (a docker-archive holds one platform)", side.letter()));
+        if beside_docker_archive {
+            self.report
+                .notes
+                .push(format!("{platform} of {} is not compared (a docker-archive holds one platform)", side.letter()));
             return;
         }
-        self.report.differences.push(Difference::PlatformOnly { side, platform: platform.clone(), manifest: m.manifest_digest });
+        self.report.differences.push(Difference::PlatformOnly {
+            side,
+            platform: platform.clone(),
+            manifest: m.manifest_digest,
+        });
         // Still checked: every blob of an image is what its digest says.
         for (n, (l, d)) in m.layers.iter().zip(m.config.rootfs().diff_ids()).enumerate() {
             self.add_job(side, view, l, d, Depth::Digest, format!("{platform} layer #{}", n + 1));
@@ -261,7 +276,12 @@ impl Engine {
             let (va, vb) = (parse(&ma.manifest_bytes), parse(&mb.manifest_bytes));
             if va == vb {
                 if !semantic {
-                    let d = Difference::Encoding { object: Object::Manifest, platform: Some(platform.clone()), a: ma.manifest_digest, b: mb.manifest_digest };
+                    let d = Difference::Encoding {
+                        object: Object::Manifest,
+                        platform: Some(platform.clone()),
+                        a: ma.manifest_digest,
+                        b: mb.manifest_digest,
+                    };
                     self.report.differences.push(d);
                 }
             } else {
@@ -284,7 +304,12 @@ impl Engine {
             let (mut va, mut vb) = (parse(&ma.config_bytes), parse(&mb.config_bytes));
             if va == vb {
                 if !semantic {
-                    let d = Difference::Encoding { object: Object::Config, platform: Some(platform.clone()), a: ma.config_digest, b: mb.config_digest };
+                    let d = Difference::Encoding {
+                        object: Object::Config,
+                        platform: Some(platform.clone()),
+                        a: ma.config_digest,
+                        b: mb.config_digest,
+                    };
                     self.report.differences.push(d);
                 }
             } else {
@@ -301,7 +326,13 @@ impl Engine {
                 .iter()
                 .zip(m.config.rootfs().diff_ids())
                 .enumerate()
-                .map(|(index, (l, d))| LayerRef { index, digest: l.digest, diff_id: d.clone(), size: l.size, media_type: l.media_type.clone() })
+                .map(|(index, (l, d))| LayerRef {
+                    index,
+                    digest: l.digest,
+                    diff_id: d.clone(),
+                    size: l.size,
+                    media_type: l.media_type.clone(),
+                })
                 .collect()
         };
         let (ra, rb) = (refs(ma), refs(mb));
@@ -326,11 +357,19 @@ impl Engine {
                 }
                 Step::OnlyA(i) => {
                     self.add_job(Side::A, a, &ma.layers[i], &ra[i].diff_id, Depth::Digest, what(&ra[i]));
-                    self.report.differences.push(Difference::LayerOnly { side: Side::A, platform: platform.clone(), layer: ra[i].clone() });
+                    self.report.differences.push(Difference::LayerOnly {
+                        side: Side::A,
+                        platform: platform.clone(),
+                        layer: ra[i].clone(),
+                    });
                 }
                 Step::OnlyB(j) => {
                     self.add_job(Side::B, b, &mb.layers[j], &rb[j].diff_id, Depth::Digest, what(&rb[j]));
-                    self.report.differences.push(Difference::LayerOnly { side: Side::B, platform: platform.clone(), layer: rb[j].clone() });
+                    self.report.differences.push(Difference::LayerOnly {
+                        side: Side::B,
+                        platform: platform.clone(),
+                        layer: rb[j].clone(),
+                    });
                 }
             }
         }
@@ -350,7 +389,12 @@ impl Engine {
             let before = self.report.tampered.len();
             let blob = format!("{} `{}` of {}", job.what, job.layer.member, job.label);
             if scan.digest != *digest {
-                self.report.tampered.push(Tampered { side: *side, blob, expected: digest.to_string(), actual: scan.digest.to_string() });
+                self.report.tampered.push(Tampered {
+                    side: *side,
+                    blob,
+                    expected: digest.to_string(),
+                    actual: scan.digest.to_string(),
+                });
             } else if scan.size != job.layer.size {
                 let (expected, actual) = (format!("{} bytes", job.layer.size), format!("{} bytes", scan.size));
                 self.report.tampered.push(Tampered { side: *side, blob, expected, actual });
@@ -382,14 +426,22 @@ impl Engine {
         for pending in std::mem::take(&mut self.pending) {
             match pending {
                 Pending::Compression { platform, a, b } => {
-                    if !self.options.semantic && !self.tampered(Side::A, &a.digest) && !self.tampered(Side::B, &b.digest) {
+                    if !self.options.semantic
+                        && !self.tampered(Side::A, &a.digest)
+                        && !self.tampered(Side::B, &b.digest)
+                    {
                         self.report.differences.push(Difference::LayerCompression { platform, a, b });
                     }
                 }
                 Pending::Content { platform, a, b } => {
                     let (sa, sb) = (&scans[&(Side::A, a.digest)], &scans[&(Side::B, b.digest)]);
                     let (files, note) = if self.tampered(Side::A, &a.digest) || self.tampered(Side::B, &b.digest) {
-                        (Vec::new(), Some("files not compared: a blob is not the one its digest names (see tampered)".to_string()))
+                        (
+                            Vec::new(),
+                            Some(
+                                "files not compared: a blob is not the one its digest names (see tampered)".to_string(),
+                            ),
+                        )
                     } else if let Some(why) = sa.unreadable.as_ref().or(sb.unreadable.as_ref()) {
                         let side = if sa.unreadable.is_some() { "A" } else { "B" };
                         (Vec::new(), Some(format!("the content of {side}'s layer cannot be read: {why}")))
@@ -413,11 +465,16 @@ impl Engine {
     }
 }
 
+/// Where each path is in a tar: a path given twice counts at its later place, as
+/// on extraction the later entry wins.
+fn index_of(entries: &[Entry]) -> HashMap<&str, usize> {
+    entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect()
+}
+
 /// The differences between two layers' entries, sorted by path.
 pub fn files_diff(a: &[Entry], b: &[Entry], semantic: bool) -> Vec<FileDiff> {
     // A path given twice in one tar: the later entry wins, as on extraction.
-    let index = |entries: &[Entry]| -> HashMap<&str, usize> { entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect() };
-    let (ia, ib) = (index(a), index(b));
+    let (ia, ib) = (index_of(a), index_of(b));
     let mut out = Vec::new();
     let mut common: Vec<(usize, usize)> = Vec::new();
     for (i, e) in a.iter().enumerate() {
@@ -510,7 +567,15 @@ mod tests {
                 (f.path, kind)
             })
             .collect();
-        let expected = [("a", "content"), ("a", "order"), ("c", "mode"), ("c", "owner"), ("c", "mtime"), ("d", "removed"), ("e", "added")];
+        let expected = [
+            ("a", "content"),
+            ("a", "order"),
+            ("c", "mode"),
+            ("c", "owner"),
+            ("c", "mtime"),
+            ("d", "removed"),
+            ("e", "added"),
+        ];
         let expected: Vec<(String, &str)> = expected.iter().map(|(p, k)| (p.to_string(), *k)).collect();
         assert_eq!(changes, expected);
         // Semantic mode drops mtimes and order, keeps the rest.

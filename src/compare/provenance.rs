@@ -38,7 +38,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceError {
-    #[error("--provenance attaches to an OCI layout (oci:DIR), and `{0}` is not one; build to a layout, then archive it")]
+    #[error(
+        "--provenance attaches to an OCI layout (oci:DIR), and `{0}` is not one; build to a layout, then archive it"
+    )]
     NotALayout(String),
     #[error("cannot write the provenance into {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -136,8 +138,10 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), ProvenanceError
 /// lists it in `index.json` after the entries already there (a provenance of the same
 /// subject from an earlier run is replaced). Returns the artifact manifest's digest.
 pub fn attach(dir: &Path, subject: &Digest, statement: &Value) -> Result<Digest, ProvenanceError> {
-    let archive = Archive::open_dir(dir).map_err(|e| ProvenanceError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
-    let mut index = layout_index(&archive).ok_or_else(|| ProvenanceError::NoSubject { path: dir.to_path_buf(), digest: *subject })?;
+    let archive = Archive::open_dir(dir)
+        .map_err(|e| ProvenanceError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    let mut index = layout_index(&archive)
+        .ok_or_else(|| ProvenanceError::NoSubject { path: dir.to_path_buf(), digest: *subject })?;
     let entries = index["manifests"].as_array().cloned().unwrap_or_default();
     let top = entries
         .iter()
@@ -204,7 +208,11 @@ fn read_checked(archive: &Archive, what: &str, digest_text: &str) -> Result<Valu
     let bytes = archive.read_small(&blob_member(&digest)).map_err(|e| invalid(e.to_string()))?;
     let actual = Digest::of(&bytes);
     if actual != digest {
-        return Err(ProvenanceError::Tampered { blob: format!("{what} `{}`", blob_member(&digest)), expected: digest.to_string(), actual: actual.to_string() });
+        return Err(ProvenanceError::Tampered {
+            blob: format!("{what} `{}`", blob_member(&digest)),
+            expected: digest.to_string(),
+            actual: actual.to_string(),
+        });
     }
     serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))
 }
@@ -222,26 +230,41 @@ pub fn find(archive: &Archive, subject: &Digest) -> Result<Option<Provenance>, P
         if manifest["subject"]["digest"].as_str() != Some(subject_text.as_str()) {
             continue;
         }
-        let Some(layer) = manifest["layers"].as_array().into_iter().flatten().find(|l| l["mediaType"].as_str() == Some(ARTIFACT_TYPE)) else {
+        let Some(layer) = manifest["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["mediaType"].as_str() == Some(ARTIFACT_TYPE))
+        else {
             continue;
         };
         let statement = read_checked(archive, "statement", layer["digest"].as_str().unwrap_or_default())?;
         let invalid = |message: &str| ProvenanceError::Invalid { blob: "statement".into(), message: message.into() };
-        if statement["_type"].as_str() != Some(STATEMENT_TYPE) || statement["predicateType"].as_str() != Some(PREDICATE_TYPE) {
+        if statement["_type"].as_str() != Some(STATEMENT_TYPE)
+            || statement["predicateType"].as_str() != Some(PREDICATE_TYPE)
+        {
             return Err(invalid("not an in-toto Statement v1 with a SLSA provenance v1 predicate"));
         }
-        let names_subject = statement["subject"].as_array().into_iter().flatten().any(|s| s["digest"]["sha256"].as_str() == Some(subject.hex().as_str()));
+        let names_subject = statement["subject"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["digest"]["sha256"].as_str() == Some(subject.hex().as_str()));
         if !names_subject {
             return Err(invalid("its subject is not this image"));
         }
         let definition = &statement["predicate"]["buildDefinition"];
         let external = &definition["externalParameters"];
-        let source = definition["resolvedDependencies"].as_array().into_iter().flatten().find(|r| r["name"].as_str() == Some("source"));
+        let source = definition["resolvedDependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"].as_str() == Some("source"));
         let text = |v: &Value| v.as_str().map(str::to_string);
         return Ok(Some(Provenance {
             manifest: d["digest"].as_str().and_then(|s| s.parse().ok()).unwrap_or(*subject),
             image: text(&external["image"]).ok_or_else(|| invalid("externalParameters.image is missing"))?,
-            platforms: external["platforms"].as_array().into_iter().flatten().filter_map(|p| text(p)).collect(),
+            platforms: external["platforms"].as_array().into_iter().flatten().filter_map(&text).collect(),
             compression: text(&external["compression"]),
             build_file: text(&external["buildFile"]["path"]),
             build_file_sha256: text(&external["buildFile"]["digest"]["sha256"]),
@@ -273,6 +296,8 @@ fn base_uri(base: &BaseImage, root: &Path) -> String {
         Archive::Dir(_) => format!("oci:{shown}"),
         Archive::Tar { .. } if base.image.top.media_type == media::DOCKER_CONFIG => format!("docker-archive:{shown}"),
         Archive::Tar { .. } => format!("oci-archive:{shown}"),
+        // A registry base's location is already `docker://HOST/REPO@DIGEST`.
+        Archive::Remote(_) => shown.to_string(),
     }
 }
 
@@ -290,7 +315,8 @@ fn bases_of(plan: &Plan, name: &str) -> Vec<(String, String, Digest)> {
 /// Attaches a provenance statement to every layout output of a finished build.
 /// Returns (image, artifact manifest digest) for each.
 pub fn attach_to_build(request: &BuildRequest, report: &BuildReport) -> Result<Vec<(String, Digest)>, ProvenanceError> {
-    let (plan, _) = build::load_plan(request)?;
+    let cache = build::open_cache(request)?;
+    let (plan, _) = build::load_plan(request, &cache)?;
     let file_bytes = std::fs::read(&request.file).map_err(io_err(&request.file))?;
     let outputs: Vec<PathBuf> = report
         .images
@@ -307,10 +333,14 @@ pub fn attach_to_build(request: &BuildRequest, report: &BuildReport) -> Result<V
     let source = git::state(&plan.root, &exclude);
     let file_name = request.file.file_name().map_or_else(|| "pinfold.kdl".into(), |n| n.to_string_lossy().into_owned());
     let build_file = match &source {
-        Some(s) => plan.root.strip_prefix(&s.toplevel).map_or(file_name.clone(), |rel| rel.join(&file_name).to_string_lossy().into_owned()),
+        Some(s) => plan
+            .root
+            .strip_prefix(&s.toplevel)
+            .map_or(file_name.clone(), |rel| rel.join(&file_name).to_string_lossy().into_owned()),
         None => file_name,
     };
-    let epoch_origin = serde_json::to_value(report.epoch_origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let epoch_origin =
+        serde_json::to_value(report.epoch_origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let mut attached = Vec::new();
     for image in &report.images {
         let dir = match image.output.parse::<ImageRef>() {

@@ -2,7 +2,6 @@
 //! it is (one document, every difference), the human form groups it by platform and
 //! layer and shortens long lists. Scripts select on `kind` and `change`.
 
-use super::json::JsonChange;
 use super::layer::Entry;
 use crate::digest::Digest;
 use serde_json::Value;
@@ -119,16 +118,43 @@ pub struct FileDiff {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum FileChange {
-    Added { entry: Entry },
-    Removed { entry: Entry },
-    Content { size_a: u64, size_b: u64, sha256_a: Option<Digest>, sha256_b: Option<Digest> },
-    Mode { a: String, b: String },
-    Owner { a: String, b: String },
-    Mtime { a: u64, b: u64 },
-    LinkTarget { a: Option<String>, b: Option<String> },
-    EntryType { a: String, b: String },
+    Added {
+        entry: Entry,
+    },
+    Removed {
+        entry: Entry,
+    },
+    Content {
+        size_a: u64,
+        size_b: u64,
+        sha256_a: Option<Digest>,
+        sha256_b: Option<Digest>,
+    },
+    Mode {
+        a: String,
+        b: String,
+    },
+    Owner {
+        a: String,
+        b: String,
+    },
+    Mtime {
+        a: u64,
+        b: u64,
+    },
+    LinkTarget {
+        a: Option<String>,
+        b: Option<String>,
+    },
+    EntryType {
+        a: String,
+        b: String,
+    },
     /// The entry is elsewhere in the tar's order (indexes count every entry).
-    Order { index_a: usize, index_b: usize },
+    Order {
+        index_a: usize,
+        index_b: usize,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -149,7 +175,16 @@ pub struct Report {
 
 impl Report {
     pub fn new(a: SideInfo, b: SideInfo, semantic: bool) -> Self {
-        Report { a, b, semantic, identical: false, equal: false, tampered: Vec::new(), differences: Vec::new(), notes: Vec::new() }
+        Report {
+            a,
+            b,
+            semantic,
+            identical: false,
+            equal: false,
+            tampered: Vec::new(),
+            differences: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
     /// Adds the findings of `other` (another view of the same images), naming the
@@ -196,7 +231,11 @@ fn value_text(v: &Option<Value>) -> String {
         None => "(absent)".into(),
         Some(v) => {
             let text = v.to_string();
-            if text.len() > 200 { format!("{}…", &text[..text.char_indices().nth(200).map_or(text.len(), |(i, _)| i)]) } else { text }
+            if text.len() > 200 {
+                format!("{}…", &text[..text.char_indices().nth(200).map_or(text.len(), |(i, _)| i)])
+            } else {
+                text
+            }
         }
     }
 }
@@ -260,7 +299,8 @@ pub fn render(report: &Report) -> String {
     };
     let _ = writeln!(out, "{verdict}");
     for t in &report.tampered {
-        let _ = writeln!(out, "  tampered ({}): {}: expected {}, found {}", t.side.letter(), t.blob, t.expected, t.actual);
+        let _ =
+            writeln!(out, "  tampered ({}): {}: expected {}, found {}", t.side.letter(), t.blob, t.expected, t.actual);
     }
     let mut last_platform: Option<String> = None;
     for d in &report.differences {
@@ -283,14 +323,20 @@ pub fn render(report: &Report) -> String {
                 let _ = writeln!(out, "platform {platform} only in {} (manifest {manifest})", side.letter());
             }
             Difference::Json { object, path, a, b, .. } => {
-                let _ = writeln!(out, "{indent}{}{path}: {} → {}", object_name(*object), value_text(a), value_text(b));
+                let _ = writeln!(out, "{indent}{} {path}: {} → {}", object_name(*object), value_text(a), value_text(b));
             }
             Difference::Encoding { object, a, b, .. } => {
                 let _ = writeln!(out, "{indent}{}: bytes differ ({a} → {b}), JSON equal", object_name(*object));
             }
             Difference::LayerOnly { side, layer, .. } => {
                 let sign = if *side == Side::A { "removed" } else { "added" };
-                let _ = writeln!(out, "{indent}layer #{} {sign} (only in {}): {}", layer.index + 1, side.letter(), layer_text(layer));
+                let _ = writeln!(
+                    out,
+                    "{indent}layer #{} {sign} (only in {}): {}",
+                    layer.index + 1,
+                    side.letter(),
+                    layer_text(layer)
+                );
             }
             Difference::LayerCompression { a, b, .. } => {
                 let _ = writeln!(
@@ -303,13 +349,22 @@ pub fn render(report: &Report) -> String {
                 );
             }
             Difference::LayerContent { a, b, files, note, .. } => {
-                let position = if a.index == b.index { format!("#{}", a.index + 1) } else { format!("#{} → #{}", a.index + 1, b.index + 1) };
-                let _ = writeln!(out, "{indent}layer {position}: content differs: {} → {}", layer_text(a), layer_text(b));
+                let position = if a.index == b.index {
+                    format!("#{}", a.index + 1)
+                } else {
+                    format!("#{} → #{}", a.index + 1, b.index + 1)
+                };
+                let _ =
+                    writeln!(out, "{indent}layer {position}: content differs: {} → {}", layer_text(a), layer_text(b));
                 for f in files.iter().take(HUMAN_FILE_LIMIT) {
                     let _ = writeln!(out, "{indent}  {}", file_line(f));
                 }
                 if files.len() > HUMAN_FILE_LIMIT {
-                    let _ = writeln!(out, "{indent}  … and {} more (--json lists them all)", files.len() - HUMAN_FILE_LIMIT);
+                    let _ = writeln!(
+                        out,
+                        "{indent}  … and {} more (--json lists them all)",
+                        files.len() - HUMAN_FILE_LIMIT
+                    );
                 }
                 if let Some(n) = note {
                     let _ = writeln!(out, "{indent}  ({n})");

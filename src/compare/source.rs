@@ -36,7 +36,11 @@ impl View {
     }
 
     pub fn info(&self) -> SideInfo {
-        SideInfo { reference: self.label.clone(), digest: Some(self.image.top.digest), media_type: Some(self.image.top.media_type.clone()) }
+        SideInfo {
+            reference: self.label.clone(),
+            digest: Some(self.image.top.digest),
+            media_type: Some(self.image.top.media_type.clone()),
+        }
     }
 }
 
@@ -50,9 +54,10 @@ pub enum Opened {
 /// Opens a stored image (not a NAME: see [`build_name`]).
 pub fn open(reference: &ImageRef, label: &str, side: Side) -> Result<Opened, CompareError> {
     let result = match OpenedImage::open(reference) {
-        Err(ReadError::Ambiguous { .. }) if sole_image_beside_referrers(reference).is_some() => {
-            OpenedImage::open(&with_reference(reference, sole_image_beside_referrers(reference).unwrap_or_default()))
-        }
+        Err(e @ ReadError::Ambiguous { .. }) => match sole_image_name(reference) {
+            Some(name) => OpenedImage::open(&with_reference(reference, name)),
+            None => Err(e),
+        },
         other => other,
     };
     match result {
@@ -60,13 +65,18 @@ pub fn open(reference: &ImageRef, label: &str, side: Side) -> Result<Opened, Com
         Err(e @ (ReadError::DigestMismatch { .. } | ReadError::SizeMismatch { .. })) => {
             let located = locate_tampered(reference);
             let tampered = match (located, e) {
-                (Some((blob, expected, actual)), _) => Tampered { side, blob: format!("{blob} of {label}"), expected, actual },
+                (Some((blob, expected, actual)), _) => {
+                    Tampered { side, blob: format!("{blob} of {label}"), expected, actual }
+                }
                 (None, ReadError::DigestMismatch { what, expected, actual }) => {
                     Tampered { side, blob: format!("{what} of {label}"), expected, actual: actual.to_string() }
                 }
-                (None, ReadError::SizeMismatch { what, expected, actual }) => {
-                    Tampered { side, blob: format!("{what} of {label}"), expected: format!("{expected} bytes"), actual: format!("{actual} bytes") }
-                }
+                (None, ReadError::SizeMismatch { what, expected, actual }) => Tampered {
+                    side,
+                    blob: format!("{what} of {label}"),
+                    expected: format!("{expected} bytes"),
+                    actual: format!("{actual} bytes"),
+                },
                 (None, other) => return Err(CompareError::Open { reference: label.to_string(), source: other }),
             };
             Ok(Opened::Tampered(tampered))
@@ -99,7 +109,7 @@ pub fn layout_index(archive: &Archive) -> Option<Value> {
 
 /// The ref name of the one image in `index.json` that is not a referrer (a manifest
 /// whose descriptor has an `artifactType`), when there is exactly one.
-fn sole_image_beside_referrers(reference: &ImageRef) -> Option<String> {
+pub fn sole_image_name(reference: &ImageRef) -> Option<String> {
     let index = layout_index(&archive_of(reference)?)?;
     let images: Vec<&Value> = index["manifests"]
         .as_array()?
@@ -137,7 +147,11 @@ fn locate_tampered(reference: &ImageRef) -> Option<(String, String, String)> {
         let Ok(value) = serde_json::from_slice::<Value>(&bytes) else { continue };
         if media::is_index(&media_type) {
             for d in value["manifests"].as_array().into_iter().flatten().rev() {
-                let platform = format!("{}/{}", d["platform"]["os"].as_str().unwrap_or("?"), d["platform"]["architecture"].as_str().unwrap_or("?"));
+                let platform = format!(
+                    "{}/{}",
+                    d["platform"]["os"].as_str().unwrap_or("?"),
+                    d["platform"]["architecture"].as_str().unwrap_or("?")
+                );
                 queue.push((d.clone(), format!("the manifest of {platform}")));
             }
         } else if media::is_manifest(&media_type) {
@@ -180,35 +194,44 @@ pub fn build_name(name: &str, context: &BuildContext) -> Result<Built, CompareEr
         cache_dir: context.cache_dir.clone(),
         no_cache: context.no_cache,
         out_root: dir.path().to_path_buf(),
+        registry_cache: None,
     };
     let report = build::build(&request)?;
-    let image = report.images.into_iter().next().ok_or_else(|| CompareError::Usage(format!("building `{name}` gave no image")))?;
+    let image = report
+        .images
+        .into_iter()
+        .next()
+        .ok_or_else(|| CompareError::Usage(format!("building `{name}` gave no image")))?;
     Ok(Built { reference, image, warnings: report.warnings, epoch: report.epoch, _dir: dir })
 }
 
-/// Opens both sides of `pinfold diff`, building NAMEs first. The built images live
-/// as long as the returned guards.
-pub fn open_pair(
-    a: &str,
-    b: &str,
-    context: &BuildContext,
-) -> Result<(Vec<Built>, [Result<Opened, CompareError>; 2]), CompareError> {
+/// Both sides of `pinfold diff`; images built from NAMEs live as long as this.
+#[derive(Debug)]
+pub struct Pair {
+    pub built: Vec<Built>,
+    pub a: Result<Opened, CompareError>,
+    pub b: Result<Opened, CompareError>,
+}
+
+/// Opens both sides of `pinfold diff`, building NAMEs first. A side that cannot be
+/// opened is kept as its error, so that a tampered side is reported whatever the other.
+pub fn open_pair(a: &str, b: &str, context: &BuildContext) -> Result<Pair, CompareError> {
     let mut built = Vec::new();
     let mut opened = Vec::new();
     for (text, side) in [(a, Side::A), (b, Side::B)] {
         let reference: ImageRef = text.parse().map_err(CompareError::Usage)?;
         let (reference, label) = match reference {
             ImageRef::Name(name) => {
-                let b = build_name(&name, context)?;
-                let r = b.reference.clone();
-                built.push(b);
+                let image = build_name(&name, context)?;
+                let r = image.reference.clone();
+                built.push(image);
                 (r, format!("{name} (built from {})", context.file.display()))
             }
             other => (other, text.to_string()),
         };
         opened.push(open(&reference, &label, side));
     }
-    let b_side = opened.pop().expect("two sides");
-    let a_side = opened.pop().expect("two sides");
-    Ok((built, [a_side, b_side]))
+    let b = opened.pop().expect("two sides");
+    let a = opened.pop().expect("two sides");
+    Ok(Pair { built, a, b })
 }

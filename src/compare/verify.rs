@@ -13,9 +13,10 @@ use super::provenance::{self, Provenance, ProvenanceError};
 use super::report::{Report, Side, Tampered};
 use super::source::{self, BuildContext, Opened, View};
 use super::{compare, CompareError, Options};
-use crate::build::{self, BuildRequest};
+use crate::cache::Cache;
 use crate::diag::Diagnostics;
 use crate::digest::Digest;
+use crate::input::FetchOptions;
 use crate::lang::Platform;
 use crate::oci::reference::ImageRef;
 use crate::plan::PlanInput;
@@ -31,6 +32,10 @@ pub struct Request {
     pub rev: Option<String>,
     /// `SOURCE_DATE_EPOCH` of the environment.
     pub source_date_epoch: Option<String>,
+    /// `--offline`, `--mirror`. Without a mirror, the download store of the default
+    /// cache is used as one: the rebuild's own cache is empty, so every input is
+    /// hashed again on the way in.
+    pub fetch: FetchOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -99,13 +104,37 @@ impl Outcome {
 /// The name the published image goes by in its layout or archive, if any.
 fn published_name(reference: &ImageRef) -> Option<String> {
     match reference {
-        ImageRef::Layout { reference: Some(r), .. } | ImageRef::OciArchive { reference: Some(r), .. } => Some(r.clone()),
+        ImageRef::Layout { reference: Some(r), .. } | ImageRef::OciArchive { reference: Some(r), .. } => {
+            Some(r.clone())
+        }
         ImageRef::DockerArchive { reference: Some(r), .. } => Some(r.split(':').next().unwrap_or(r).to_string()),
         ImageRef::DockerArchive { file, reference: None } => {
             source::sole_image_name(&ImageRef::OciArchive { file: file.clone(), reference: None })
         }
         other => source::sole_image_name(other),
     }
+}
+
+/// The images a build file declares with their platforms, from its syntax alone
+/// (planning would fetch its inputs); empty when it does not parse, which the build
+/// then reports in full.
+fn declared_images(file: &Path) -> Vec<(String, Vec<Platform>)> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
+    let source = crate::diag::Source::new(file.display().to_string(), text);
+    let mut diags = Diagnostics::default();
+    let Some(parsed) = crate::lang::parse(&source, &mut diags) else { return Vec::new() };
+    let default: Vec<Platform> = crate::plan::DEFAULT_PLATFORM.parse().into_iter().collect();
+    parsed
+        .images
+        .iter()
+        .map(|i| {
+            let platforms = match i.platforms.as_ref().or(parsed.platforms.as_ref()) {
+                Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+                None => default.clone(),
+            };
+            (i.name.value.clone(), platforms)
+        })
+        .collect()
 }
 
 /// The build file's path inside `top`'s checkout.
@@ -167,7 +196,9 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
                     (None, Some(Provenance { build_file: Some(p), .. }), Some(_)) => Some(PathBuf::from(p)),
                     _ => relative_to(&top, &file),
                 }
-                .ok_or_else(|| CompareError::Usage(format!("{} is not inside the checkout at {}", file.display(), top.display())))?;
+                .ok_or_else(|| {
+                    CompareError::Usage(format!("{} is not inside the checkout at {}", file.display(), top.display()))
+                })?;
                 let tree = Worktree::add(&top, &commit)?;
                 build_file = tree.path().join(&relative);
                 used.build_file = relative.display().to_string();
@@ -192,10 +223,14 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
             plan_input.compression = c.parse().ok();
         }
     }
-    let planned = BuildRequest { file: build_file.clone(), plan_input: plan_input.clone(), ..Default::default() };
-    let (plan, _) = build::load_plan(&planned)?;
-    let names: Vec<String> = plan.images.iter().map(|i| i.name.clone()).collect();
-    drop(plan);
+    let mut fetch = request.fetch.clone();
+    if fetch.mirror.is_none() {
+        // The downloads already on this machine, hashed again as they are copied in.
+        fetch.mirror = Cache::default_dir().map(|d| d.join("blobs/sha256")).filter(|d| d.is_dir());
+    }
+    plan_input.fetch = fetch;
+    let declared = declared_images(&build_file);
+    let names: Vec<String> = declared.iter().map(|(n, _)| n.clone()).collect();
     let name = match (&request.name, &provenance) {
         (Some(n), _) => n.clone(),
         (None, Some(p)) => {
@@ -215,9 +250,30 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
             }
         },
     };
+    // A docker-archive's manifest.json shows one platform; the layout beside it, all.
+    let inner = embedded_layout(&published)?;
+    let widest = match &inner {
+        Some(Opened::View(v)) => &v.image,
+        _ => &published.image,
+    };
     plan_input.only_platforms = match &provenance {
         Some(p) if !p.platforms.is_empty() => p.platforms.iter().filter_map(|s| s.parse::<Platform>().ok()).collect(),
-        _ => published.image.manifests.iter().filter_map(|m| m.platform.clone()).collect(),
+        // The published platforms the image is built for; when it is built for none of
+        // them, all of its own, and the comparison says how they differ.
+        _ => {
+            let own = declared.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()).unwrap_or_default();
+            let shared: Vec<Platform> = widest
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.clone())
+                .filter(|p| own.iter().any(|o| crate::oci::read::platforms_match(o, p)))
+                .collect();
+            if shared.is_empty() {
+                own
+            } else {
+                shared
+            }
+        }
     };
 
     let context = BuildContext { file: build_file, plan_input, cache_dir: None, no_cache: true };
@@ -228,10 +284,12 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
     };
     let rebuilt = match source::open(&built.reference, &label, Side::B)? {
         Opened::View(v) => v,
-        Opened::Tampered(t) => return Err(CompareError::Usage(format!("the rebuilt image cannot be read back: {}", t.blob))),
+        Opened::Tampered(t) => {
+            return Err(CompareError::Usage(format!("the rebuilt image cannot be read back: {}", t.blob)))
+        }
     };
     let mut report = compare(&published, &rebuilt, Options::default())?;
-    if let Some(inner) = embedded_layout(&published, &label)? {
+    if let Some(inner) = inner {
         let other = match inner {
             Opened::View(v) => compare(&v, &rebuilt, Options::default())?,
             Opened::Tampered(t) => {
@@ -266,7 +324,7 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
 
 /// A docker-archive written by pinfold (or by docker 25+) also holds an OCI layout:
 /// what `docker load` reads and what OCI tools read are checked both.
-fn embedded_layout(published: &View, _label: &str) -> Result<Option<Opened>, CompareError> {
+fn embedded_layout(published: &View) -> Result<Option<Opened>, CompareError> {
     let ImageRef::DockerArchive { file, .. } = &published.reference else { return Ok(None) };
     if !published.image.archive.contains("oci-layout") || !published.image.archive.contains("index.json") {
         return Ok(None);

@@ -8,6 +8,8 @@
 
 pub mod parse;
 pub mod syntax;
+pub mod test_block;
 
 pub use parse::parse;
 pub use syntax::*;
+pub use test_block::TestDecl;

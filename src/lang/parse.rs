@@ -34,11 +34,11 @@ const TOP_LEVEL: &[&str] = &["pinfold", "epoch", "platforms", "compression", "ba
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
     &["env", "entrypoint", "cmd", "workdir", "user", "label", "annotation", "expose", "volume", "stop-signal"];
-const IMAGE_ONLY: &[&str] = &["from", "layer", "platform", "platforms", "compression"];
+const IMAGE_ONLY: &[&str] = &["from", "layer", "platform", "platforms", "compression", "test"];
 const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "extract"];
 /// Nodes of the sketch that later versions of the language add; named here so that
 /// the error says "not yet" instead of "unknown".
-const PLANNED: &[&str] = &["step", "test", "lint"];
+const PLANNED: &[&str] = &["step", "lint"];
 
 struct Cx<'a> {
     source: &'a Source,
@@ -512,6 +512,7 @@ impl Cx<'_> {
             layers: Vec::new(),
             config: ConfigDecl::default(),
             overrides: Vec::new(),
+            tests: Vec::new(),
             span: node.span(),
         };
         let Some(children) = node.children() else {
@@ -556,6 +557,11 @@ impl Cx<'_> {
                         image.layers.push(layer);
                     }
                 }
+                "test" => {
+                    if let Some(test) = super::test_block::parse_test(self.source, self.diags, child) {
+                        image.tests.push(test);
+                    }
+                }
                 "platform" => {
                     if let Some(o) = self.platform_override(child) {
                         if let Some(first) = image.overrides.iter().find(|p| p.platform.value == o.platform.value) {
@@ -589,6 +595,7 @@ impl Cx<'_> {
             diag.help = Some("add `from scratch` or `from BASE`".into());
         }
         self.duplicates(image.layers.iter().map(|l| &l.name), "layer");
+        self.duplicates(image.tests.iter().map(|t| &t.name), "test");
         Some(image)
     }
 

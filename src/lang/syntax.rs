@@ -1,6 +1,7 @@
 //! The syntax tree of a build file. Every value that a later stage may need to
 //! point at in a diagnostic is [`Spanned`].
 
+use super::test_block::TestDecl;
 use miette::SourceSpan;
 
 /// A value and where it was written.
@@ -140,6 +141,8 @@ pub struct ImageDecl {
     pub layers: Vec<LayerDecl>,
     pub config: ConfigDecl,
     pub overrides: Vec<PlatformOverride>,
+    /// `test NAME { … }` blocks: what `pinfold test` checks (see `spec/tests.md`).
+    pub tests: Vec<TestDecl>,
     pub span: SourceSpan,
 }
 

@@ -4,8 +4,8 @@
 //! The `tar` crate's `Builder` reads metadata from the host (mtime, owner, mode,
 //! sparse holes, xattrs) unless every header is built by hand, and normalizes names
 //! differently in short headers than in long-name entries. So this module builds
-//! every header itself with `tar::Header` and writes the stream directly. The format,
-//! fixed here and in `spec/`:
+//! every header itself with `tar::Header` and writes the stream directly. The format
+//! (for `spec/` to state as it is here):
 //!
 //! - GNU headers (`ustar  ` magic) for every entry; no PAX headers, ever.
 //! - Names longer than 100 bytes and symlink targets longer than 100 bytes go in a
@@ -130,7 +130,6 @@ impl<W: Write> DeterministicTar<W> {
 
     /// A regular file of `size` bytes read from `content`, which must yield exactly
     /// `size` bytes: fewer or more is an [`EntryError`] naming `path`.
-    #[allow(clippy::too_many_arguments)]
     pub fn append_file<R: Read>(
         &mut self,
         path: &str,

@@ -150,7 +150,7 @@ fn entry_error(err: io::Error, source: Option<&Path>) -> LayerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::compress::tests::sample;
+    use crate::layer::compress::tests::{noise, sample};
     use crate::layer::tree::LayerEntry;
     use std::io::Read;
 
@@ -283,8 +283,11 @@ mod tests {
             let trees: Vec<LayerTree> = (0..4u64)
                 .map(|i| {
                     let mut tree = LayerTree::new();
+                    // 7 blocks a layer, more than a 2-thread pool keeps in flight, mostly
+                    // noise so that the test stays quick unoptimized.
                     for j in 0..3u64 {
-                        let data = sample(4 << 20, i * 10 + j);
+                        let mut data = noise(2 << 20, i * 10 + j);
+                        data.extend(sample(128 << 10, i * 10 + j));
                         tree.insert(format!("layer{i}/file{j}"), inline(&data)).expect("insert");
                     }
                     tree
@@ -293,12 +296,12 @@ mod tests {
             let parallel: Vec<_> = pool.install(|| {
                 trees
                     .par_iter()
-                    .map(|tree| write_layer(tree, 0, Compression::Gzip { level: 1 }, Vec::new()).expect("layer").0)
+                    .map(|tree| write_layer(tree, 0, Compression::default(), Vec::new()).expect("layer").0)
                     .collect()
             });
             let sequential: Vec<_> = trees
                 .iter()
-                .map(|tree| write_layer(tree, 0, Compression::Gzip { level: 1 }, Vec::new()).expect("layer").0)
+                .map(|tree| write_layer(tree, 0, Compression::default(), Vec::new()).expect("layer").0)
                 .collect();
             let _ = done.send(parallel == sequential);
         });

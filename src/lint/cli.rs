@@ -4,7 +4,7 @@
 //! at or above `--fail-on`, 2 a file could not be read, parsed or fixed.
 
 use super::{lint_paths, render, LintOptions};
-use crate::diag::Severity;
+use crate::diag::{Diagnostics, Severity};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -55,15 +55,19 @@ pub struct LintArgs {
 pub fn cli_main(args: LintArgs) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run(&args, &mut stdout.lock(), &mut stderr.lock())
+    run_with(&args, &mut stdout.lock(), &mut stderr.lock(), Diagnostics::render_for_stderr)
 }
 
 /// `pinfold lint` writing to the given streams, for tests and embedding.
 pub fn run(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_with(args, out, err, Diagnostics::render_plain)
+}
+
+fn run_with(args: &LintArgs, out: &mut dyn Write, err: &mut dyn Write, render_err: fn(&Diagnostics) -> String) -> i32 {
     let report = match lint_paths(&args.paths, &LintOptions { fix: args.fix }) {
         Ok(r) => r,
         Err(e) => {
-            let _ = err.write_all(e.diagnostics().render_plain().as_bytes());
+            let _ = err.write_all(render_err(&e.diagnostics()).as_bytes());
             return 2;
         }
     };

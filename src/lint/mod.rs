@@ -45,6 +45,11 @@ use std::path::{Path, PathBuf};
 /// should fail fast.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
 
+/// Build files larger than this are refused: real ones are a few kilobytes, and the
+/// KDL parser needs seconds per megabyte, so a huge file is a mistake best reported
+/// at once rather than after a long wait.
+pub const MAX_BUILD_FILE_SIZE: usize = 1024 * 1024;
+
 #[derive(Debug, Clone, Default)]
 pub struct LintOptions {
     /// Write fixes into the files (see [`fix`]).
@@ -201,6 +206,13 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
                 continue;
             }
         };
+        if kind == FileKind::BuildFile && text.len() > MAX_BUILD_FILE_SIZE {
+            problems.push(read_error(
+                &path,
+                format!("is {} bytes; lint reads build files of up to {MAX_BUILD_FILE_SIZE} bytes", text.len()),
+            ));
+            continue;
+        }
         if kind == FileKind::Requirements {
             // Follow `-r`/`-c` to files beside this one.
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -221,7 +233,9 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
     // `lint { allow }` of each directory's build files.
     let mut dir_allows: HashMap<PathBuf, Vec<suppress::FileAllow>> = HashMap::new();
     for (path, kind, src) in &loaded {
-        if *kind == FileKind::BuildFile {
+        // Only a build file with a `lint` block has allows; most have none, and the
+        // KDL parser is slow enough on large files to be worth skipping.
+        if *kind == FileKind::BuildFile && src.text.contains("allow") {
             if let Ok(bf) = buildfile::BuildFile::parse(&src.text) {
                 let allows = suppress::file_allows(&mut Ctx::default(), &bf);
                 dir_allows.entry(parent(path)).or_default().extend(allows);
@@ -286,15 +300,8 @@ pub fn lint_source(kind: FileKind, name: &str, text: &str) -> Result<Vec<Finding
 }
 
 fn sort(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        (&a.path, a.line, a.column, a.rule.id, &a.diagnostic.message).cmp(&(
-            &b.path,
-            b.line,
-            b.column,
-            b.rule.id,
-            &b.diagnostic.message,
-        ))
-    });
+    // By the path as shown (the JSON order), then position.
+    findings.sort_by_cached_key(|f| (display(&f.path), f.line, f.column, f.rule.id, f.diagnostic.message.clone()));
 }
 
 fn parent(path: &Path) -> PathBuf {
@@ -322,6 +329,7 @@ fn lint_file(
     let line_allows = match kind {
         FileKind::BuildFile => {
             let bf = buildfile::BuildFile::parse(text).map_err(|e| kdl_error(e, src))?;
+            ctx.lock = ctx.base_dir.as_deref().and_then(fix::read_lock);
             buildfile::check(&mut ctx, &bf);
             // Its own `lint { allow }` is applied through `dir_allows` when linted from
             // disk; in memory it applies to itself.

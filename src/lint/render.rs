@@ -12,7 +12,13 @@ use serde_json::json;
 
 /// Every finding drawn at its span, then one summary line.
 pub fn human(report: &LintReport) -> String {
-    let mut out = report.diagnostics().render_plain();
+    // One finding at a time, with a blank line between them, so findings do not run
+    // into each other in a long report.
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(&crate::diag::Diagnostics(vec![f.diagnostic.clone()]).render_plain());
+        out.push('\n');
+    }
     let files = report.files.len();
     let files = format!("{files} file{}", if files == 1 { "" } else { "s" });
     if report.findings.is_empty() {

@@ -106,6 +106,8 @@ pub struct Ctx {
     /// The directory of the file being linted, when it is on disk: relative paths in
     /// it (a base's `layout`) are read from there to offer fixes.
     pub base_dir: Option<std::path::PathBuf>,
+    /// The build file's `pinfold.lock`, when there is one: its pins are offered as fixes.
+    pub lock: Option<crate::lock::Lock>,
 }
 
 impl Ctx {

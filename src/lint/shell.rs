@@ -254,7 +254,7 @@ pub fn has_option(args: &[Word], names: &[&str]) -> bool {
     args.iter().take_while(|w| w.text != "--").any(|w| {
         names.iter().any(|n| {
             w.text == *n
-                || (n.starts_with("--") && w.text.starts_with(&format!("{n}=")))
+                || (n.starts_with("--") && w.text.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
                 || (n.len() == 2
                     && !n.starts_with("--")
                     && w.text.starts_with('-')

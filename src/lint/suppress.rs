@@ -125,6 +125,16 @@ pub fn line_allows(
     out
 }
 
+/// The ids of an `allow` node as written, for a help text.
+fn ids_text(bf: &BuildFile, ids: &[&kdl::KdlEntry]) -> String {
+    let written: Vec<&str> = ids.iter().filter_map(|e| bf.text.get(value_span(bf.text, e))).collect();
+    if written.is_empty() {
+        "\"PF…\"".to_string()
+    } else {
+        written.join(" ")
+    }
+}
+
 fn parse_reason(s: &str) -> String {
     let s = s.trim_start().strip_prefix('=').unwrap_or(s).trim();
     for q in ['"', '\''] {
@@ -146,7 +156,7 @@ pub fn file_allows(ctx: &mut Ctx, bf: &BuildFile) -> Vec<FileAllow> {
             if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 ctx.report(&pf001::RULE, node_span.clone(), "this `allow` gives no reason, so it is not applied")
                     .label("no reason=\"…\"")
-                    .help("say why the rule does not apply here: `allow \"PF109\" reason=\"…\"`");
+                    .help(format!("say why the rule does not apply here: `allow {} reason=\"…\"`", ids_text(bf, &ids)));
                 continue;
             }
             for e in ids {

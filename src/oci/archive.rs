@@ -15,7 +15,22 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 #[derive(Debug)]
 pub enum Archive {
     Dir(PathBuf),
-    Tar { path: PathBuf, members: BTreeMap<String, (u64, u64)> },
+    Tar {
+        path: PathBuf,
+        members: BTreeMap<String, (u64, u64)>,
+    },
+    /// Blobs fetched on demand (a registry: [`crate::registry`]); members are
+    /// `blobs/sha256/<hex>`.
+    Remote(std::sync::Arc<dyn RemoteBlobs>),
+}
+
+/// Blobs that live elsewhere, named by digest. The reader is checked by whoever
+/// reads it, as for any archive ([`super::read::copy_verified`]).
+pub trait RemoteBlobs: std::fmt::Debug + Send + Sync {
+    /// Where the blobs are, as messages show it (`docker://HOST/REPO@…`).
+    fn location(&self) -> &Path;
+    /// The blob's bytes as a stream, with its size (0 when it is not known yet).
+    fn open_blob(&self, digest: &crate::digest::Digest) -> io::Result<(Box<dyn Read + Send>, u64)>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +79,7 @@ impl Archive {
         match self {
             Archive::Dir(p) => p,
             Archive::Tar { path, .. } => path,
+            Archive::Remote(r) => r.location(),
         }
     }
 
@@ -72,6 +88,7 @@ impl Archive {
         match self {
             Archive::Dir(dir) => dir.join(&member).is_file(),
             Archive::Tar { members, .. } => members.contains_key(&member),
+            Archive::Remote(_) => remote_digest(&member).is_some(),
         }
     }
 
@@ -82,6 +99,15 @@ impl Archive {
             return Err(ArchiveError::Missing { path: self.path().to_path_buf(), member });
         }
         match self {
+            Archive::Remote(remote) => {
+                let missing =
+                    || ArchiveError::Missing { path: remote.location().to_path_buf(), member: member.clone() };
+                let digest = remote_digest(&member).ok_or_else(missing)?;
+                remote.open_blob(&digest).map_err(|source| match source.kind() {
+                    io::ErrorKind::NotFound => missing(),
+                    _ => ArchiveError::Io { path: remote.location().to_path_buf(), source },
+                })
+            }
             Archive::Dir(dir) => {
                 let path = dir.join(&member);
                 let file = File::open(&path).map_err(|source| match source.kind() {
@@ -113,6 +139,11 @@ impl Archive {
         reader.read_to_end(&mut bytes).map_err(|source| ArchiveError::Io { path: self.path().join(member), source })?;
         Ok(bytes)
     }
+}
+
+/// The digest a remote member `blobs/sha256/<hex>` names.
+fn remote_digest(member: &str) -> Option<crate::digest::Digest> {
+    format!("sha256:{}", member.strip_prefix("blobs/sha256/")?).parse().ok()
 }
 
 /// The member name of a blob in an OCI layout.

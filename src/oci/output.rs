@@ -5,7 +5,8 @@
 //! Every output is made beside its destination under a temporary name and moved into
 //! place in one step (a rename, or for a directory that already exists, an atomic
 //! exchange of the two directories), so a build that fails or is killed leaves the
-//! previous output as it was.
+//! previous output as it was. A registry (`docker://`) is written by
+//! [`crate::registry::push`], which keeps the same promise: the tag moves last.
 
 use super::assemble::{AssembledImage, Blob, BlobSource};
 use super::json::canonical;
@@ -28,6 +29,8 @@ pub enum OutputError {
     Read(#[from] ReadError),
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Registry(Box<crate::registry::RegistryError>),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
@@ -70,9 +73,10 @@ pub fn write(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Result<()
             };
             write_atomic_file(file, |out| write_layout_tar(image, out, &image.name, epoch, Some(&tag)))
         }
-        ImageRef::Registry(r) => Err(OutputError::Unsupported(format!(
-            "docker://{r}: pushing to registries is not supported by this version of pinfold"
-        ))),
+        ImageRef::Registry(r) => {
+            let pushed = crate::registry::Reference::parse(r).and_then(|r| crate::registry::push(image, &r));
+            pushed.map(|_| ()).map_err(|e| OutputError::Registry(Box::new(e)))
+        }
         ImageRef::Name(n) => Err(OutputError::Unsupported(format!(
             "`{n}` is not an output; use oci:DIR, oci-archive:FILE or docker-archive:FILE"
         ))),

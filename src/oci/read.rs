@@ -30,6 +30,8 @@ pub enum ReadError {
     Empty { location: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Registry(Box<crate::registry::RegistryError>),
 }
 
 /// Where a layer's bytes are, and what they must hash to.
@@ -72,8 +74,8 @@ pub struct OpenedImage {
 }
 
 impl OpenedImage {
-    /// Opens an image from a layout or an archive. `docker://` and build-file names
-    /// are resolved by the caller.
+    /// Opens an image from a layout, an archive or a registry (`docker://`, see
+    /// [`crate::registry`]). Build-file names are resolved by the caller.
     pub fn open(reference: &ImageRef) -> Result<Self, ReadError> {
         match reference {
             ImageRef::Layout { dir, reference } => open_layout(Archive::open_dir(dir)?, reference.as_deref()),
@@ -81,9 +83,7 @@ impl OpenedImage {
             ImageRef::DockerArchive { file, reference } => {
                 open_docker_archive(Archive::open_tar(file)?, reference.as_deref())
             }
-            ImageRef::Registry(r) => Err(ReadError::Unsupported(format!(
-                "docker://{r}: reading from registries is not supported by this version of pinfold"
-            ))),
+            ImageRef::Registry(r) => crate::registry::open_image(r),
             ImageRef::Name(n) => Err(ReadError::Unsupported(format!("`{n}` is a build-file name, not a stored image"))),
         }
     }
@@ -215,7 +215,7 @@ fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage,
     Ok(OpenedImage { archive: Arc::new(archive), top: TopObject { digest, media_type, bytes }, manifests })
 }
 
-fn load_manifest(
+pub(crate) fn load_manifest(
     archive: &Archive,
     digest: Digest,
     bytes: Vec<u8>,

@@ -251,8 +251,9 @@ pub fn plan(
             }
         },
     };
+    let wanted = wanted_platforms(file, input);
     let bases: BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)> =
-        file.bases.iter().map(|b| (b.name.value.as_str(), (b, cx.open_base(b)))).collect();
+        file.bases.iter().map(|b| (b.name.value.as_str(), (b, cx.open_base(b, cache, &wanted)))).collect();
     cx.inputs = cx.resolve_inputs(file, cache);
     let file_compression = file.compression.as_ref().and_then(|c| c.value.parse::<Compression>().ok());
 
@@ -359,6 +360,24 @@ pub fn plan(
     Some(Plan { root: root.to_path_buf(), epoch, epoch_origin, images, resolved })
 }
 
+/// The platforms some image of the file is built for (after `--platform`): a base in
+/// a registry fetches the manifests of these only.
+fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
+    let mut wanted: Vec<Platform> = Vec::new();
+    for decl in &file.images {
+        let platforms: Vec<Platform> = match decl.platforms.as_ref().or(file.platforms.as_ref()) {
+            Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+            None => vec![DEFAULT_PLATFORM.parse().expect("the default platform parses")],
+        };
+        for p in platforms {
+            if (input.only_platforms.is_empty() || input.only_platforms.contains(&p)) && !wanted.contains(&p) {
+                wanted.push(p);
+            }
+        }
+    }
+    wanted
+}
+
 struct Cx<'a> {
     source: &'a Source,
     root: &'a Path,
@@ -378,7 +397,12 @@ impl Cx<'_> {
         self.diags.push(d.in_source(self.source));
     }
 
-    fn open_base(&mut self, decl: &lang::BaseDecl) -> Option<Arc<OpenedImage>> {
+    fn open_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        cache: Option<&Cache>,
+        platforms: &[Platform],
+    ) -> Option<Arc<OpenedImage>> {
         let (reference, location) = match decl.source.as_ref()? {
             BaseSource::Layout(p) => (
                 ImageRef::Layout {
@@ -401,14 +425,7 @@ impl Cx<'_> {
                 },
                 p,
             ),
-            BaseSource::Registry(r) => {
-                self.error(
-                    Diagnostic::error("pinfold::unsupported", format!("base `{}` is in a registry, and this version of pinfold reads bases from layouts and archives only", decl.name.value))
-                        .at(r.span, "registry reference")
-                        .help("save the image with `skopeo copy docker://… oci:vendor/NAME` and use `layout \"vendor/NAME\"`"),
-                );
-                return None;
-            }
+            BaseSource::Registry(r) => return self.open_registry_base(decl, r, cache, platforms),
         };
         if let Some(escape) = self.escapes_root(&location.value) {
             self.error(
@@ -486,6 +503,66 @@ impl Cx<'_> {
             return None;
         }
         self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
+        Some(Arc::new(image))
+    }
+
+    /// A base in a registry, pulled by digest: the reference's `@sha256:…` or the
+    /// `digest` node (they must agree), else the lock's pin. A tag alone is resolved
+    /// through the registry (what `pinfold lock` does) and reported as unpinned.
+    fn open_registry_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        r: &Spanned<String>,
+        cache: Option<&Cache>,
+        platforms: &[Platform],
+    ) -> Option<Arc<OpenedImage>> {
+        let name = &decl.name.value;
+        let reference = match crate::registry::Reference::parse(&r.value) {
+            Ok(reference) => reference,
+            Err(e) => {
+                self.error(
+                    Diagnostic::error("pinfold::bad-value", e.to_string()).at(r.span, "not HOST/REPO[:TAG]@sha256:…"),
+                );
+                return None;
+            }
+        };
+        let declared = decl.digest.as_ref().and_then(|d| d.value.parse::<crate::digest::Digest>().ok());
+        if let (Some(node), Some(inline), Some(span)) =
+            (declared, reference.digest, decl.digest.as_ref().map(|d| d.span))
+        {
+            if node != inline {
+                self.error(
+                    Diagnostic::error("pinfold::conflicting-source", format!("base `{name}` is pinned to two digests"))
+                        .at(span, format!("pins {node}"))
+                        .also_at(r.span, format!("pins {inline}"))
+                        .help("keep one: the `@sha256:…` of the reference or the `digest` node"),
+                );
+                return None;
+            }
+        }
+        let locked =
+            self.lock.as_ref().and_then(|l| l.bases.get(name)).and_then(|d| d.parse::<crate::digest::Digest>().ok());
+        let pin = declared.or(reference.digest).or(locked);
+        let image = match crate::registry::open_base(&reference, pin, cache, platforms, self.fetch.offline) {
+            Ok(image) => image,
+            Err(e) => {
+                let code = match e {
+                    crate::oci::read::ReadError::DigestMismatch { .. } => "pinfold::digest-mismatch",
+                    _ => "pinfold::base-unreadable",
+                };
+                self.error(
+                    Diagnostic::error(code, format!("cannot pull base `{name}`: {e}"))
+                        .at(r.span, "pulled from here")
+                        .help("check the reference and the credentials for the registry (docker login, DOCKER_CONFIG or --creds)"),
+                );
+                return None;
+            }
+        };
+        if pin.is_none() {
+            let help = format!("pin it as \"{}\", or run `pinfold lock`", reference.with_digest(image.top.digest));
+            self.unpinned(format!("base `{name}` (a tag)"), r.span, &help);
+        }
+        self.resolved.bases.insert(name.clone(), image.top.digest.to_string());
         Some(Arc::new(image))
     }
 

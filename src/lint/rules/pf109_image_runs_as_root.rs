@@ -11,9 +11,11 @@ pub const RULE: Rule = Rule {
     summary: "An image without a `user` runs as root",
     what: "Finds `image` nodes with no `user`, neither for all platforms nor in a \
 `platform` block.",
-    why: "Without a user the image's process runs as uid 0. That is not a reproducibility \
-problem but a safety one: a compromise of the process is a compromise of root in the \
-container. Saying `user \"0:0\"` explicitly is allowed, and documents the choice.",
+    why: "Without a `user` the image runs as the user of what it is built `from`, which for \
+`scratch` and most base images is root. That is not a reproducibility problem but a safety \
+one: a compromise of the process is a compromise of root in the container. Saying `user \
+\"0:0\"` explicitly is allowed, and documents the choice; so is naming the base's own \
+non-root user again.",
     example: example!("PF109", "kdl", "kdl"),
     fix: "Add `user \"UID:GID\"` (a numeric id needs no `/etc/passwd` in the image).",
     fixable: false,

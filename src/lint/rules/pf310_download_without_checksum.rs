@@ -48,7 +48,12 @@ fn is_check(cmd: &Command) -> bool {
 
 /// `[ "$(sha256sum f | cut -d' ' -f1)" = "…" ]`: a sum computed and compared.
 fn compares_sum(cmd: &Command) -> bool {
-    cmd.words.iter().any(|w| SUMS.iter().any(|s| w.text.contains(&format!("$({s}"))))
+    cmd.words.iter().any(|w| {
+        w.text.match_indices("$(").any(|(i, _)| {
+            let inner = w.text[i + 2..].trim_start();
+            SUMS.iter().any(|s| inner.starts_with(s))
+        })
+    })
 }
 
 /// True when the fetcher's output is kept: saved to a file or fed to another program.

@@ -1,0 +1,88 @@
+//! `pinfold run REF [--platform P] [--entrypoint PATH] [-v HOST:CTR[:ro]]… [-e K=V]…
+//! [-- CMD…]`: runs an image in a sandbox as `docker run` does and returns the
+//! program's exit code; 125 when pinfold cannot start it, 126 when it is not
+//! executable, 127 when it is not found (the contract, `cli-contract.md`).
+
+use crate::oci::reference::ImageRef;
+use crate::run::{self, Engine, Network, RunError, RunOptions, Volume};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The image: a build-file NAME (built first), oci:DIR[:REF], oci-archive:FILE or docker-archive:FILE.
+    pub reference: String,
+    /// The build file, for a NAME.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    /// Which platform of a multi-platform image (default: the host's); others run through qemu-user.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Replaces the image's entrypoint (and, as in Docker, its cmd).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro] (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volumes: Vec<String>,
+    /// Set a variable, K=V, or K to pass pinfold's own value (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// none (the default: only loopback) or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// auto (runc, crun, youki, else bubblewrap), runc, crun, youki, bwrap or docker.
+    #[arg(long, default_value = "auto")]
+    pub engine: String,
+    /// Seconds the program has to exit after SIGINT or SIGTERM before it is killed.
+    #[arg(long, default_value_t = 10)]
+    pub stop_timeout: u64,
+    /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// The command, replacing the image's cmd.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    match start(args) {
+        Ok(code) => code,
+        Err(RunError::Build(rendered)) => {
+            eprint!("{rendered}");
+            eprintln!("error: the image could not be built; nothing was run");
+            run::EXIT_CANNOT_RUN
+        }
+        Err(e) => {
+            eprintln!("pinfold: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn start(args: RunArgs) -> Result<i32, RunError> {
+    let reference: ImageRef = args.reference.parse().map_err(RunError::Usage)?;
+    let platform = match &args.platform {
+        Some(p) => Some(p.parse().map_err(|e| RunError::Usage(format!("--platform {p}: {e}")))?),
+        None => None,
+    };
+    let volumes = args
+        .volumes
+        .iter()
+        .map(|v| v.parse::<Volume>().map_err(|e| RunError::Usage(format!("-v {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let network: Network = args.network.parse().map_err(RunError::Usage)?;
+    let engine = Engine::select(&args.engine)?;
+    let cache = run::open_cache(args.cache_dir.as_deref())?;
+    let (label, opened) = run::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
+    let image = run::select_platform(&opened, platform.as_ref())?;
+    let prepared = run::PreparedImage::new(&label, &opened, image, &cache);
+    let options = RunOptions {
+        entrypoint: args.entrypoint,
+        command: args.command,
+        env: args.env,
+        volumes,
+        network,
+        stop_timeout: Duration::from_secs(args.stop_timeout),
+    };
+    run::run(&prepared, &engine, &options)
+}

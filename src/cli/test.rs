@@ -1,0 +1,180 @@
+//! `pinfold test [NAME…] [--config CST.yaml] [--platform P]… [--format human|json|junit]`:
+//! builds the named images (all by default), runs their `test` blocks (or a
+//! container-structure-test config) on every platform of each, and reports.
+//! Exit 0 when every test passed, 1 when one failed, 2 when they could not be run.
+
+use super::EXIT_ERROR;
+use crate::diag::{Diagnostics, Source};
+use crate::lang::Platform;
+use crate::oci::reference::ImageRef;
+use crate::run::check::{self, Case};
+use crate::run::report::Report;
+use crate::run::{self, cst, Engine, PreparedImage, RunError};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Images to test: build-file names (default: all), or with --config any image reference.
+    pub names: Vec<String>,
+    /// The build file.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    /// A container-structure-test config (schemaVersion 2.0.0) to run instead of the test blocks.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Test only these platforms (repeatable; default: every platform of each image).
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// auto (runc, crun, youki, else bubblewrap), runc, crun, youki, bwrap or docker.
+    #[arg(long, default_value = "auto")]
+    pub engine: String,
+    /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+pub fn run(args: TestArgs) -> i32 {
+    match test(&args) {
+        Ok(report) => {
+            let text = match args.format {
+                Format::Human => report.human(),
+                Format::Json => report.json() + "\n",
+                Format::Junit => report.junit(),
+            };
+            print!("{text}");
+            report.exit_code()
+        }
+        Err(RunError::Build(rendered)) => {
+            eprint!("{rendered}");
+            eprintln!("error: the images could not be built; no test was run");
+            EXIT_ERROR
+        }
+        Err(e) => {
+            eprintln!("pinfold: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// The `test` blocks of each image of the build file.
+fn declared_tests(file: &Path) -> Result<Vec<(String, Vec<crate::lang::TestDecl>)>, RunError> {
+    let text = std::fs::read_to_string(file).map_err(RunError::io(format!("cannot read {}", file.display())))?;
+    let source = Source::new(file.display().to_string(), text);
+    let mut diags = Diagnostics::default();
+    let parsed = crate::lang::parse(&source, &mut diags);
+    match parsed {
+        Some(build_file) if !diags.has_errors() => {
+            Ok(build_file.images.into_iter().map(|i| (i.name.value, i.tests)).collect())
+        }
+        _ => Err(RunError::Build(diags.render_for_stderr())),
+    }
+}
+
+fn test(args: &TestArgs) -> Result<Report, RunError> {
+    let wanted: Vec<Platform> = args
+        .platforms
+        .iter()
+        .map(|p| p.parse().map_err(|e| RunError::Usage(format!("--platform {p}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let references: Vec<ImageRef> =
+        args.names.iter().map(|n| n.parse().map_err(RunError::Usage)).collect::<Result<_, _>>()?;
+    let config_cases = match &args.config {
+        Some(path) => {
+            let (suite, warnings) = cst::load(path).map_err(|e| RunError::Usage(e.to_string()))?;
+            for w in warnings {
+                eprintln!("pinfold: warning: {w}");
+            }
+            let global_env = std::sync::Arc::new(suite.global_env);
+            Some(suite.cases.into_iter().map(|c| Case::Cst(c, global_env.clone())).collect::<Vec<_>>())
+        }
+        None => None,
+    };
+    if config_cases.is_none() {
+        if let Some(other) = references.iter().find(|r| !matches!(r, ImageRef::Name(_))) {
+            return Err(RunError::Usage(format!(
+                "{other} is not an image of the build file: its tests come from --config CST.yaml"
+            )));
+        }
+    }
+    let declared = if config_cases.is_none() { declared_tests(&args.file)? } else { Vec::new() };
+
+    // Build-file images are built together (as `pinfold build NAME…`), others opened.
+    let names: Vec<String> =
+        references.iter().filter_map(|r| if let ImageRef::Name(n) = r { Some(n.clone()) } else { None }).collect();
+    let mut images: Vec<(String, ImageRef)> = Vec::new();
+    if !names.is_empty() || references.is_empty() {
+        images = run::build_images(&args.file, &names, args.cache_dir.as_deref())?;
+    }
+    images.extend(references.iter().filter(|r| !matches!(r, ImageRef::Name(_))).map(|r| (r.to_string(), r.clone())));
+
+    let cache = run::open_cache(args.cache_dir.as_deref())?;
+    let mut targets: Vec<(PreparedImage, Vec<Case>)> = Vec::new();
+    for (label, reference) in &images {
+        let cases: Vec<Case> = match &config_cases {
+            Some(cases) => cases.clone(),
+            None => declared
+                .iter()
+                .find(|(n, _)| n == label)
+                .map(|(_, t)| t.iter().cloned().map(Case::Declared).collect())
+                .unwrap_or_default(),
+        };
+        if cases.is_empty() {
+            eprintln!("pinfold: note: image `{label}` declares no test");
+            continue;
+        }
+        let opened = crate::oci::read::OpenedImage::open(reference)
+            .map_err(|source| RunError::Read { reference: reference.to_string(), source })?;
+        let manifests: Vec<_> = opened
+            .manifests
+            .iter()
+            .filter(|m| {
+                wanted.is_empty()
+                    || m.platform.as_ref().is_some_and(|p| wanted.iter().any(|w| run::same_platform(p, w)))
+            })
+            .collect();
+        if manifests.is_empty() {
+            return Err(RunError::Platform(format!(
+                "image `{label}` has none of the platforms asked for (it has: {})",
+                opened.platforms_text()
+            )));
+        }
+        for m in manifests {
+            targets.push((PreparedImage::new(label, &opened, m, &cache), cases.clone()));
+        }
+    }
+    if targets.is_empty() {
+        return Ok(Report::default());
+    }
+    let has_commands = targets.iter().flat_map(|(_, c)| c).any(|c| match c {
+        Case::Declared(t) => t.command.is_some(),
+        Case::Cst(cst::CstCase::Command { .. }, _) => true,
+        Case::Cst(..) => false,
+    });
+    let engine = match Engine::select(&args.engine) {
+        Ok(e) => e,
+        Err(e) if has_commands => return Err(e),
+        // No test runs a command: the engine is never used.
+        Err(_) => Engine::Bwrap { binary: PathBuf::from("bwrap") },
+    };
+    let platforms: Vec<String> = targets.iter().map(|(p, _)| format!("{} {}", p.label, p.platform)).collect();
+    eprintln!("pinfold: testing {} with {}", platforms.join(", "), engine.name());
+    // Unpack every platform's rootfs once, in parallel, before the tests share them
+    // (Docker unpacks on its own; file checks then unpack on first use).
+    if engine.needs_rootfs() {
+        targets.par_iter().for_each(|(p, _)| {
+            let _ = p.rootfs();
+        });
+    }
+    let results = check::run_all(&targets, &engine);
+    Ok(Report::new(results))
+}
