@@ -534,6 +534,17 @@ fn diff_builds_a_bare_name_and_reports_layers_added_and_platforms() {
         kinds.contains(&"platform-only") && kinds.contains(&"layer-only") && kinds.contains(&"layer-content"),
         "{kinds:?}"
     );
+    // A docker-archive holds one platform: the other platforms of an index are not a
+    // difference, but a docker-archive of another platform is.
+    build_static(dir, "plain", "docker-archive:plain-docker.tar", &[]);
+    build_static(dir, "static", "docker-archive:static-docker.tar", &[]);
+    Test::new(dir).args(["diff", "docker-archive:static-docker.tar", "oci:static"]).run().code(0);
+    let doc = Test::new(dir)
+        .args(["diff", "docker-archive:plain-docker.tar", "oci-archive:single.tar", "--json"])
+        .run()
+        .code(1)
+        .json();
+    assert_eq!(doc["differences"][0]["kind"], "platform-only", "{doc:#}");
     // Could not do the work: exit 2.
     Test::new(dir).args(["diff", "oci:static", "oci:missing"]).run().code(2);
     Test::new(dir).args(["diff", "oci:static", "nonsense:x"]).run().code(2);

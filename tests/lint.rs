@@ -705,3 +705,74 @@ fn the_binary_runs_lint() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty() && !out.stderr.is_empty());
 }
+
+#[test]
+fn fix_takes_pins_from_the_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let hex = |c: char| c.to_string().repeat(64);
+    let before = "pinfold 1\n\nbase alpine {\n    image \"docker.io/library/alpine:3.20\"\n}\n\n\
+download tool url=\"https://example.org/tool-1.0.tar.gz\"\n\
+download busybox {\n    platform \"linux/amd64\" url=\"https://example.org/bb-amd64\"\n}\n\
+archive rootfs path=\"vendor/rootfs.tar\"\n\
+download moved url=\"https://example.org/new-url\"\n";
+    let path = write(d, "pinfold.kdl", before.as_bytes());
+    let lock = serde_json::json!({
+        "version": 1,
+        "build-file": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "bases": { "alpine": format!("sha256:{}", hex('a')) },
+        "downloads": {
+            "tool": { "*": { "sha256": hex('b'), "source": "https://example.org/tool-1.0.tar.gz" } },
+            "busybox": { "linux/amd64": { "sha256": hex('c'), "source": "https://example.org/bb-amd64" } },
+            "moved": { "*": { "sha256": hex('d'), "source": "https://example.org/old-url" } }
+        },
+        "archives": { "rootfs": { "sha256": hex('e'), "source": "vendor/rootfs.tar" } }
+    });
+    write(d, "pinfold.lock", lock.to_string().as_bytes());
+    let report = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    let after = format!(
+        "pinfold 1\n\nbase alpine {{\n    image \"docker.io/library/alpine:3.20\"\n    digest \"sha256:{}\"\n}}\n\n\
+download tool url=\"https://example.org/tool-1.0.tar.gz\" sha256=\"{}\"\n\
+download busybox {{\n    platform \"linux/amd64\" url=\"https://example.org/bb-amd64\" sha256=\"{}\"\n}}\n\
+archive rootfs path=\"vendor/rootfs.tar\" sha256=\"{}\"\n\
+download moved url=\"https://example.org/new-url\"\n",
+        hex('a'),
+        hex('b'),
+        hex('c'),
+        hex('e')
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), after);
+    assert_eq!(report.fixed, [(path.clone(), 4)]);
+    // The lock pins `moved` for another URL: not used, as `pinfold build` would not.
+    let left: Vec<_> = report.findings.iter().map(|f| (f.rule.id, f.line)).collect();
+    assert_eq!(left, [("PF106", 13)]);
+}
+
+#[test]
+fn fix_reads_a_docker_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let manifest = br#"[{"Config":"blobs/sha256/cfg","RepoTags":["debian:bookworm"],"Layers":[]},
+                       {"Config":"other.json","RepoTags":["debian:trixie"],"Layers":[]}]"#;
+    let mut tar = tar::Builder::new(std::fs::File::create(d.join("debian-docker.tar")).expect("create"));
+    for (name, data) in [("manifest.json", &manifest[..]), ("blobs/sha256/cfg", &config[..]), ("other.json", b"{}")] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data).expect("append");
+    }
+    tar.finish().expect("finish");
+    let path = write(
+        d,
+        "pinfold.kdl",
+        b"pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\"\n",
+    );
+    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    let expected = pinfold::digest::Digest::of(config);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        format!("pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\" digest=\"{expected}\"\n")
+    );
+}

@@ -472,10 +472,11 @@ fn spawn_run(f: &Fixture, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-/// Waits until the run's container is running.
-fn wait_for_container(f: &Fixture) {
+/// Waits until a container other than `before` runs in the fixture's cache (the
+/// watcher of a killed run may still be removing an earlier one).
+fn wait_for_new_container(f: &Fixture, before: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while f.containers().is_empty() {
+    while !f.containers().iter().any(|c| !before.contains(c)) {
         assert!(Instant::now() < deadline, "the container never started");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -495,16 +496,18 @@ fn nothing_is_left_after_twenty_runs_including_killed_ones() {
         runs += 1;
     }
     for _ in 0..6 {
+        let before = f.containers();
         let mut child = spawn_run(&f, &[]);
-        wait_for_container(&f);
+        wait_for_new_container(&f, &before);
         signal(&child, "-KILL");
         let status = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
         runs += 1;
     }
     for _ in 0..6 {
+        let before = f.containers();
         let child = spawn_run(&f, &["--stop-timeout", "1"]);
-        wait_for_container(&f);
+        wait_for_new_container(&f, &before);
         signal(&child, "-TERM");
         let started = Instant::now();
         let out = child.wait_with_output().unwrap();
@@ -534,7 +537,7 @@ fn sigterm_reaches_a_program_that_handles_it() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_container(&f);
+    wait_for_new_container(&f, &[]);
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();

@@ -216,7 +216,17 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
     // Which image, for which platforms, with which epoch.
     let mut plan_input = PlanInput { source_date_epoch: request.source_date_epoch.clone(), ..Default::default() };
     if let Some(p) = &provenance {
-        if plan_input.source_date_epoch.is_none() && p.epoch_origin.as_deref() == Some("source-date-epoch") {
+        // The epoch came from the environment, or from a git HEAD these sources do not
+        // have (a source tarball): the recorded one is the input to use. Wrong, it
+        // can only make the comparison fail.
+        let outside_git = || {
+            let dir = build_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            !dir.ancestors().any(|d| d.join(".git").exists())
+        };
+        let from_env = p.epoch_origin.as_deref() == Some("source-date-epoch");
+        let from_missing_git = p.epoch_origin.as_deref() == Some("git-head") && worktree.is_none() && outside_git();
+        if plan_input.source_date_epoch.is_none() && (from_env || from_missing_git) {
             plan_input.source_date_epoch = p.epoch.map(|e| e.to_string());
         }
         if let Some(c) = &p.compression {

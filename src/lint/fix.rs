@@ -90,7 +90,9 @@ fn docker_archive_digest(path: &Path, reference: Option<&str>) -> Result<Digest,
     let chosen: Vec<&serde_json::Value> = match reference {
         Some(r) => images
             .iter()
-            .filter(|m| m.get("RepoTags").and_then(|t| t.as_array()).is_some_and(|t| t.iter().any(|x| x.as_str() == Some(r))))
+            .filter(|m| {
+                m.get("RepoTags").and_then(|t| t.as_array()).is_some_and(|t| t.iter().any(|x| x.as_str() == Some(r)))
+            })
             .collect(),
         None => images.iter().collect(),
     };

@@ -173,6 +173,8 @@ fn open_layout(archive: Archive, reference: Option<&str>) -> Result<OpenedImage,
         .manifests()
         .iter()
         .filter(|d| media::is_index(d.media_type().as_ref()) || media::is_manifest(d.media_type().as_ref()))
+        // Artifacts beside an image (provenance, signatures) are not images to open.
+        .filter(|d| d.artifact_type().is_none())
         .collect();
     let available = {
         let mut names: Vec<String> = candidates.iter().filter_map(|d| name_of(d)).collect();

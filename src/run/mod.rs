@@ -275,6 +275,9 @@ pub struct RunOptions {
 /// Runs one image as `pinfold run` does, with stdio passed through; returns the
 /// program's exit code.
 pub fn run(prepared: &PreparedImage, engine: &Engine, options: &RunOptions) -> Result<i32, RunError> {
+    // From here on a SIGTERM is for the program: it must not kill pinfold between the
+    // moment the runtime starts and the moment pinfold waits for it.
+    let _signals = signals::Forwarding::install();
     let spec = ContainerSpec::for_run(prepared, options, engine.needs_rootfs())?;
     let control = engine::Control { forward_signals: true, stop_timeout: options.stop_timeout, timeout: None };
     let finished = engine.execute(prepared, &spec, Io::Inherit, &control)?;

@@ -7,13 +7,15 @@
 //! API and one function does not justify another dependency.
 
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGTERM: i32 = 15;
 
 static PENDING: AtomicU32 = AtomicU32::new(0);
+/// Live [`Forwarding`] values: the default actions come back when the last goes.
+static USERS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" {
     /// `sighandler_t signal(int, sighandler_t)`; `None` is `SIG_DFL`.
@@ -27,11 +29,15 @@ extern "C" fn on_signal(sig: c_int) {
 }
 
 /// Catches the forwarded signals while it lives; the default action is restored when
-/// it is dropped.
+/// the last one is dropped. Signals that arrive before the program starts stay
+/// pending, and are forwarded as soon as it runs.
 pub struct Forwarding(());
 
 impl Forwarding {
     pub fn install() -> Self {
+        if USERS.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Forwarding(());
+        }
         PENDING.store(0, Ordering::SeqCst);
         for sig in [SIGHUP, SIGINT, SIGTERM] {
             // SAFETY: `on_signal` only performs an atomic operation, which is
@@ -52,6 +58,9 @@ impl Forwarding {
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
+        if USERS.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
         for sig in [SIGHUP, SIGINT, SIGTERM] {
             // SAFETY: restores the default disposition of valid signal numbers.
             unsafe {

@@ -34,7 +34,8 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         if bf.has(base, "digest") || bf.has(base, "image") {
             continue;
         }
-        let name = base.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
+        let name =
+            base.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
         let reference = bf.field(base, "ref");
         // The lock's pin first: it is what `pinfold build` would use.
         let locked = ctx.lock.as_ref().and_then(|l| l.bases.get(name)).and_then(|d| d.parse::<Digest>().ok());

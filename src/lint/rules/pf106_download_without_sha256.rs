@@ -1,8 +1,9 @@
 //! PF106: a build-file `download` or `archive` without the sha256 of its content.
 
 use crate::diag::Severity;
-use crate::lint::buildfile::{children, head_span, BuildFile};
-use crate::lint::rule::{Ctx, Rule};
+use crate::lint::buildfile::{children, head_span, BuildFile, Field};
+use crate::lint::fix;
+use crate::lint::rule::{Ctx, RawFinding, Rule};
 
 pub const RULE: Rule = Rule {
     id: "PF106",
@@ -16,10 +17,21 @@ or to a different client. Without the sha256 pinfold cannot check what it fetche
 build is neither reproducible nor safe from a tampered mirror.",
     example: example!("PF106", "kdl", "kdl"),
     fix: "Add `sha256=\"…\"` with the checksum of the file you tested with \
-(`sha256sum FILE`, or the checksum the project publishes).",
-    fixable: false,
+(`sha256sum FILE`, or the checksum the project publishes). When `pinfold.lock` holds the \
+sha256 for the same URL or path, `pinfold lint --fix` writes it in.",
+    fixable: true,
     hadolint: &[],
 };
+
+/// The lock's sha256 for a file, when the lock has one for the same source.
+fn locked(ctx: &Ctx, kind: &str, name: &str, platform: &str, source: Option<&str>) -> Option<String> {
+    let lock = ctx.lock.as_ref()?;
+    let entry = match kind {
+        "download" => lock.downloads.get(name)?.get(platform)?,
+        _ => lock.archives.get(name)?,
+    };
+    (Some(entry.source.as_str()) == source).then(|| fix::bare_sha256(&entry.sha256).map(str::to_string)).flatten()
+}
 
 pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for node in bf.top("download").chain(bf.top("archive")) {
@@ -29,18 +41,41 @@ pub(crate) fn check(ctx: &mut Ctx, bf: &BuildFile) {
         let platforms: Vec<_> = children(node).filter(|c| c.name().value() == "platform").collect();
         let whole = platforms.is_empty() || bf.has(node, "url") || bf.has(node, "path");
         if whole && !bf.has(node, "sha256") {
-            ctx.report(&RULE, head_span(bf.text, node), format!("{kind} `{name}` has no sha256"))
-                .label("content not pinned")
-                .help("add `sha256=\"…\"` with the checksum of the file you tested with");
+            let source = bf.field(node, "url").or_else(|| bf.field(node, "path"));
+            let pin = locked(ctx, kind, name, "*", source.as_ref().and_then(|s| s.as_str()));
+            let f = ctx.report(&RULE, head_span(bf.text, node), format!("{kind} `{name}` has no sha256"));
+            f.label("content not pinned");
+            offer(f, bf, source.as_ref(), pin, "add `sha256=\"…\"` with the checksum of the file you tested with");
         }
         for p in platforms {
             if !bf.has(p, "sha256") && !bf.has(node, "sha256") {
                 let platform =
                     p.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string()).unwrap_or("?");
-                ctx.report(&RULE, head_span(bf.text, p), format!("{kind} `{name}` for {platform} has no sha256"))
-                    .label("content not pinned")
-                    .help("add `sha256=\"…\"` with the checksum of the file for this platform");
+                let source = bf.field(p, "url");
+                let pin = locked(ctx, kind, name, platform, source.as_ref().and_then(|s| s.as_str()));
+                let f =
+                    ctx.report(&RULE, head_span(bf.text, p), format!("{kind} `{name}` for {platform} has no sha256"));
+                f.label("content not pinned");
+                offer(
+                    f,
+                    bf,
+                    source.as_ref(),
+                    pin,
+                    "add `sha256=\"…\"` with the checksum of the file for this platform",
+                );
             }
+        }
+    }
+}
+
+fn offer(f: &mut RawFinding, bf: &BuildFile, source: Option<&Field>, pin: Option<String>, otherwise: &str) {
+    match (source, pin) {
+        (Some(source), Some(sha)) => {
+            f.help(format!("pinfold.lock pins it: add `sha256=\"{sha}\"`; `pinfold lint --fix` writes it in"));
+            f.fix(fix::insert_field(bf.text, source, "sha256", &sha));
+        }
+        _ => {
+            f.help(otherwise);
         }
     }
 }
