@@ -59,6 +59,7 @@ impl Cache {
         for sub in ["blobs/sha256", "layers", "tmp"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
+        crate::fsutil::sweep_dead_temporaries(&root.join("tmp"));
         Ok(Cache { root: root.to_path_buf(), _temporary: None })
     }
 
@@ -82,7 +83,7 @@ impl Cache {
 
     /// A temporary file for a blob being written; [`Cache::commit_blob`] names it.
     pub fn blob_tempfile(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new().prefix("blob-").tempfile_in(self.root.join("tmp"))
+        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("blob")).tempfile_in(self.root.join("tmp"))
     }
 
     /// Moves a fully written and hashed blob to its name. When another build already

@@ -117,7 +117,11 @@ fn write_blob_file(blob: &Blob, dest: &Path) -> Result<(), OutputError> {
 fn write_layout_dir(image: &AssembledImage, dir: &Path, reference: &str) -> Result<(), OutputError> {
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = tempfile::Builder::new().prefix(".pinfold-tmp-").tempdir_in(parent).map_err(io_err(parent))?;
+    crate::fsutil::sweep_dead_temporaries(parent);
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::fsutil::temp_prefix("layout"))
+        .tempdir_in(parent)
+        .map_err(io_err(parent))?;
     let root = tmp.path();
     let blobs_dir = root.join("blobs").join("sha256");
     fs::create_dir_all(&blobs_dir).map_err(io_err(&blobs_dir))?;
@@ -156,7 +160,11 @@ fn write_atomic_file(
 ) -> Result<(), OutputError> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = tempfile::Builder::new().prefix(".pinfold-tmp-").tempfile_in(parent).map_err(io_err(parent))?;
+    crate::fsutil::sweep_dead_temporaries(parent);
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::fsutil::temp_prefix("archive"))
+        .tempfile_in(parent)
+        .map_err(io_err(parent))?;
     {
         let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         fill(&mut out)?;

@@ -350,3 +350,54 @@ fn a_two_platform_base_serves_each_platform_its_own_manifest() {
         .stderr_contains("base `static` has no image for linux/s390x")
         .stderr_contains("base has linux/amd64, linux/arm64");
 }
+
+#[test]
+fn a_killed_build_leaves_the_previous_output_and_the_next_build_sweeps_its_leftovers() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // 64 MiB of incompressible bytes at gzip level 9: long enough to be killed mid-layer.
+    let mut data = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let text = |n: u32| format!("pinfold 1\nepoch 0\nimage big {{\n    from scratch\n    compression \"gzip:9\"\n    layer l {{\n        copy \"big.bin\" to=\"/big.bin\"\n        file \"/n\" \"{n}\"\n    }}\n}}\n");
+    std::fs::write(src.join("pinfold.kdl"), text(1)).unwrap();
+    let archive = tmp.path().join("out/big.tar");
+    let cache = tmp.path().join("cache");
+    let args = |cmd: &mut std::process::Command| {
+        cmd.current_dir(&src).args(["build", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("--cache-dir").arg(&cache);
+    };
+    let mut first = std::process::Command::new(pinfold_bin());
+    args(&mut first);
+    assert!(first.status().unwrap().success());
+    let before = std::fs::read(&archive).unwrap();
+
+    std::fs::write(src.join("pinfold.kdl"), text(2)).unwrap();
+    let mut second = std::process::Command::new(pinfold_bin());
+    args(&mut second);
+    let mut child = second.stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Kill it while the layer is being compressed into the cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(cache.join("tmp")).map(|d| d.count()).unwrap_or(0) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read(&archive).unwrap(), before, "the previous output changed");
+    assert!(std::fs::read_dir(cache.join("tmp")).unwrap().count() > 0, "the kill came after the layer was written");
+
+    // The next build completes and removes what the killed one left behind.
+    let mut third = std::process::Command::new(pinfold_bin());
+    args(&mut third);
+    assert!(third.status().unwrap().success());
+    assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["big.tar"]);
+    assert_ne!(std::fs::read(&archive).unwrap(), before);
+}
