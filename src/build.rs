@@ -7,9 +7,14 @@ use crate::digest::Digest;
 use crate::layer::{self, LayerBlob};
 use crate::oci::assemble::{assemble_image, AssembledImage};
 use crate::oci::output::{self, OutputError};
+use crate::oci::read::OpenedImage;
 use crate::oci::reference::ImageRef;
-use crate::plan::{self, LayerPlan, Plan, PlanInput};
+use crate::plan::steps::{self, Node, StepImage, StepPlan};
+use crate::plan::{self, LayerPlan, Plan, PlanInput, StepLog};
+use crate::run::step::{run_step, Done, Outcome, StepContext};
+use crate::run::PreparedImage;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +56,10 @@ pub struct BuildStats {
     pub layers_built: usize,
     /// Layers found in the cache.
     pub layers_cached: usize,
+    /// Steps whose command ran.
+    pub steps_run: usize,
+    /// Steps whose outputs were found in the cache.
+    pub steps_cached: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -72,6 +81,9 @@ pub enum BuildError {
     Usage(String),
     #[error("{0}")]
     Layer(String),
+    /// A step failed; the text names it and holds its output.
+    #[error("{0}")]
+    Step(String),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("the cache at {path}: {source}")]
@@ -121,7 +133,23 @@ pub fn open_cache(request: &BuildRequest) -> Result<Cache, BuildError> {
 pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     let cache = open_cache(request)?;
     let (plan, mut warnings) = load_plan(request, &cache)?;
-    let selected = select_images(&plan, &request.names)?;
+    // A name may be a step (when no image has it): that step, and what it needs, run.
+    // With no name, every image and every step.
+    let (step_names, image_names): (Vec<String>, Vec<String>) = if request.names.is_empty() {
+        (plan.steps.keys().cloned().collect(), Vec::new())
+    } else {
+        request
+            .names
+            .iter()
+            .cloned()
+            .partition(|n| plan.steps.contains_key(n) && !plan.images.iter().any(|i| &i.name == n))
+    };
+    let selected =
+        if image_names.is_empty() && !step_names.is_empty() && (plan.images.is_empty() || !request.names.is_empty()) {
+            Vec::new()
+        } else {
+            select_images(&plan, &image_names)?
+        };
     if request.output.is_some() && selected.len() != 1 {
         return Err(BuildError::Usage(format!(
             "-o names one output, and {} images are to be built; name one image (`pinfold build NAME -o …`)",
@@ -138,19 +166,166 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     }
     let hashes = FileHashes::load(&cache);
 
-    // Every layer of every selected image and platform, keyed by content: a layer
-    // that is the same on two platforms (or in two images) is built once.
-    let layer_plans: Vec<&LayerPlan> = selected.iter().flat_map(|i| &i.targets).flat_map(|t| &t.layers).collect();
+    // What the selected images need (steps, and images that steps run in), in waves:
+    // a node's wave comes after those of everything it needs, and the work of one
+    // wave runs in parallel.
+    let targets: Vec<Node> = selected
+        .iter()
+        .map(|i| Node::Image(i.name.clone()))
+        .chain(step_names.iter().map(|s| Node::Step(s.clone())))
+        .collect();
+    let order = steps::needed_order(&plan.graph, &targets);
+    let mut wave: BTreeMap<&Node, usize> = BTreeMap::new();
+    for node in &order {
+        let deps = plan.graph.get(node).map(Vec::as_slice).unwrap_or_default();
+        let w = deps.iter().filter_map(|(d, _)| wave.get(d)).map(|w| w + 1).max().unwrap_or(0);
+        wave.insert(node, w);
+    }
+    let waves = wave.values().copied().max().map_or(0, |w| w + 1);
+
+    let mut stats = BuildStats::default();
+    let mut step_outputs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut written: BTreeMap<String, Written> = BTreeMap::new();
+    let engine = std::sync::OnceLock::new();
+    let step_cx = StepContext { cache: &cache, hashes: &hashes, epoch: plan.epoch, engine: &engine };
+    for w in 0..waves {
+        let here: Vec<&Node> = order.iter().filter(|n| wave[n] == w).collect();
+        let steps_here: Vec<&StepPlan> = here
+            .iter()
+            .filter_map(|n| match n {
+                Node::Step(s) => plan.steps.get(s),
+                Node::Image(_) => None,
+            })
+            .collect();
+        if !steps_here.is_empty() {
+            // In rayon's pool: as many at once as `-j` (or the cores) allow.
+            let log = request.plan_input.step_log;
+            let results: Vec<Result<Done, String>> = {
+                steps_here
+                    .par_iter()
+                    .map(|step| {
+                        let prepared = step_image(step, &written, &cache)?;
+                        let done = run_step(step, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())?;
+                        report_step(&step.name, &done, log);
+                        Ok(done)
+                    })
+                    .collect()
+            };
+            let mut failures = Vec::new();
+            for (step, result) in steps_here.iter().zip(results) {
+                match result {
+                    Ok(done) => {
+                        match done.outcome {
+                            Outcome::Ran => stats.steps_run += 1,
+                            Outcome::Cached => stats.steps_cached += 1,
+                        }
+                        step_outputs.insert(step.name.clone(), done.dir);
+                    }
+                    Err(message) => failures.push(message),
+                }
+            }
+            if !failures.is_empty() {
+                let _ = hashes.save();
+                return Err(BuildError::Step(failures.join("\n")));
+            }
+        }
+        let images_here: Vec<&plan::ImagePlan> = here
+            .iter()
+            .filter_map(|n| match n {
+                Node::Image(i) => plan.images.iter().find(|p| &p.name == i),
+                Node::Step(_) => None,
+            })
+            .collect();
+        if !images_here.is_empty() {
+            let built = build_images(
+                request,
+                &cache,
+                &plan,
+                &images_here,
+                &hashes,
+                &step_outputs,
+                &selected,
+                &mut stats,
+                &mut warnings,
+            )?;
+            written.extend(built);
+        }
+    }
+    let _ = hashes.save();
+    let images = selected.iter().map(|i| written[&i.name].0.clone()).collect();
+    Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
+}
+
+/// The line of a step done on stderr (one write, so that lines of steps finishing at
+/// the same time do not mix), with its output under `--verbose`.
+fn report_step(name: &str, done: &Done, log: StepLog) {
+    let what = if done.outcome == Outcome::Ran { "ran" } else { "cached" };
+    let mut text = match log {
+        StepLog::Quiet => return,
+        _ => format!("step {name}: {what}\n"),
+    };
+    if log == StepLog::Verbose {
+        for line in done.log.lines() {
+            text.push_str(&format!("  | {line}\n"));
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// An image written: what the report says of it, and where it went.
+type Written = (BuiltImage, ImageRef);
+
+/// The image a step runs in, ready to run: a base, or an image built before it.
+fn step_image(step: &StepPlan, written: &BTreeMap<String, Written>, cache: &Cache) -> Result<PreparedImage, String> {
+    match &step.image {
+        StepImage::Base(base) => Ok(PreparedImage::new(&base.name, &base.image, base.platform_image(), cache)),
+        StepImage::Image(name) => {
+            let (_, out) =
+                written.get(name).ok_or_else(|| format!("step `{}`: image `{name}` was not built", step.name))?;
+            let opened = OpenedImage::open(out).map_err(|e| format!("step `{}`: image `{name}`: {e}", step.name))?;
+            let platform_image = crate::run::select_platform(&opened, Some(&step.platform))
+                .map_err(|e| format!("step `{}`: image `{name}`: {e}", step.name))?;
+            Ok(PreparedImage::new(name, &opened, platform_image, cache))
+        }
+    }
+}
+
+/// Builds `images` (their steps have run): layers from the cache or written anew, in
+/// parallel, then each image assembled and written to its output.
+#[allow(clippy::too_many_arguments)]
+fn build_images(
+    request: &BuildRequest,
+    cache: &Cache,
+    plan: &Plan,
+    images: &[&plan::ImagePlan],
+    hashes: &FileHashes,
+    step_outputs: &BTreeMap<String, PathBuf>,
+    selected: &[&plan::ImagePlan],
+    stats: &mut BuildStats,
+    warnings: &mut Diagnostics,
+) -> Result<Vec<(String, Written)>, BuildError> {
+    // Every layer of every image and platform, keyed by content: a layer that is the
+    // same on two platforms (or in two images) is built once. Layers that copy step
+    // outputs get them now.
+    let mut layer_plans: Vec<Cow<LayerPlan>> = Vec::new();
+    for l in images.iter().flat_map(|i| &i.targets).flat_map(|t| &t.layers) {
+        if l.pending.is_empty() {
+            layer_plans.push(Cow::Borrowed(l));
+        } else {
+            let tree = plan::apply_step_copies(plan, l, step_outputs).map_err(BuildError::Invalid)?;
+            layer_plans.push(Cow::Owned(LayerPlan { tree, pending: Vec::new(), ..l.clone() }));
+        }
+    }
     let keys: Vec<LayerKey> = layer_plans
         .par_iter()
-        .map(|l| layer_key(&l.tree, l.compression, plan.epoch, &hashes))
+        .map(|l| layer_key(&l.tree, l.compression, plan.epoch, hashes))
         .collect::<Result<_, _>>()
         .map_err(|e| BuildError::Layer(format!("cannot read a source file: {e}")))?;
     let mut unique: BTreeMap<LayerKey, &LayerPlan> = BTreeMap::new();
     for (key, l) in keys.iter().zip(&layer_plans) {
         unique.entry(*key).or_insert(l);
     }
-    let mut stats = BuildStats::default();
     let mut done: BTreeMap<LayerKey, (LayerBlob, PathBuf)> = BTreeMap::new();
     let mut todo: Vec<(LayerKey, &LayerPlan)> = Vec::new();
     for (key, l) in unique {
@@ -165,15 +340,15 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     // What the local cache lacks may be in the shared cache of a registry.
     let mut shared_warnings = Vec::new();
     if let Some(remote) = request.registry_cache.as_ref().filter(|_| !request.no_cache) {
-        let (hits, left) = crate::registry::cache::fetch_missing(remote, &cache, todo, &mut shared_warnings);
+        let (hits, left) = crate::registry::cache::fetch_missing(remote, cache, todo, &mut shared_warnings);
         stats.layers_cached += hits.len();
         done.extend(hits);
         todo = left;
     }
-    stats.layers_built = todo.len();
+    stats.layers_built += todo.len();
     let built: Vec<(LayerKey, (LayerBlob, PathBuf))> = todo
         .par_iter()
-        .map(|(key, l)| build_layer(&cache, key, l, plan.epoch).map(|b| (*key, b)))
+        .map(|(key, l)| build_layer(cache, key, l, plan.epoch).map(|b| (*key, b)))
         .collect::<Result<_, _>>()?;
     if let Some(remote) = &request.registry_cache {
         crate::registry::cache::store_built(remote, &built, &mut shared_warnings);
@@ -182,11 +357,10 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         warnings.push(Diagnostic::warning("pinfold::shared-cache", w));
     }
     done.extend(built);
-    let _ = hashes.save();
 
-    let mut images = Vec::new();
+    let mut out_images = Vec::new();
     let mut key_iter = keys.iter();
-    for image in &selected {
+    for image in images {
         let mut targets = Vec::new();
         for target in &image.targets {
             let layers: Vec<(LayerBlob, PathBuf)> =
@@ -195,14 +369,15 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         }
         let annotations = if image.targets.len() > 1 { image.targets[0].annotations.clone() } else { BTreeMap::new() };
         let assembled = assemble_image(&image.name, &targets, plan.epoch, &annotations);
+        let is_selected = selected.iter().any(|s| s.name == image.name);
         let out = match &request.output {
-            Some(o) => o.clone(),
-            None => ImageRef::Layout { dir: request.out_root.join(&image.name), reference: None },
+            Some(o) if is_selected => o.clone(),
+            _ => ImageRef::Layout { dir: request.out_root.join(&image.name), reference: None },
         };
         output::write(&assembled, &out, plan.epoch)?;
-        images.push(report_image(&assembled, &out));
+        out_images.push((image.name.clone(), (report_image(&assembled, &out), out)));
     }
-    Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
+    Ok(out_images)
 }
 
 fn report_image(image: &AssembledImage, out: &ImageRef) -> BuiltImage {
@@ -257,6 +432,11 @@ fn build_layer(cache: &Cache, key: &LayerKey, l: &LayerPlan, epoch: u64) -> Resu
 pub fn render_error(error: &BuildError) -> String {
     match error {
         BuildError::Invalid(diags) => diags.render_for_stderr(),
+        BuildError::Step(message) => {
+            let mut d = Diagnostics::default();
+            d.push(Diagnostic::error("pinfold::step", message.clone()));
+            d.render_for_stderr()
+        }
         other => {
             let mut d = Diagnostics::default();
             d.push(Diagnostic::error("pinfold::build", other.to_string()));

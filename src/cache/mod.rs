@@ -6,11 +6,15 @@
 //! Layout under the cache directory:
 //! - `blobs/sha256/<hex>`: layer blobs, written once through a temporary file;
 //! - `layers/<key>.json`: what a key produced (digest, diff_id, size, media type);
+//! - `steps/<key>/`: the outputs of a step that ran (see [`step_key`]), moved into
+//!   place whole by one rename, so that a key's directory is complete or absent;
 //! - `files-v1.json`: file fingerprints (size, mtime, ctime, inode → blake3), so a
 //!   rebuild reads only the metadata of files that did not change.
 //!
 //! Every write is a temporary file renamed into place, so two builds sharing a cache
 //! never see half an entry; a blob named by a digest is never rewritten in place.
+
+pub mod gc;
 
 use crate::digest::Digest;
 use crate::fsutil::write_atomic;
@@ -56,7 +60,7 @@ impl Cache {
     }
 
     pub fn open(root: &Path) -> io::Result<Self> {
-        for sub in ["blobs/sha256", "layers", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "steps", "tmp"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
         crate::fsutil::sweep_dead_temporaries(&root.join("tmp"));
@@ -99,16 +103,56 @@ impl Cache {
 
     /// The blob a key produced, when both the entry and a blob of the right size exist.
     pub fn lookup_layer(&self, key: &LayerKey) -> Option<(LayerBlob, PathBuf)> {
-        let bytes = std::fs::read(self.root.join("layers").join(format!("{}.json", key.hex()))).ok()?;
+        let entry = self.root.join("layers").join(format!("{}.json", key.hex()));
+        let bytes = std::fs::read(&entry).ok()?;
         let blob: LayerBlob = serde_json::from_slice(&bytes).ok()?;
         let path = self.blob_path(&blob.digest);
         let meta = std::fs::metadata(&path).ok()?;
-        (meta.len() == blob.size).then_some((blob, path))
+        if meta.len() != blob.size {
+            return None;
+        }
+        touch(&entry);
+        Some((blob, path))
+    }
+
+    /// The directory of a step's outputs, when that step ran before with this key.
+    pub fn lookup_step(&self, key: &LayerKey) -> Option<PathBuf> {
+        let dir = self.root.join("steps").join(key.hex());
+        if !dir.is_dir() {
+            return None;
+        }
+        touch(&dir);
+        Some(dir)
+    }
+
+    /// A temporary directory for a step's work, in the cache's file system (so that
+    /// its outputs can be renamed into place).
+    pub fn step_tempdir(&self) -> io::Result<tempfile::TempDir> {
+        // The kind holds no `-`: the sweep of dead temporaries reads the pid after it.
+        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("step")).tempdir_in(self.root.join("tmp"))
+    }
+
+    /// Moves a step's fully collected outputs to their key. When another build stored
+    /// the same key meanwhile, its directory stays and `dir` is left to be removed.
+    pub fn commit_step(&self, dir: &Path, key: &LayerKey) -> io::Result<PathBuf> {
+        let dest = self.root.join("steps").join(key.hex());
+        match std::fs::rename(dir, &dest) {
+            Ok(()) => Ok(dest),
+            Err(_) if dest.is_dir() => Ok(dest),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn store_layer(&self, key: &LayerKey, blob: &LayerBlob) -> io::Result<()> {
         let bytes = serde_json::to_vec(blob).map_err(io::Error::other)?;
         write_atomic(&self.root.join("layers").join(format!("{}.json", key.hex())), &bytes)
+    }
+}
+
+/// Marks a cache entry as used now, for `pinfold cache gc` (best effort).
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -152,6 +196,11 @@ impl FileHashes {
     /// blake3 of the file's content, from the remembered fingerprint when its metadata
     /// is unchanged.
     pub fn hash(&self, path: &Path) -> io::Result<[u8; 32]> {
+        self.hash_and_metadata(path).map(|(hash, _)| hash)
+    }
+
+    /// [`FileHashes::hash`], and the metadata it read (one `stat` for both).
+    pub fn hash_and_metadata(&self, path: &Path) -> io::Result<([u8; 32], std::fs::Metadata)> {
         let meta = std::fs::metadata(path)?;
         let (mtime_ns, ctime_ns) = stamp(&meta);
         let same = |f: &Fingerprint| {
@@ -164,7 +213,7 @@ impl FileHashes {
         if let Some(f) = self.known.get(path).filter(|f| same(f)) {
             let mut out = [0u8; 32];
             if hex::decode_to_slice(&f.blake3, &mut out).is_ok() {
-                return Ok(out);
+                return Ok((out, meta));
             }
         }
         let mut hasher = blake3::Hasher::new();
@@ -191,7 +240,7 @@ impl FileHashes {
             };
             self.fresh.lock().expect("fingerprint lock").insert(path.to_path_buf(), f);
         }
-        Ok(hash)
+        Ok((hash, meta))
     }
 
     /// Writes the remembered fingerprints back, when any are new.
@@ -228,6 +277,7 @@ pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes:
     };
     field(KEY_VERSION.as_bytes());
     field(env!("CARGO_PKG_VERSION").as_bytes());
+    field(&crate::layer::compress::COMPRESSION_REVISION.to_le_bytes());
     field(compression.to_string().as_bytes());
     field(&epoch.to_le_bytes());
     for ((path, entry), content) in tree.iter().zip(contents) {
@@ -248,4 +298,41 @@ pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes:
         }
     }
     Ok(LayerKey(*h.finalize().as_bytes()))
+}
+
+/// Changes whenever what a step is given (its sandbox, its environment) changes.
+const STEP_KEY_VERSION: &str = "pinfold-step-key-v1";
+
+/// The key of a step: blake3 over its definition (command, environment, work
+/// directory, outputs), the digest of the image it runs in, its platform, the epoch,
+/// the pinfold version, and each input's path, executable bit and content.
+pub fn step_key(
+    definition: &[&[u8]],
+    image: &Digest,
+    platform: &str,
+    epoch: u64,
+    inputs: &[(String, bool, [u8; 32])],
+) -> LayerKey {
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(STEP_KEY_VERSION.as_bytes());
+    field(env!("CARGO_PKG_VERSION").as_bytes());
+    field(&crate::layer::compress::COMPRESSION_REVISION.to_le_bytes());
+    field(&(definition.len() as u64).to_le_bytes());
+    for d in definition {
+        field(d);
+    }
+    field(image.to_string().as_bytes());
+    field(platform.as_bytes());
+    field(&epoch.to_le_bytes());
+    field(&(inputs.len() as u64).to_le_bytes());
+    for (path, executable, hash) in inputs {
+        field(path.as_bytes());
+        field(&[u8::from(*executable)]);
+        field(hash);
+    }
+    LayerKey(*h.finalize().as_bytes())
 }

@@ -61,6 +61,42 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the images' `test` blocks (or a container-structure-test config) on every platform.
     Test(test::TestArgs),
+    /// Print the graph of steps and images (text, or Graphviz dot with --dot).
+    Graph(GraphArgs),
+    /// Manage the cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Remove the outputs of `pinfold build` (pinfold-out) in the current directory.
+    Clean,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove the least recently used step outputs and layers until the cache's share of
+    /// them fits --max-size; always removes leftovers of killed builds.
+    Gc(CacheGcArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CacheGcArgs {
+    /// The most that step outputs and layers may take: 10G, 500M, 4096 (bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// The cache directory (default: PINFOLD_CACHE_DIR, else ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// Steps or images whose needs to show (default: all).
+    pub names: Vec<String>,
+    /// The build file.
+    #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
+    pub file: PathBuf,
+    /// Graphviz dot instead of text.
+    #[arg(long)]
+    pub dot: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +150,15 @@ pub struct BuildArgs {
     /// One JSON document on stdout instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Print each step's output as it finishes.
+    #[arg(short = 'v', long, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print nothing about steps but their errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Run at most N steps and layer builds at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
     /// Build each image N times (default 2) under perturbed conditions; exit 1 unless all digests agree.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub check: Option<String>,
@@ -170,7 +215,97 @@ pub fn main() -> i32 {
         Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
+        Command::Graph(args) => run_graph(args),
+        Command::Cache(CacheCommand::Gc(args)) => run_cache_gc(args),
+        Command::Clean => run_clean(),
     }
+}
+
+fn run_cache_gc(args: CacheGcArgs) -> i32 {
+    let max_size = match args.max_size.as_deref().map(crate::cache::gc::parse_size).transpose() {
+        Ok(m) => m,
+        Err(e) => return usage_error(format!("--max-size {e}")),
+    };
+    let Some(dir) = args.cache_dir.or_else(crate::cache::Cache::default_dir) else {
+        return usage_error("no cache directory: set PINFOLD_CACHE_DIR or HOME, or give --cache-dir");
+    };
+    if !dir.is_dir() {
+        eprintln!("pinfold: no cache at {}", dir.display());
+        return EXIT_OK;
+    }
+    let cache = match crate::cache::Cache::open(&dir) {
+        Ok(c) => c,
+        Err(e) => return usage_error(format!("the cache at {}: {e}", dir.display())),
+    };
+    match crate::cache::gc::collect(&cache, max_size) {
+        Ok(r) => {
+            eprintln!(
+                "pinfold: removed {} step output(s) and {} layer(s), {} bytes freed; {} bytes of step outputs and layers left",
+                r.steps_removed, r.layers_removed, r.bytes_freed, r.bytes_left
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: cache gc in {}: {e}", dir.display());
+            EXIT_ERROR
+        }
+    }
+}
+
+fn run_clean() -> i32 {
+    let out = build::default_out_root();
+    match std::fs::remove_dir_all(&out) {
+        Ok(()) => {
+            eprintln!("pinfold: removed {}", out.display());
+            EXIT_OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: cannot remove {}: {e}", out.display());
+            EXIT_ERROR
+        }
+    }
+}
+
+/// `pinfold graph`: the build file parsed (not planned: nothing is read or fetched),
+/// its graph checked for cycles, and printed.
+fn run_graph(args: GraphArgs) -> i32 {
+    use crate::plan::steps::{self, Node};
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => return usage_error(format!("cannot read the build file {}: {e}", args.file.display())),
+    };
+    let name = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
+    let source = crate::diag::Source::new(name, text);
+    let mut diags = crate::diag::Diagnostics::default();
+    let Some(file) = crate::lang::parse(&source, &mut diags) else {
+        eprint!("{}", diags.render_for_stderr());
+        return EXIT_ERROR;
+    };
+    let mut targets = Vec::new();
+    for n in &args.names {
+        if file.steps.iter().any(|s| &s.name.value == n) {
+            targets.push(Node::Step(n.clone()));
+        } else if file.images.iter().any(|i| &i.name.value == n) {
+            targets.push(Node::Image(n.clone()));
+        } else {
+            return usage_error(format!("the build file has no step or image `{n}`"));
+        }
+    }
+    let cycles = steps::cycles(&steps::graph(&file));
+    if !cycles.is_empty() {
+        for cycle in cycles {
+            let path: Vec<String> = cycle.iter().map(|(n, _)| n.to_string()).collect();
+            eprintln!("error: a cycle: {} → {}", path.join(" → "), path[0]);
+        }
+        return EXIT_ERROR;
+    }
+    if args.dot {
+        print!("{}", steps::render_dot(&file, &targets));
+    } else {
+        print!("{}", steps::render_text(&file, &targets));
+    }
+    EXIT_OK
 }
 
 fn usage_error(message: impl std::fmt::Display) -> i32 {
@@ -205,6 +340,11 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
             fetch: crate::input::FetchOptions { offline: args.inputs.offline, mirror: args.inputs.mirror.clone() },
             lock: None,
             locked: args.locked,
+            step_log: match (args.quiet, args.verbose) {
+                (true, _) => crate::plan::StepLog::Quiet,
+                (_, true) => crate::plan::StepLog::Verbose,
+                _ => crate::plan::StepLog::Lines,
+            },
         },
         cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,
@@ -226,6 +366,12 @@ fn run_build(args: BuildArgs) -> i32 {
         Ok(r) => r,
         Err(message) => return usage_error(message),
     };
+    if let Some(jobs) = args.jobs {
+        // The pool every parallel stage of the build runs in.
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(usize::from(jobs)).build_global() {
+            return usage_error(format!("-j {jobs}: {e}"));
+        }
+    }
     if args.provenance {
         if let Err(message) = verify::provenance_preflight(&request) {
             return usage_error(message);
@@ -245,6 +391,12 @@ fn run_build(args: BuildArgs) -> i32 {
                 for image in &report.images {
                     println!("{} {}", image.name, image.digest);
                 }
+            }
+            if report.stats.steps_run + report.stats.steps_cached > 0 && !args.quiet {
+                eprintln!(
+                    "pinfold: {} step(s) ran, {} from the cache",
+                    report.stats.steps_run, report.stats.steps_cached
+                );
             }
             eprintln!(
                 "pinfold: {} layer(s) built, {} from the cache; epoch {} ({})",

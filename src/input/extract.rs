@@ -35,7 +35,8 @@ pub fn extract_archive(blob: &Path, digest: &Digest, cache: &Cache) -> Result<Pa
         return Ok(dest);
     }
     std::fs::create_dir_all(cache.root().join("extracted"))?;
-    let tmp = tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("extract")).tempdir_in(cache.root().join("tmp"))?;
+    let tmp =
+        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("extract")).tempdir_in(cache.root().join("tmp"))?;
     unpack(open_decompressed(blob)?, tmp.path())?;
     match std::fs::rename(tmp.path(), &dest) {
         Ok(()) => {}

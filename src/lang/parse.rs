@@ -30,7 +30,9 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
     Some(cx.build_file(&doc))
 }
 
-const TOP_LEVEL: &[&str] = &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "image"];
+const TOP_LEVEL: &[&str] =
+    &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "image", "step"];
+const STEP_CHILDREN: &[&str] = &["image", "inputs", "run", "outputs", "env", "workdir", "platform"];
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
     &["env", "entrypoint", "cmd", "workdir", "user", "label", "annotation", "expose", "volume", "stop-signal"];
@@ -38,7 +40,7 @@ const IMAGE_ONLY: &[&str] = &["from", "layer", "platform", "platforms", "compres
 const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "extract"];
 /// Nodes of the sketch that later versions of the language add; named here so that
 /// the error says "not yet" instead of "unknown".
-const PLANNED: &[&str] = &["step", "lint"];
+const PLANNED: &[&str] = &["lint"];
 
 struct Cx<'a> {
     source: &'a Source,
@@ -229,6 +231,7 @@ impl Cx<'_> {
             downloads: Vec::new(),
             archives: Vec::new(),
             images: Vec::new(),
+            steps: Vec::new(),
         };
         for (index, node) in doc.nodes().iter().enumerate() {
             let name = node.name().value();
@@ -304,6 +307,11 @@ impl Cx<'_> {
                         file.archives.push(a);
                     }
                 }
+                "step" => {
+                    if let Some(step) = self.step(node) {
+                        file.steps.push(step);
+                    }
+                }
                 _ => self.unknown_node(node, "at the top level", TOP_LEVEL),
             }
         }
@@ -316,6 +324,7 @@ impl Cx<'_> {
         }
         self.duplicates(file.bases.iter().map(|b| &b.name), "base");
         self.duplicates(file.images.iter().map(|i| &i.name), "image");
+        self.duplicates(file.steps.iter().map(|s| &s.name), "step");
         self.duplicates(
             file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)),
             "download or archive",
@@ -772,7 +781,8 @@ impl Cx<'_> {
             let span = child.span();
             let entry = match kind {
                 "copy" => {
-                    self.check_props(child, &["to", "mode", "uid", "gid"]);
+                    self.check_props(child, &["to", "mode", "uid", "gid", "step"]);
+                    let step = self.string_prop(child, "step", "the step");
                     let list = self.arity(child, 1, 1, "a source path, and to=\"/destination\"");
                     let source = list.first().and_then(|e| self.string(e, "the source path"));
                     let to = self.string_prop(child, "to", "the destination");
@@ -786,7 +796,7 @@ impl Cx<'_> {
                         diag.help = Some("a destination ending in `/` receives the source under its own name".into());
                     }
                     match (source, to) {
-                        (Some(source), Some(to)) => EntryDecl::Copy { source, to, attrs, span },
+                        (Some(source), Some(to)) => EntryDecl::Copy { step, source, to, attrs, span },
                         _ => continue,
                     }
                 }
@@ -955,6 +965,156 @@ impl Cx<'_> {
         Some(decl)
     }
 
+    /// Reports a path that is not relative and clean (no `..`, not absolute, not empty).
+    fn relative_path(&mut self, path: &Spanned<String>, what: &str) -> bool {
+        let p = std::path::Path::new(&path.value);
+        let clean = !path.value.is_empty()
+            && !p.is_absolute()
+            && p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if !clean {
+            let diag = self.error(
+                "pinfold::bad-path",
+                format!("{what} `{}` must be a relative path without `..`", path.value),
+                path.span,
+                "not a clean relative path",
+            );
+            diag.help =
+                Some("step paths are relative to the work directory (outputs) or the build file (inputs)".into());
+        }
+        clean
+    }
+
+    fn step(&mut self, node: &KdlNode) -> Option<StepDecl> {
+        self.check_props(node, &[]);
+        let name = self.name_arg(node, "a name")?;
+        let mut step = StepDecl {
+            name,
+            image: None,
+            inputs: Vec::new(),
+            run: Vec::new(),
+            outputs: Vec::new(),
+            env: Vec::new(),
+            workdir: None,
+            platform: None,
+            span: node.span(),
+        };
+        let Some(children) = node.children() else {
+            let diag = self.error(
+                "pinfold::empty-step",
+                format!("step `{}` has no block", step.name.value),
+                node.span(),
+                "no block",
+            );
+            diag.help = Some("add a block with `image`, `run` and `outputs`".into());
+            return Some(step);
+        };
+        for child in children.nodes() {
+            let kind = child.name().value();
+            if kind != "env" {
+                self.no_children(child);
+            }
+            match kind {
+                "image" => {
+                    self.check_props(child, &[]);
+                    let list = self.arity(child, 1, 1, "the name of a base or an image");
+                    step.image = list.first().and_then(|e| self.string(e, "the image"));
+                }
+                "inputs" => {
+                    self.check_props(child, &["step"]);
+                    let from = self.string_prop(child, "step", "the step");
+                    let min = if from.is_some() { 0 } else { 1 };
+                    let list = self.arity(child, min, usize::MAX, "one or more paths or globs");
+                    let paths: Vec<Spanned<String>> = self
+                        .strings(&list, "an input path")
+                        .into_iter()
+                        .filter(|p| self.relative_path(p, "the input"))
+                        .collect();
+                    match from {
+                        Some(step_name) => step.inputs.push(StepInput::Step { step: step_name, paths }),
+                        None => step.inputs.extend(paths.into_iter().map(StepInput::Files)),
+                    }
+                }
+                "run" => {
+                    self.check_props(child, &[]);
+                    let list = self.arity(child, 1, usize::MAX, "the program and its arguments");
+                    let values = self.strings(&list, "an argument");
+                    if values.len() == list.len() && !list.is_empty() {
+                        step.run.push(Spanned::new(values.into_iter().map(|s| s.value).collect(), child.span()));
+                    }
+                }
+                "outputs" => {
+                    self.check_props(child, &[]);
+                    let list = self.arity(child, 1, usize::MAX, "one or more paths");
+                    for p in self.strings(&list, "an output path") {
+                        if self.relative_path(&p, "the output") {
+                            step.outputs.push(p);
+                        }
+                    }
+                }
+                "env" | "workdir" => {
+                    let mut config = ConfigDecl::default();
+                    self.config_node(child, &mut config);
+                    step.env.extend(config.env);
+                    if let Some(w) = config.workdir {
+                        if w.value == "/" || !crate::run::rootfs::is_clean_absolute(&w.value) {
+                            self.error(
+                                "pinfold::bad-value",
+                                "a step's `workdir` must be a clean absolute path other than `/`",
+                                w.span,
+                                "not usable as the work directory",
+                            );
+                        }
+                        step.workdir = Some(w);
+                    }
+                }
+                "platform" => {
+                    self.check_props(child, &[]);
+                    let list = self.arity(child, 1, 1, "a platform such as \"linux/amd64\"");
+                    if let Some(s) = list.first().and_then(|e| self.string(e, "a platform")) {
+                        match s.value.parse::<Platform>() {
+                            Ok(p) => step.platform = Some(Spanned::new(p, s.span)),
+                            Err(message) => {
+                                self.error("pinfold::bad-platform", message, s.span, "not a known platform");
+                            }
+                        }
+                    }
+                }
+                "network" => {
+                    let diag = self.error(
+                        "pinfold::step-network",
+                        "a step never has the network",
+                        name_span(child),
+                        "not supported",
+                    );
+                    diag.help = Some(
+                        "declare what the step fetches as a pinned `download` or `archive` and pass it in with `inputs`"
+                            .into(),
+                    );
+                }
+                _ => self.unknown_node(child, "in a step", STEP_CHILDREN),
+            }
+        }
+        if step.image.is_none() {
+            let diag = self.error(
+                "pinfold::missing-node",
+                format!("step `{}` names no image to run in", step.name.value),
+                name_span(node),
+                "no `image`",
+            );
+            diag.help = Some("add `image NAME`, naming a `base` or an `image` of this file".into());
+        }
+        if step.run.is_empty() {
+            let diag = self.error(
+                "pinfold::missing-node",
+                format!("step `{}` has no command", step.name.value),
+                name_span(node),
+                "no `run`",
+            );
+            diag.help = Some("add `run \"sh\" \"-c\" \"…\"`".into());
+        }
+        Some(step)
+    }
+
     fn archive(&mut self, node: &KdlNode) -> Option<ArchiveDecl> {
         self.check_props(node, &["path", "url", "sha256"]);
         self.no_children(node);
@@ -1047,6 +1207,46 @@ mod tests {
             EntryDecl::File { attrs, .. } => assert_eq!(attrs.mode.as_ref().unwrap().value, 0o600),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_step_parses_with_its_inputs_commands_and_outputs() {
+        let (file, diags) = parse_str(
+            "pinfold 1\nstep gen {\n image tools\n inputs \"src/*.c\" \"Makefile\"\n inputs step=other \"out/a\"\n \
+             run \"make\"\n run \"strip\" \"out/app\"\n outputs \"out/app\"\n env CC=\"gcc\"\n workdir \"/src\"\n \
+             platform \"linux/arm64\"\n}\nimage app {\n from scratch\n layer l { copy step=gen \"out/app\" to=\"/app\" }\n}\n",
+        );
+        assert!(diags.is_empty(), "{}", diags.render_plain());
+        let file = file.unwrap();
+        let step = &file.steps[0];
+        assert_eq!(step.image.as_ref().unwrap().value, "tools");
+        assert_eq!(step.inputs.len(), 3);
+        assert!(
+            matches!(&step.inputs[2], StepInput::Step { step, paths } if step.value == "other" && paths.len() == 1)
+        );
+        assert_eq!(step.run.len(), 2);
+        assert_eq!(step.run[1].value, ["strip", "out/app"]);
+        assert_eq!(step.outputs[0].value, "out/app");
+        assert_eq!(step.env[0].0.value, "CC");
+        assert_eq!(step.workdir.as_ref().unwrap().value, "/src");
+        assert_eq!(step.platform.as_ref().unwrap().value.architecture, "arm64");
+        match &file.images[0].layers[0].entries[0] {
+            EntryDecl::Copy { step: Some(s), .. } => assert_eq!(s.value, "gen"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_step_without_image_or_run_or_with_bad_paths_is_an_error() {
+        let (_, diags) = parse_str(
+            "pinfold 1\nstep s {\n inputs \"../outside\"\n outputs \"/abs\"\n network #true\n workdir \"/\"\n}\n",
+        );
+        let codes: Vec<&str> = diags.0.iter().map(|d| d.code.as_str()).collect();
+        for code in ["pinfold::bad-path", "pinfold::step-network", "pinfold::bad-value", "pinfold::missing-node"] {
+            assert!(codes.contains(&code), "{code} not in {codes:?}");
+        }
+        assert_eq!(codes.iter().filter(|c| **c == "pinfold::missing-node").count(), 2, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == "pinfold::bad-path").count(), 2, "{codes:?}");
     }
 
     #[test]

@@ -73,6 +73,36 @@ pub struct BuildFile {
     pub downloads: Vec<DownloadDecl>,
     pub archives: Vec<ArchiveDecl>,
     pub images: Vec<ImageDecl>,
+    /// `step NAME { … }`: commands run in a sandbox (see `spec/steps.md`).
+    pub steps: Vec<StepDecl>,
+}
+
+/// A make-style step: a command run hermetically in an image, with declared inputs
+/// and outputs.
+#[derive(Debug, Clone)]
+pub struct StepDecl {
+    pub name: Spanned<String>,
+    /// A `base` or an `image` of the build file.
+    pub image: Option<Spanned<String>>,
+    pub inputs: Vec<StepInput>,
+    /// Commands run one after the other in the same sandbox and work directory.
+    pub run: Vec<Spanned<Vec<String>>>,
+    /// Paths relative to the work directory.
+    pub outputs: Vec<Spanned<String>>,
+    pub env: Vec<(Spanned<String>, Spanned<String>)>,
+    pub workdir: Option<Spanned<String>>,
+    pub platform: Option<Spanned<Platform>>,
+    pub span: SourceSpan,
+}
+
+/// One `inputs` node of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepInput {
+    /// Files of the repository: a path (a file, or a directory and all below it) or a
+    /// glob (`*`, `?`, `**`), relative to the build file.
+    Files(Spanned<String>),
+    /// Outputs of another step: all of them, or the paths given.
+    Step { step: Spanned<String>, paths: Vec<Spanned<String>> },
 }
 
 /// A file fetched by URL, pinned by sha256, optionally one per platform.
@@ -174,6 +204,8 @@ pub struct Attributes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryDecl {
     Copy {
+        /// `step=NAME`: the source is an output of that step, not a repository file.
+        step: Option<Spanned<String>>,
         source: Spanned<String>,
         to: Spanned<String>,
         attrs: Attributes,

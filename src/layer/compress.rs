@@ -31,28 +31,30 @@
 //!
 //! ## Why level 3 and 1 MiB blocks
 //!
-//! Measured with `benches/layer-speed.sh` (1 GiB generated tree, 3390 files; 2 cores)
-//! and on a real tree (1.07 GiB: a Rust toolchain's `lib` and `/usr/share`), CPU
-//! seconds (wall time follows them, both tools keep both cores busy) and output size:
+//! Measured with `benches/layer-speed.sh` (1 GiB generated tree, 3390 files) and on
+//! a real tree (1.07 GiB, 43761 files: a Rust toolchain's `lib` and `/usr/share`),
+//! on 2 cores. CPU seconds (user + system; wall times follow them, since both tools
+//! keep both cores busy, but they were noisy on the shared machine) and output size
+//! over input size:
 //!
 //! | | bench CPU | bench size | real CPU | real size |
 //! |---|---|---|---|---|
-//! | `tar \| gzip -n` (-6) | 36.1 | 0.3991 | 43.7 | 0.3725 |
-//! | `umoci insert` (pgzip) | 11.9 | 0.3980 | 17.3 | 0.3881 |
-//! | pinfold gzip:3 | 10.4 | 0.4044 | 13.6 | 0.3875 |
-//! | pinfold gzip:4 | 11.9 | 0.4005 | 15.9 | 0.3825 |
-//! | pinfold gzip:5 | 13.0 | 0.3924 | 16.9 | 0.3779 |
-//! | pinfold gzip:6 | 15.0 | 0.3914 | 19.5 | 0.3771 |
+//! | `tar \| gzip -n` (-6) | 35.4 | 0.3991 | 46.4 | 0.3725 |
+//! | `umoci insert` (pgzip) | 11.4 | 0.3980 | 19.5 | 0.3881 |
+//! | pinfold gzip:3 | 10.2 | 0.4044 | 14.3 | 0.3874 |
+//! | pinfold gzip:4 | 11.5 | 0.4005 | 16.3 | 0.3825 |
+//! | pinfold gzip:5 | 12.6 | 0.3924 | 17.3 | 0.3779 |
+//! | pinfold gzip:6 | 14.7 | 0.3914 | 20.3 | 0.3771 |
 //!
 //! The targets are at least 2.5 times the speed of `tar | gzip -n` and no slower than
-//! `umoci insert`. Every level meets the first; level 4 only ties with umoci on the
-//! bench, so the default is level 3: 12% less CPU than umoci on the bench and 21%
-//! less on the real tree (where its size is umoci's), 1.3% larger than `gzip -n -6`
-//! on the bench and 4% on the real tree.
-//! `gzip:5` or `gzip:6` in the build file buy 2-3% smaller layers for 25-45% more
+//! `umoci insert`. Every level meets the first (level 3: 7 times); level 4 only ties
+//! with umoci on the bench, so the default is level 3: 10% less CPU than umoci on the
+//! bench (5.2 s against 5.9 s of wall time) and 27% less on the real tree, where its
+//! output is umoci's size; 1.3% larger than `gzip -n -6` on the bench, 4% on the real
+//! tree. `gzip:5` or `gzip:6` in the build file buy 3% smaller layers for 25-45% more
 //! time. Block size hardly matters between 256 KiB and 4 MiB (the dictionary carries
 //! the context across cuts; sizes within 0.02%); 1 MiB was marginally fastest and
-//! keeps memory at ~30 MiB.
+//! keeps memory near 30 MiB.
 //!
 //! Blocks run on the rayon pool of the calling thread (the global pool unless the
 //! caller is inside `ThreadPool::install`), at most a few per thread at a time, so

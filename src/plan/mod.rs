@@ -5,6 +5,7 @@
 pub mod copy;
 pub mod epoch;
 pub mod inputs;
+pub mod steps;
 
 use crate::cache::Cache;
 use crate::diag::{Diagnostic, Diagnostics, Source};
@@ -34,6 +35,12 @@ pub struct Plan {
     pub images: Vec<ImagePlan>,
     /// Every input as it was resolved, in the form of the lock file.
     pub resolved: Lock,
+    /// The steps of the build file, by name.
+    pub steps: BTreeMap<String, steps::StepPlan>,
+    /// What each step and image needs first (acyclic once planned).
+    pub graph: BTreeMap<steps::Node, Vec<(steps::Node, miette::SourceSpan)>>,
+    /// The build file's text, for diagnostics of later stages.
+    pub source: Source,
 }
 
 #[derive(Debug)]
@@ -72,6 +79,9 @@ pub struct LayerPlan {
     pub name: String,
     pub tree: LayerTree,
     pub compression: Compression,
+    /// `copy step=…` entries: added to `tree` by [`apply_step_copies`] once the steps
+    /// have run.
+    pub pending: Vec<EntryDecl>,
 }
 
 /// The config nodes of an image with its platform's override applied; merged with
@@ -147,6 +157,21 @@ pub struct PlanInput {
     pub lock: Option<Lock>,
     /// `--locked`: every input must be pinned, by the build file or a current lock.
     pub locked: bool,
+    /// How much the build says of its steps (`--quiet`, `--verbose`). Not read by
+    /// planning; carried here so that every request to build has it.
+    pub step_log: StepLog,
+}
+
+/// What a build prints on stderr about its steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StepLog {
+    /// Nothing but errors (a failing step's output is always shown).
+    Quiet,
+    /// `step NAME: ran` or `step NAME: cached`, one line per step.
+    #[default]
+    Lines,
+    /// The lines, and the output of every step that ran.
+    Verbose,
 }
 
 /// Parses and plans a build file; every problem of both stages goes into `diags`.
@@ -240,6 +265,12 @@ pub fn plan(
         resolved: Lock { version: crate::lock::LOCK_VERSION, ..Default::default() },
         inputs: inputs::ResolvedInputs::default(),
         platform: None,
+        step_outputs: file
+            .steps
+            .iter()
+            .map(|s| (s.name.value.clone(), s.outputs.iter().map(|o| o.value.clone()).collect()))
+            .collect(),
+        pending: Vec::new(),
     };
     let (epoch, epoch_origin) = match &file.epoch {
         Some(e) => (e.value, EpochOrigin::BuildFile),
@@ -346,18 +377,29 @@ pub fn plan(
             let mut layers = Vec::new();
             for (name, entries) in layer_decls {
                 let tree = cx.layer_tree(&entries);
-                layers.push(LayerPlan { name, tree, compression });
+                let pending = std::mem::take(&mut cx.pending);
+                layers.push(LayerPlan { name, tree, compression, pending });
             }
             let annotations = decl.config.annotations.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
             targets.push(TargetPlan { platform, base, layers, config, annotations });
         }
         images.push(ImagePlan { name: decl.name.value.clone(), targets });
     }
+    let steps = cx.plan_steps(file, &bases);
     if cx.diags.has_errors() {
         return None;
     }
     let resolved = std::mem::take(&mut cx.resolved);
-    Some(Plan { root: root.to_path_buf(), epoch, epoch_origin, images, resolved })
+    Some(Plan {
+        root: root.to_path_buf(),
+        epoch,
+        epoch_origin,
+        images,
+        resolved,
+        steps,
+        graph: steps::graph(file),
+        source: source.clone(),
+    })
 }
 
 /// The platforms some image of the file is built for (after `--platform`): a base in
@@ -390,6 +432,10 @@ struct Cx<'a> {
     inputs: inputs::ResolvedInputs,
     /// The platform whose layers are being made.
     platform: Option<Platform>,
+    /// The declared outputs of each step.
+    step_outputs: BTreeMap<String, Vec<String>>,
+    /// `copy step=…` entries of the layer being made, for after the steps ran.
+    pending: Vec<EntryDecl>,
 }
 
 impl Cx<'_> {
@@ -591,6 +637,11 @@ impl Cx<'_> {
         for entry in entries {
             let mut part = LayerTree::new();
             let ok = match entry {
+                EntryDecl::Copy { step: Some(step), source, .. } => {
+                    self.check_step_copy(step, source);
+                    self.pending.push((*entry).clone());
+                    continue;
+                }
                 EntryDecl::Copy { source, to, attrs, .. } => self.copy_entry(source, to, attrs, &mut part),
                 EntryDecl::File { path, content, attrs, .. } => {
                     let bytes = content.value.as_bytes().to_vec();
@@ -640,6 +691,30 @@ impl Cx<'_> {
         tree
     }
 
+    /// A `copy step=NAME "PATH"` must name a step and one of its outputs.
+    fn check_step_copy(&mut self, step: &Spanned<String>, source: &Spanned<String>) {
+        match self.step_outputs.get(&step.value) {
+            None => {
+                let known: Vec<&str> = self.step_outputs.keys().map(String::as_str).collect();
+                let mut d = Diagnostic::error("pinfold::unknown-step", format!("no step is named `{}`", step.value))
+                    .at(step.span, "not a step of this file");
+                d.help = lang::parse::did_you_mean(&step.value, &known).map(|s| format!("did you mean `{s}`?"));
+                self.error(d);
+            }
+            Some(outputs) if !steps::covered_by_outputs(&source.value, outputs.iter().map(String::as_str)) => {
+                self.error(
+                    Diagnostic::error(
+                        "pinfold::unknown-output",
+                        format!("step `{}` declares no output `{}`", step.value, source.value),
+                    )
+                    .at(source.span, "not among the step's outputs")
+                    .help(format!("its outputs: {}", outputs.join(", "))),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
     fn insert(&mut self, tree: &mut LayerTree, path: &Spanned<String>, entry: LayerEntry) -> bool {
         // lang already reported paths that do not normalize.
         let Some(normalized) = crate::layer::tree::normalize_image_path(&path.value) else { return false };
@@ -654,5 +729,57 @@ impl Cx<'_> {
             return false;
         }
         true
+    }
+}
+
+/// The tree of `layer` with its `copy step=…` entries added, each read from the
+/// directory holding its step's outputs (`outputs`, by step name).
+pub fn apply_step_copies(
+    plan: &Plan,
+    layer: &LayerPlan,
+    outputs: &BTreeMap<String, PathBuf>,
+) -> Result<LayerTree, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut tree = layer.tree.clone();
+    for entry in &layer.pending {
+        let EntryDecl::Copy { step: Some(step), source, to, attrs, span } = entry else { continue };
+        let Some(dir) = outputs.get(&step.value).map(|d| d.canonicalize().unwrap_or_else(|_| d.clone())) else {
+            diags.push(
+                Diagnostic::error("pinfold::step", format!("step `{}` has not run", step.value))
+                    .at(step.span, "used here")
+                    .in_source(&plan.source),
+            );
+            continue;
+        };
+        let mut cx = Cx {
+            source: &plan.source,
+            root: &dir,
+            diags: &mut diags,
+            lock: None,
+            locked: false,
+            fetch: FetchOptions::default(),
+            resolved: Lock::default(),
+            inputs: inputs::ResolvedInputs::default(),
+            platform: None,
+            step_outputs: BTreeMap::new(),
+            pending: Vec::new(),
+        };
+        let mut part = LayerTree::new();
+        if cx.copy_entry(source, to, attrs, &mut part) {
+            if let Err(conflict) = tree.extend(part) {
+                cx.error(
+                    Diagnostic::error(
+                        "pinfold::path-conflict",
+                        format!("`/{}` is written twice in this layer", conflict.path),
+                    )
+                    .at(*span, "writes it again"),
+                );
+            }
+        }
+    }
+    if diags.has_errors() {
+        Err(diags)
+    } else {
+        Ok(tree)
     }
 }

@@ -12,6 +12,8 @@
 //! 4. [`emulate`]: other architectures through binfmt_misc and qemu-user.
 //! 5. [`check`], [`cst`], [`report`]: `test` blocks of the build file and
 //!    container-structure-test configs, run per platform, reported for people and CI.
+//! 6. [`step`]: the `step`s of a build file, run in this sandbox with their inputs in
+//!    a writable work directory, their outputs collected into the cache.
 
 pub mod bundle;
 pub mod check;
@@ -21,6 +23,7 @@ pub mod engine;
 pub mod report;
 pub mod rootfs;
 mod signals;
+pub mod step;
 
 use crate::build::{self, BuildRequest};
 use crate::cache::Cache;

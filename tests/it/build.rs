@@ -366,12 +366,18 @@ fn a_killed_build_leaves_the_previous_output_and_the_next_build_sweeps_its_lefto
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     std::fs::write(src.join("big.bin"), &data).unwrap();
-    let text = |n: u32| format!("pinfold 1\nepoch 0\nimage big {{\n    from scratch\n    compression \"gzip:9\"\n    layer l {{\n        copy \"big.bin\" to=\"/big.bin\"\n        file \"/n\" \"{n}\"\n    }}\n}}\n");
+    let text = |n: u32| {
+        format!("pinfold 1\nepoch 0\nimage big {{\n    from scratch\n    compression \"gzip:9\"\n    layer l {{\n        copy \"big.bin\" to=\"/big.bin\"\n        file \"/n\" \"{n}\"\n    }}\n}}\n")
+    };
     std::fs::write(src.join("pinfold.kdl"), text(1)).unwrap();
     let archive = tmp.path().join("out/big.tar");
     let cache = tmp.path().join("cache");
     let args = |cmd: &mut std::process::Command| {
-        cmd.current_dir(&src).args(["build", "-o"]).arg(format!("oci-archive:{}", archive.display())).arg("--cache-dir").arg(&cache);
+        cmd.current_dir(&src)
+            .args(["build", "-o"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg("--cache-dir")
+            .arg(&cache);
     };
     let mut first = std::process::Command::new(pinfold_bin());
     args(&mut first);
@@ -384,7 +390,9 @@ fn a_killed_build_leaves_the_previous_output_and_the_next_build_sweeps_its_lefto
     let mut child = second.stderr(std::process::Stdio::null()).spawn().unwrap();
     // Kill it while the layer is being compressed into the cache.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_dir(cache.join("tmp")).map(|d| d.count()).unwrap_or(0) == 0 && std::time::Instant::now() < deadline {
+    while std::fs::read_dir(cache.join("tmp")).map(|d| d.count()).unwrap_or(0) == 0
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -397,7 +405,8 @@ fn a_killed_build_leaves_the_previous_output_and_the_next_build_sweeps_its_lefto
     args(&mut third);
     assert!(third.status().unwrap().success());
     assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(tmp.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["big.tar"]);
     assert_ne!(std::fs::read(&archive).unwrap(), before);
 }

@@ -1,0 +1,532 @@
+//! Steps: the commands of `step NAME { … }` blocks, resolved for a build (image,
+//! input files, platform, environment), and the graph of steps and images that
+//! they form, checked for cycles. They run in [`crate::run::step`].
+
+use super::{BaseImage, Cx, DEFAULT_PLATFORM};
+use crate::diag::Diagnostic;
+use crate::lang::{self, BuildFile, EntryDecl, Platform, StepDecl, StepInput};
+use crate::oci::read::OpenedImage;
+use miette::SourceSpan;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a step's inputs are copied and its command runs, unless it says `workdir`.
+pub const DEFAULT_WORKDIR: &str = "/work";
+
+/// Directories a glob never walks into: version control, and pinfold's own outputs.
+const SKIPPED_DIRS: &[&str] = &[".git", "pinfold-out"];
+
+#[derive(Debug, Clone)]
+pub enum StepImage {
+    Base(BaseImage),
+    /// An image of the build file, built before the step runs.
+    Image(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    pub name: String,
+    pub image: StepImage,
+    pub platform: Platform,
+    /// Repository files: (path below the work directory, path on disk), sorted.
+    pub files: Vec<(String, PathBuf)>,
+    /// Outputs of other steps: (step, the paths taken; empty for all), in the order
+    /// written.
+    pub from_steps: Vec<(String, Vec<String>)>,
+    /// Commands, run one after the other.
+    pub run: Vec<Vec<String>>,
+    pub outputs: Vec<String>,
+    /// The step's own variables, over the fixed environment.
+    pub env: Vec<(String, String)>,
+    pub workdir: String,
+}
+
+/// A node of the build graph.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Node {
+    Step(String),
+    Image(String),
+}
+
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Node::Step(s) => write!(f, "step `{s}`"),
+            Node::Image(i) => write!(f, "image `{i}`"),
+        }
+    }
+}
+
+/// Edges of the graph: what each node needs first, with where that was written.
+pub fn graph(file: &BuildFile) -> BTreeMap<Node, Vec<(Node, SourceSpan)>> {
+    let images: BTreeSet<&str> = file.images.iter().map(|i| i.name.value.as_str()).collect();
+    let bases: BTreeSet<&str> = file.bases.iter().map(|b| b.name.value.as_str()).collect();
+    let mut edges: BTreeMap<Node, Vec<(Node, SourceSpan)>> = BTreeMap::new();
+    for step in &file.steps {
+        let deps = edges.entry(Node::Step(step.name.value.clone())).or_default();
+        if let Some(image) = &step.image {
+            if images.contains(image.value.as_str()) && !bases.contains(image.value.as_str()) {
+                deps.push((Node::Image(image.value.clone()), image.span));
+            }
+        }
+        for input in &step.inputs {
+            if let StepInput::Step { step: other, .. } = input {
+                deps.push((Node::Step(other.value.clone()), other.span));
+            }
+        }
+    }
+    for image in &file.images {
+        let deps = edges.entry(Node::Image(image.name.value.clone())).or_default();
+        let entries =
+            image.layers.iter().chain(image.overrides.iter().flat_map(|o| &o.layers)).flat_map(|l| &l.entries);
+        for entry in entries {
+            if let EntryDecl::Copy { step: Some(step), .. } = entry {
+                deps.push((Node::Step(step.value.clone()), step.span));
+            }
+        }
+    }
+    edges
+}
+
+/// Every cycle of the graph, each once, as its path of (node, span of the edge
+/// leaving it).
+pub fn cycles(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>) -> Vec<Vec<(Node, SourceSpan)>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit(
+        node: &Node,
+        edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>,
+        marks: &mut BTreeMap<Node, Mark>,
+        stack: &mut Vec<(Node, SourceSpan)>,
+        found: &mut Vec<Vec<(Node, SourceSpan)>>,
+    ) {
+        marks.insert(node.clone(), Mark::Open);
+        for (next, span) in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            stack.push((node.clone(), *span));
+            match marks.get(next) {
+                Some(Mark::Open) => {
+                    let start = stack.iter().position(|(n, _)| n == next).expect("an open node is on the stack");
+                    found.push(stack[start..].to_vec());
+                }
+                Some(Mark::Done) => {}
+                None => visit(next, edges, marks, stack, found),
+            }
+            stack.pop();
+        }
+        marks.insert(node.clone(), Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut found = Vec::new();
+    for node in edges.keys() {
+        if !marks.contains_key(node) {
+            visit(node, edges, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    found
+}
+
+/// What `targets` need, themselves included, each after what it needs.
+pub fn needed_order(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>, targets: &[Node]) -> Vec<Node> {
+    fn visit(
+        node: &Node,
+        edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>,
+        seen: &mut BTreeSet<Node>,
+        out: &mut Vec<Node>,
+    ) {
+        if !seen.insert(node.clone()) {
+            return;
+        }
+        for (next, _) in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            visit(next, edges, seen, out);
+        }
+        out.push(node.clone());
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for t in targets {
+        visit(t, edges, &mut seen, &mut out);
+    }
+    out
+}
+
+/// The graph as `pinfold graph` prints it: each step and image with what it needs
+/// (and a step's repository inputs), only what `targets` need (all when empty).
+pub fn render_text(file: &BuildFile, targets: &[Node]) -> String {
+    let edges = graph(file);
+    let nodes = shown_nodes(&edges, targets);
+    let mut out = String::new();
+    for node in &nodes {
+        out.push_str(&format!("{node}\n"));
+        if let Node::Step(name) = node {
+            if let Some(step) = file.steps.iter().find(|s| &s.name.value == name) {
+                if let Some(image) = step.image.as_ref().filter(|i| !edges_to_image(&edges, node, &i.value)) {
+                    out.push_str(&format!("  runs in base `{}`\n", image.value));
+                }
+                for input in &step.inputs {
+                    if let StepInput::Files(pattern) = input {
+                        out.push_str(&format!("  reads {}\n", pattern.value));
+                    }
+                }
+                for output in &step.outputs {
+                    out.push_str(&format!("  makes {}\n", output.value));
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (dep, _) in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if seen.insert(dep) {
+                out.push_str(&format!("  needs {dep}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The graph in Graphviz dot: an edge from each node to what needs it.
+pub fn render_dot(file: &BuildFile, targets: &[Node]) -> String {
+    let edges = graph(file);
+    let nodes = shown_nodes(&edges, targets);
+    let id = |n: &Node| match n {
+        Node::Step(s) => format!("\"step:{}\"", s.replace('"', "\\\"")),
+        Node::Image(i) => format!("\"image:{}\"", i.replace('"', "\\\"")),
+    };
+    let mut out = String::from("digraph pinfold {\n  rankdir=LR;\n");
+    for node in &nodes {
+        let (shape, label) = match node {
+            Node::Step(s) => ("box", s),
+            Node::Image(i) => ("box3d", i),
+        };
+        out.push_str(&format!("  {} [shape={shape}, label=\"{}\"];\n", id(node), label.replace('"', "\\\"")));
+    }
+    for node in &nodes {
+        let mut seen = BTreeSet::new();
+        for (dep, _) in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if seen.insert(dep) {
+                out.push_str(&format!("  {} -> {};\n", id(dep), id(node)));
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn edges_to_image(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>, node: &Node, image: &str) -> bool {
+    edges.get(node).is_some_and(|deps| deps.iter().any(|(d, _)| *d == Node::Image(image.to_string())))
+}
+
+/// The nodes to show, each after what it needs.
+fn shown_nodes(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>, targets: &[Node]) -> Vec<Node> {
+    if targets.is_empty() {
+        let all: Vec<Node> = edges.keys().cloned().collect();
+        needed_order(edges, &all)
+    } else {
+        needed_order(edges, targets)
+    }
+}
+
+/// `*` (within a name), `?`, and `**` (any number of directories) as a regex.
+fn glob_regex(glob: &str) -> regex::Regex {
+    let mut re = String::from("^");
+    let mut rest = glob;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("**/") {
+            re.push_str("(?:.*/)?");
+            rest = after;
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("**") {
+            re.push_str(".*");
+            rest = after;
+            continue;
+        }
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            other => re.push_str(&regex::escape(other.encode_utf8(&mut [0; 4]))),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    re.push('$');
+    regex::Regex::new(&re).expect("a glob makes a valid regex")
+}
+
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?'])
+}
+
+impl Cx<'_> {
+    pub(super) fn plan_steps(
+        &mut self,
+        file: &BuildFile,
+        bases: &BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)>,
+    ) -> BTreeMap<String, StepPlan> {
+        for cycle in cycles(&graph(file)) {
+            let path: Vec<String> =
+                cycle.iter().map(|(n, _)| n.to_string()).chain(std::iter::once(cycle[0].0.to_string())).collect();
+            let mut d = Diagnostic::error("pinfold::cycle", format!("a cycle: {}", path.join(" → ")))
+                .at(cycle[0].1, format!("{} needs {}", cycle[0].0, path[1]));
+            for (i, (node, span)) in cycle.iter().enumerate().skip(1) {
+                d = d.also_at(*span, format!("{node} needs {}", path[i + 1]));
+            }
+            self.error(d.help("a step cannot need, through other steps and images, its own outputs"));
+        }
+        let mut out = BTreeMap::new();
+        let mut walked: Option<Vec<String>> = None;
+        for decl in &file.steps {
+            if let Some(plan) = self.plan_step(file, decl, bases, &mut walked) {
+                out.insert(plan.name.clone(), plan);
+            }
+        }
+        out
+    }
+
+    fn plan_step(
+        &mut self,
+        file: &BuildFile,
+        decl: &StepDecl,
+        bases: &BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)>,
+        walked: &mut Option<Vec<String>>,
+    ) -> Option<StepPlan> {
+        let name = decl.name.value.clone();
+        let platform = match &decl.platform {
+            Some(p) => p.value.clone(),
+            None => DEFAULT_PLATFORM.parse().expect("the default platform parses"),
+        };
+        let image_name = decl.image.as_ref()?;
+        let image = match bases.get(image_name.value.as_str()) {
+            Some((_, None)) => return None, // already reported
+            Some((base_decl, Some(opened))) => match opened
+                .manifests
+                .iter()
+                .position(|m| m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, &platform)))
+            {
+                Some(manifest) => {
+                    StepImage::Base(BaseImage { name: image_name.value.clone(), image: opened.clone(), manifest })
+                }
+                None => {
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::base-platform",
+                            format!(
+                                "base `{}` has no image for {platform}, which step `{name}` runs on",
+                                image_name.value
+                            ),
+                        )
+                        .at(image_name.span, format!("base has {}", opened.platforms_text()))
+                        .also_at(base_decl.name.span, "declared here"),
+                    );
+                    return None;
+                }
+            },
+            None if file.images.iter().any(|i| i.name.value == image_name.value) => {
+                StepImage::Image(image_name.value.clone())
+            }
+            None => {
+                let mut known: Vec<&str> = bases.keys().copied().collect();
+                known.extend(file.images.iter().map(|i| i.name.value.as_str()));
+                let mut d = Diagnostic::error(
+                    "pinfold::unknown-image",
+                    format!("no base or image is named `{}`", image_name.value),
+                )
+                .at(image_name.span, "not a base or an image of this file");
+                d.help = Some(match lang::parse::did_you_mean(&image_name.value, &known) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "a step runs in a `base` or an `image` of the build file".into(),
+                });
+                self.error(d);
+                return None;
+            }
+        };
+        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut from_steps = Vec::new();
+        let mut ok = true;
+        for input in &decl.inputs {
+            match input {
+                StepInput::Files(pattern) => ok &= self.step_files(pattern, &mut files, walked),
+                StepInput::Step { step, paths } => match file.steps.iter().find(|s| s.name.value == step.value) {
+                    None => {
+                        let known: Vec<&str> = file.steps.iter().map(|s| s.name.value.as_str()).collect();
+                        let mut d =
+                            Diagnostic::error("pinfold::unknown-step", format!("no step is named `{}`", step.value))
+                                .at(step.span, "not a step of this file");
+                        d.help = lang::parse::did_you_mean(&step.value, &known).map(|s| format!("did you mean `{s}`?"));
+                        self.error(d);
+                        ok = false;
+                    }
+                    Some(other) => {
+                        for p in paths {
+                            if !covered_by_outputs(&p.value, other.outputs.iter().map(|o| o.value.as_str())) {
+                                self.error(
+                                    Diagnostic::error(
+                                        "pinfold::unknown-output",
+                                        format!("step `{}` declares no output `{}`", step.value, p.value),
+                                    )
+                                    .at(p.span, "not among its outputs"),
+                                );
+                                ok = false;
+                            }
+                        }
+                        from_steps.push((step.value.clone(), paths.iter().map(|p| p.value.clone()).collect()));
+                    }
+                },
+            }
+        }
+        if decl.outputs.is_empty() {
+            self.error(
+                Diagnostic::error("pinfold::missing-node", format!("step `{name}` declares no outputs"))
+                    .at(decl.name.span, "no `outputs`")
+                    .help("add `outputs \"PATH\"…`: what the step makes, relative to its work directory"),
+            );
+            ok = false;
+        }
+        let run: Vec<Vec<String>> = decl.run.iter().map(|r| r.value.clone()).collect();
+        if !ok || run.is_empty() {
+            return None;
+        }
+        let mut env = Vec::new();
+        for (k, v) in &decl.env {
+            super::set_env(&mut env, &k.value, &v.value);
+        }
+        Some(StepPlan {
+            name,
+            image,
+            platform,
+            files: files.into_iter().collect(),
+            from_steps,
+            run,
+            outputs: decl.outputs.iter().map(|o| o.value.clone()).collect(),
+            env,
+            workdir: decl.workdir.as_ref().map_or_else(|| DEFAULT_WORKDIR.to_string(), |w| w.value.clone()),
+        })
+    }
+
+    /// The repository files of one `inputs` path or glob.
+    fn step_files(
+        &mut self,
+        pattern: &lang::Spanned<String>,
+        files: &mut BTreeMap<String, PathBuf>,
+        walked: &mut Option<Vec<String>>,
+    ) -> bool {
+        let mut found: Vec<String> = Vec::new();
+        if is_glob(&pattern.value) {
+            let all = walked.get_or_insert_with(|| walk_files(self.root));
+            let re = glob_regex(pattern.value.trim_start_matches("./"));
+            found.extend(all.iter().filter(|f| re.is_match(f)).cloned());
+        } else {
+            let rel = pattern.value.trim_start_matches("./").trim_end_matches('/');
+            let path = self.root.join(rel);
+            // A symlinked directory on the way (`vendor -> /etc`) would lead out of the
+            // repository. Below this path nothing is followed: walks do not follow links
+            // and keep only regular files, so one check of the path itself suffices.
+            if path.exists() && !path.canonicalize().is_ok_and(|real| real.starts_with(self.root)) {
+                self.error(
+                    Diagnostic::error(
+                        "pinfold::path-escape",
+                        format!("`{}` resolves outside the build file's directory", pattern.value),
+                    )
+                    .at(pattern.span, "a symlink on this path leads out of the repository"),
+                );
+                return false;
+            }
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    found.extend(walk_files(&path).into_iter().map(|f| format!("{rel}/{f}")));
+                }
+                Ok(m) if m.is_file() => found.push(rel.to_string()),
+                Ok(_) => {
+                    self.error(
+                        Diagnostic::error(
+                            "pinfold::special-file",
+                            format!("`{}` is not a regular file", pattern.value),
+                        )
+                        .at(pattern.span, "a step input")
+                        .help("step inputs are regular files, or directories of them"),
+                    );
+                    return false;
+                }
+                Err(_) => {}
+            }
+        }
+        if found.is_empty() {
+            self.error(
+                Diagnostic::error("pinfold::path-missing", format!("`{}` matches no file", pattern.value))
+                    .at(pattern.span, "no file below the build file matches"),
+            );
+            return false;
+        }
+        for rel in found {
+            let path = self.root.join(&rel);
+            files.insert(rel, path);
+        }
+        true
+    }
+}
+
+/// Regular files below `dir`, as sorted relative paths (symlinks and special files
+/// are left out; the directories of [`SKIPPED_DIRS`] are not walked).
+fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s)))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.path().strip_prefix(dir).ok().and_then(|p| p.to_str()).map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether `path` is one of `outputs` or below one of them.
+pub fn covered_by_outputs<'o>(path: &str, mut outputs: impl Iterator<Item = &'o str>) -> bool {
+    let path = path.trim_start_matches("./").trim_end_matches('/');
+    outputs.any(|o| {
+        let o = o.trim_start_matches("./").trim_end_matches('/');
+        path == o || path.strip_prefix(o).is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_within_and_across_directories() {
+        let re = glob_regex("src/*.c");
+        assert!(re.is_match("src/main.c"));
+        assert!(!re.is_match("src/lib/x.c"));
+        let re = glob_regex("**/*.txt");
+        assert!(re.is_match("a.txt") && re.is_match("a/b/c.txt"));
+        assert!(!re.is_match("a.txt.bak"));
+        assert!(glob_regex("data/file?.in").is_match("data/file1.in"));
+        assert!(!glob_regex("a+b").is_match("aab"));
+    }
+
+    #[test]
+    fn outputs_cover_paths_below_them() {
+        assert!(covered_by_outputs("out/a.txt", ["out"].into_iter()));
+        assert!(covered_by_outputs("out", ["out/"].into_iter()));
+        assert!(!covered_by_outputs("outside", ["out"].into_iter()));
+    }
+
+    #[test]
+    fn a_cycle_is_found_once_with_its_path() {
+        let span = SourceSpan::from(0..1);
+        let mut edges = BTreeMap::new();
+        edges.insert(Node::Step("a".into()), vec![(Node::Step("b".into()), span)]);
+        edges.insert(Node::Step("b".into()), vec![(Node::Image("i".into()), span)]);
+        edges.insert(Node::Image("i".into()), vec![(Node::Step("a".into()), span)]);
+        edges.insert(Node::Step("c".into()), vec![(Node::Step("a".into()), span)]);
+        let found = cycles(&edges);
+        assert_eq!(found.len(), 1);
+        let names: Vec<String> = found[0].iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names, ["step `a`", "step `b`", "image `i`"]);
+        let order = needed_order(&edges, &[Node::Step("c".into())]);
+        assert_eq!(order.last(), Some(&Node::Step("c".into())));
+    }
+}

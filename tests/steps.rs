@@ -1,0 +1,542 @@
+//! Make-style steps end to end (`spec/steps.md`): steps run in a busybox image built
+//! by the same build file (Debian's busybox-static, in $PINFOLD_TEST_DEBS), feed each
+//! other and an image that `pinfold run` then runs; only what changed runs again; the
+//! sandbox shows a step its declared inputs and nothing else of the repository, no
+//! network, and a fixed environment; a failing step stops the build and leaves the
+//! cache alone; a step that writes the date is caught by `pinfold build --check`.
+//!
+//! Tools these tests need are set up by scripts/setup-test-tools.sh. Outside CI a
+//! missing tool skips the check with a note; under CI=true it fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn pinfold_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
+}
+
+fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+}
+
+struct Test {
+    command: Command,
+    description: String,
+}
+
+struct Ran {
+    output: Output,
+    description: String,
+}
+
+impl Test {
+    fn new() -> Self {
+        let mut command = Command::new(pinfold_bin());
+        command.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1").stdin(Stdio::null());
+        Test { command, description: "pinfold".into() }
+    }
+
+    fn dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.description.push(' ');
+        self.description.push_str(&arg.as_ref().to_string_lossy());
+        self.command.arg(arg);
+        self
+    }
+
+    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
+    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    fn run(mut self) -> Ran {
+        let output = self.command.output().expect("the pinfold binary runs");
+        Ran { output, description: self.description }
+    }
+}
+
+impl Ran {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.output.status.code(),
+            Some(expected),
+            "`{}` exited with {:?}, expected {expected}\n--- stdout\n{}\n--- stderr\n{}",
+            self.description,
+            self.output.status.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    fn success(self) -> Self {
+        self.code(0)
+    }
+
+    fn stderr_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr of `{}` lacks {needle:?}:\n{}",
+            self.description,
+            self.stderr()
+        );
+        self
+    }
+
+    fn stdout_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout of `{}` lacks {needle:?}:\n{}\n--- stderr\n{}",
+            self.description,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// The `step NAME: ran|cached` lines, as (name, outcome), sorted by name.
+    fn steps(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .stderr()
+            .lines()
+            .filter_map(|l| l.strip_prefix("step "))
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(_, outcome)| ["ran", "cached"].contains(outcome))
+            .map(|(n, o)| (n.to_string(), o.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether an external tool works; under CI a missing one fails the test.
+fn require_tool(name: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(name)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if in_ci() {
+            panic!("`{name}` is required in CI and is missing or not working (`{name} {}` failed); scripts/setup-test-tools.sh installs it", probe.join(" "));
+        }
+        eprintln!("note: `{name}` is not available; skipping this check outside CI");
+    }
+    ok
+}
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{name} {}` failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The amd64 busybox-static .deb, or `None` (after a note) outside CI.
+fn busybox_deb() -> Option<PathBuf> {
+    let dir =
+        PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
+    let deb = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("busybox-static_") && name.ends_with("_amd64.deb")
+        })
+    });
+    if deb.is_none() {
+        if in_ci() {
+            panic!(
+                "the busybox-static .deb for amd64 is required in CI in {}; scripts/setup-test-tools.sh downloads it",
+                dir.display()
+            );
+        }
+        eprintln!("note: no busybox-static .deb in {}; skipping", dir.display());
+    }
+    deb
+}
+
+/// A checkout of `fixtures/steps` with busybox beside the build files, and a cache of
+/// its own.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    src: PathBuf,
+    cache: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Option<Fixture> {
+        let deb = busybox_deb()?;
+        if !require_tool("dpkg-deb", &["--version"]) || !require_tool("runc", &["--version"]) {
+            return None;
+        }
+        let tmp = tempfile::Builder::new().prefix("pinfold-steps-test-").tempdir().unwrap();
+        let src = tmp.path().join("src");
+        copy_dir(&fixture("steps"), &src);
+        let out = tmp.path().join("deb");
+        tool("dpkg-deb", &["-x", deb.to_str().unwrap(), out.to_str().unwrap()]);
+        std::fs::copy(out.join("bin/busybox"), src.join("busybox-amd64")).unwrap();
+        let cache = tmp.path().join("cache");
+        Some(Fixture { _tmp: tmp, src, cache })
+    }
+
+    fn pinfold(&self) -> Test {
+        Test::new().dir(&self.src).env("PINFOLD_CACHE_DIR", &self.cache)
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        std::fs::write(self.src.join(path), text).unwrap();
+    }
+
+    /// Entries of the cache's step store.
+    fn stored_steps(&self) -> usize {
+        std::fs::read_dir(self.cache.join("steps")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    v.sort();
+    v
+}
+
+const REPORT: &str = "> HELLO WORLD\n> STEPS RUN HERMETICALLY\n> SECOND FILE\n5 words\nreport.txt\n";
+
+#[test]
+fn steps_transform_inputs_feed_each_other_and_the_image_runs_their_result() {
+    let Some(f) = Fixture::new() else { return };
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "ran"), ("count", "ran"), ("report", "ran")]));
+    ran.stderr_contains("pinfold: 3 step(s) ran, 0 from the cache");
+    // The image holds the report made by `report` from the outputs of `upper` and
+    // `count`, and the listing of the tar it made.
+    let ran = f.pinfold().args(["run", "app"]).run().success();
+    assert_eq!(ran.stdout(), REPORT);
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+    // A step by name: it and what it needs, nothing else.
+    f.write("src/a.txt", "changed\n");
+    let ran = f.pinfold().args(["build", "upper"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "ran")]));
+    assert_eq!(ran.stdout(), "");
+    // `pinfold build tools` needs no step.
+    let ran = f.pinfold().args(["build", "tools"]).run().success();
+    assert!(ran.steps().is_empty(), "{:?}", ran.steps());
+    // The steps are reproducible: two builds under perturbed conditions agree.
+    f.write("src/a.txt", "hello world\nsteps run hermetically\n");
+    f.pinfold().args(["build", "--check", "app"]).run().success().stderr_contains("2 builds agree");
+}
+
+#[test]
+fn only_the_steps_that_depend_on_a_changed_input_run_again() {
+    let Some(f) = Fixture::new() else { return };
+    // One at a time (-j 1): the same outputs as in parallel.
+    f.pinfold().args(["build", "-j", "1", "app"]).run().success();
+    let first = std::fs::read(f.src.join("pinfold-out/app/index.json")).unwrap();
+
+    // An unchanged tree runs nothing and builds no layer.
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+    ran.stderr_contains("0 layer(s) built");
+    assert_eq!(std::fs::read(f.src.join("pinfold-out/app/index.json")).unwrap(), first);
+
+    // Touching a file (new mtime, same content) changes nothing either.
+    let words = std::fs::File::options().write(true).open(f.src.join("data/words.txt")).unwrap();
+    words.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(words);
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+
+    // A file no step declares: nothing runs. (--quiet: not even the lines.)
+    f.write("src/notes.md", "edited, and not an input\n");
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+    let ran = f.pinfold().args(["build", "--quiet", "app"]).run().success();
+    assert!(!ran.stderr().contains("step"), "{}", ran.stderr());
+
+    // An input of `count`: it runs, and `report` which consumes it; `upper` does not.
+    // --verbose shows what the step printed.
+    f.write("data/words.txt", "one two three\nfour five six\n");
+    let ran = f.pinfold().args(["build", "--verbose", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "ran"), ("report", "ran")]));
+    ran.stderr_contains("step count: ran\n  | counted 6 words\n");
+    let ran = f.pinfold().args(["run", "app"]).run().success();
+    assert!(ran.stdout().contains("6 words\n"), "{}", ran.stdout());
+
+    // A new file matching `upper`'s glob: `upper` and `report` run, `count` does not.
+    f.write("src/c.txt", "third\n");
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "ran"), ("count", "cached"), ("report", "ran")]));
+    let ran = f.pinfold().args(["run", "app"]).run().success();
+    assert!(ran.stdout().contains("> THIRD\n"), "{}", ran.stdout());
+
+    // A change that leaves `count`'s output as it was: `report` finds its inputs
+    // unchanged and does not run.
+    f.write("data/words.txt", "six words on a single line\n");
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "ran"), ("report", "cached")]));
+}
+
+#[test]
+fn the_sandbox_shows_only_declared_inputs_no_network_and_a_fixed_environment() {
+    let Some(f) = Fixture::new() else { return };
+    f.pinfold().args(["build", "-f", "sandbox.kdl", "probe"]).run().success();
+    let cat = |path: &str| f.pinfold().args(["run", "-f", "sandbox.kdl", "probe", "--", path]).run().success().stdout();
+    // The work directory holds the declared input, and secret.txt, which lies beside
+    // it in the repository, is nowhere in the step's file system.
+    assert_eq!(cat("/seen/listing.txt"), ".\n..\nallowed.txt\nlisting.txt\n");
+    assert_eq!(cat("/seen/found.txt"), "");
+    assert_eq!(cat("/seen/pwd.txt"), "/work\n");
+    // No network: only loopback.
+    let net = cat("/seen/net.txt");
+    assert!(net.starts_with("unreachable\n"), "{net}");
+    let interfaces: Vec<&str> = net.lines().skip(3).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    assert_eq!(interfaces, ["lo"], "{net}");
+    // A fixed environment: the image's PATH, the epoch, UTC, C, the platform.
+    let env = cat("/seen/env.txt");
+    for line in [
+        "EXTRA=set by the step",
+        "HOME=/tmp",
+        "LC_ALL=C",
+        "PATH=/bin",
+        "PWD=/build",
+        "SOURCE_DATE_EPOCH=1704067200",
+        "TARGETARCH=amd64",
+        "TARGETOS=linux",
+        "TARGETPLATFORM=linux/amd64",
+        "TZ=UTC",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line:?} not in the step's environment:\n{env}");
+    }
+    assert_eq!(cat("/seen/host.txt"), "pinfold\n");
+}
+
+#[test]
+fn a_failing_step_stops_the_build_with_its_output_and_stores_nothing() {
+    let Some(f) = Fixture::new() else { return };
+    let ran = f
+        .pinfold()
+        .args(["build", "-f", "failing.kdl", "broken"])
+        .run()
+        .code(2)
+        .stderr_contains("step `fails`")
+        .stderr_contains("exited with code 3")
+        .stderr_contains("to-stdout")
+        .stderr_contains("to-stderr");
+    assert!(ran.steps().is_empty(), "{:?}", ran.steps());
+    assert!(!f.src.join("pinfold-out/broken").exists());
+    assert_eq!(f.stored_steps(), 0);
+    f.pinfold()
+        .args(["build", "-f", "failing.kdl", "partial"])
+        .run()
+        .code(2)
+        .stderr_contains("step `incomplete`")
+        .stderr_contains("did not make the declared output `nope.txt`");
+    assert!(!f.src.join("pinfold-out/partial").exists());
+    assert_eq!(f.stored_steps(), 0);
+    // `pinfold build` with no name runs every step: both fail, side by side, and both
+    // are reported.
+    f.pinfold()
+        .args(["build", "-f", "failing.kdl"])
+        .run()
+        .code(2)
+        .stderr_contains("step `fails`")
+        .stderr_contains("step `incomplete`");
+    assert_eq!(f.stored_steps(), 0);
+    // No work directory is left behind either.
+    let left: Vec<_> = std::fs::read_dir(f.cache.join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_step_that_writes_the_date_is_caught_by_check() {
+    let Some(f) = Fixture::new() else { return };
+    f.pinfold()
+        .args(["build", "-f", "stamp.kdl", "--check", "stamped"])
+        .run()
+        .code(1)
+        .stdout_contains("stamped is not reproducible")
+        .stdout_contains("/stamp.txt  content");
+}
+
+#[test]
+fn cycles_and_wrong_references_are_reported_at_their_spans() {
+    // Planning fails before anything runs: no runtime or busybox needed.
+    let tmp = tempfile::Builder::new().prefix("pinfold-steps-test-").tempdir().unwrap();
+    std::fs::copy(fixture("steps/cycle.kdl"), tmp.path().join("pinfold.kdl")).unwrap();
+    let ran = Test::new()
+        .dir(tmp.path())
+        .env("PINFOLD_CACHE_DIR", tmp.path().join("cache"))
+        .args(["build"])
+        .run()
+        .code(2)
+        .stderr_contains("a cycle: step `a` → step `b` → step `a`")
+        .stderr_contains("step `a` needs step `b`")
+        .stderr_contains("step `b` needs step `a`")
+        .stderr_contains("a cycle: image `maker` → step `c` → image `maker`")
+        .stderr_contains("no step is named `d`")
+        .stderr_contains("step `c` declares no output `missing.txt`")
+        .stderr_contains("step `no-command` has no command")
+        .stderr_contains("no base or image is named `nothing`")
+        .stderr_contains("6 error(s) in the build file");
+    assert!(ran.stderr().contains("cycle.kdl") || ran.stderr().contains("pinfold.kdl:7:12"), "{}", ran.stderr());
+    assert!(!tmp.path().join("pinfold-out").exists());
+}
+
+#[test]
+fn graph_prints_what_each_step_and_image_needs_as_text_and_dot() {
+    let dir = fixture("steps");
+    let ran = Test::new().dir(&dir).args(["graph", "app"]).run().success();
+    let text = ran.stdout();
+    // Each node after what it needs.
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in:\n{text}"));
+    assert!(at("image `tools`") < at("step `upper`"));
+    assert!(at("step `upper`") < at("step `report`") && at("step `count`") < at("step `report`"));
+    assert!(at("step `report`") < at("image `app`"));
+    assert!(
+        text.contains("step `count`\n  reads data/words.txt\n  makes count.txt\n  needs image `tools`\n"),
+        "{text}"
+    );
+    assert!(text.contains("image `app`\n  needs step `report`\n"), "{text}");
+    // Only what the named node needs.
+    let ran = Test::new().dir(&dir).args(["graph", "count"]).run().success();
+    assert!(!ran.stdout().contains("upper"), "{}", ran.stdout());
+
+    let ran = Test::new().dir(&dir).args(["graph", "--dot"]).run().success();
+    let dot = ran.stdout();
+    assert!(dot.starts_with("digraph pinfold {\n"), "{dot}");
+    for edge in [
+        "\"step:upper\" -> \"step:report\";",
+        "\"step:report\" -> \"image:app\";",
+        "\"image:tools\" -> \"step:count\";",
+    ] {
+        assert!(dot.contains(edge), "{edge} not in:\n{dot}");
+    }
+    Test::new()
+        .dir(&dir)
+        .args(["graph", "-f", "cycle.kdl"])
+        .run()
+        .code(2)
+        .stderr_contains("a cycle: step `a` → step `b` → step `a`");
+}
+
+#[test]
+fn cache_gc_keeps_the_cache_under_a_size_and_clean_removes_the_outputs() {
+    let Some(f) = Fixture::new() else { return };
+    f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(f.stored_steps(), 3);
+    // Without a size: only leftovers go; everything is still a hit.
+    f.pinfold().args(["cache", "gc"]).run().success().stderr_contains("removed 0 step output(s) and 0 layer(s)");
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+    // A size of nothing: every step output and layer goes, and the next build makes
+    // them again, the same.
+    let digest = ran.stdout();
+    f.pinfold().args(["cache", "gc", "--max-size", "0"]).run().success().stderr_contains("removed 3 step output(s)");
+    assert_eq!(f.stored_steps(), 0);
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "ran"), ("count", "ran"), ("report", "ran")]));
+    assert_eq!(ran.stdout(), digest);
+    f.pinfold().args(["cache", "gc", "--max-size", "lots"]).run().code(2).stderr_contains("--max-size");
+
+    assert!(f.src.join("pinfold-out/app").is_dir());
+    f.pinfold().args(["clean"]).run().success();
+    assert!(!f.src.join("pinfold-out").exists());
+    f.pinfold().args(["clean"]).run().success();
+}
+
+#[test]
+fn two_builds_at_once_share_the_cache_and_agree() {
+    let Some(f) = Fixture::new() else { return };
+    let spawn = |out: &str| {
+        Command::new(pinfold_bin())
+            .current_dir(&f.src)
+            .env("PINFOLD_CACHE_DIR", &f.cache)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["build", "app", "-o", out])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("oci:out-a"), spawn("oci:out-b"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(a.stdout, b.stdout);
+    // Whoever stored a step's outputs first, one entry per step, complete.
+    assert_eq!(f.stored_steps(), 3);
+    let ran = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(ran.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+    assert_eq!(ran.stdout(), String::from_utf8_lossy(&a.stdout));
+    let left: Vec<_> = std::fs::read_dir(f.cache.join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn inputs_that_lead_out_of_the_repository_are_refused() {
+    // Planning fails before anything runs: no runtime or busybox needed.
+    let tmp = tempfile::Builder::new().prefix("pinfold-steps-test-").tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("passwd"), "not yours\n").unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("vendor")).unwrap();
+    std::fs::write(
+        repo.join("pinfold.kdl"),
+        "pinfold 1\nimage tools { from scratch }\n\
+         step s {\n image tools\n inputs \"vendor/passwd\"\n inputs \"nothing/*.c\"\n inputs \"../outside/passwd\"\n \
+         run \"true\"\n outputs \"x\"\n}\n",
+    )
+    .unwrap();
+    Test::new()
+        .dir(&repo)
+        .env("PINFOLD_CACHE_DIR", tmp.path().join("cache"))
+        .args(["build", "s"])
+        .run()
+        .code(2)
+        .stderr_contains("`vendor/passwd` resolves outside the build file's directory")
+        .stderr_contains("`nothing/*.c` matches no file")
+        .stderr_contains("the input `../outside/passwd` must be a relative path without `..`");
+}
