@@ -36,7 +36,7 @@ run() {
 }
 read -r cold cold_mem < <(run)
 read -r warm warm_mem < <(run)
-first=$(find "$tree" -type f | LC_ALL=C sort | head -n 1)
+first=$(find "$tree" -type f | LC_ALL=C sort | sed -n 1p)
 cp "$first" "$work/saved-first"
 printf 'changed' >> "$first"
 sleep 3
