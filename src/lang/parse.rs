@@ -42,25 +42,26 @@ const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "ex
 /// the error says "not yet" instead of "unknown".
 const PLANNED: &[&str] = &["lint"];
 
-struct Cx<'a> {
-    source: &'a Source,
-    diags: &'a mut Diagnostics,
+/// The walk over one build file; test blocks ([`super::test_block`]) use its helpers too.
+pub(super) struct Cx<'a> {
+    pub(super) source: &'a Source,
+    pub(super) diags: &'a mut Diagnostics,
 }
 
 fn name_span(node: &KdlNode) -> SourceSpan {
     node.name().span()
 }
 
-fn args(node: &KdlNode) -> Vec<&KdlEntry> {
+pub(super) fn args(node: &KdlNode) -> Vec<&KdlEntry> {
     node.entries().iter().filter(|e| e.name().is_none()).collect()
 }
 
-fn prop<'n>(node: &'n KdlNode, key: &str) -> Option<&'n KdlEntry> {
+pub(super) fn prop<'n>(node: &'n KdlNode, key: &str) -> Option<&'n KdlEntry> {
     // KDL: when a property is given twice, the rightmost one counts.
     node.entries().iter().rev().find(|e| e.name().map(|n| n.value()) == Some(key))
 }
 
-fn type_name(value: &KdlValue) -> &'static str {
+pub(super) fn type_name(value: &KdlValue) -> &'static str {
     match value {
         KdlValue::String(_) => "a string",
         KdlValue::Integer(_) => "an integer",
@@ -81,7 +82,7 @@ pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 }
 
 impl Cx<'_> {
-    fn error(
+    pub(super) fn error(
         &mut self,
         code: &str,
         message: impl Into<String>,
@@ -110,7 +111,7 @@ impl Cx<'_> {
     }
 
     /// Reports properties other than `allowed`.
-    fn check_props(&mut self, node: &KdlNode, allowed: &[&str]) {
+    pub(super) fn check_props(&mut self, node: &KdlNode, allowed: &[&str]) {
         for entry in node.entries() {
             let Some(key) = entry.name() else { continue };
             if allowed.contains(&key.value()) {
@@ -132,7 +133,7 @@ impl Cx<'_> {
     }
 
     /// Checks the number of arguments; returns them.
-    fn arity<'n>(&mut self, node: &'n KdlNode, min: usize, max: usize, what: &str) -> Vec<&'n KdlEntry> {
+    pub(super) fn arity<'n>(&mut self, node: &'n KdlNode, min: usize, max: usize, what: &str) -> Vec<&'n KdlEntry> {
         let list = args(node);
         let name = node.name().value();
         if list.len() < min {
@@ -155,7 +156,7 @@ impl Cx<'_> {
         list
     }
 
-    fn no_children(&mut self, node: &KdlNode) {
+    pub(super) fn no_children(&mut self, node: &KdlNode) {
         if let Some(children) = node.children() {
             self.error(
                 "pinfold::unexpected-children",
@@ -166,7 +167,7 @@ impl Cx<'_> {
         }
     }
 
-    fn string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
+    pub(super) fn string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
         match entry.value() {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
             other => {
@@ -184,7 +185,7 @@ impl Cx<'_> {
         }
     }
 
-    fn integer(&mut self, entry: &KdlEntry, what: &str, max: i128) -> Option<Spanned<u64>> {
+    pub(super) fn integer(&mut self, entry: &KdlEntry, what: &str, max: i128) -> Option<Spanned<u64>> {
         match entry.value() {
             KdlValue::Integer(i) if (0..=max).contains(i) => Some(Spanned::new(*i as u64, entry.span())),
             KdlValue::Integer(i) => {
@@ -1176,7 +1177,7 @@ fn placeholder(what: &str) -> String {
 }
 
 /// `8080` → `8080/tcp`; `53/udp` stays; anything else is `None`.
-fn normalize_port(text: &str) -> Option<String> {
+pub(super) fn normalize_port(text: &str) -> Option<String> {
     let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
     let number: u32 = port.parse().ok()?;
     if !(1..=65535).contains(&number) || !["tcp", "udp", "sctp"].contains(&proto) {

@@ -9,9 +9,9 @@
 //! help) as the rest of the language; what a check means is in `spec/tests.md`, and
 //! running them is [`crate::run::check`].
 
-use super::parse::did_you_mean;
+use super::parse::{args, did_you_mean, normalize_port, prop, type_name, Cx};
 use super::syntax::Spanned;
-use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::diag::{Diagnostics, Source};
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
@@ -168,159 +168,15 @@ const TEST_NODES: &[&str] = &[
 
 /// Parses one `test` node of an image. Problems go into `diags` at their spans.
 pub fn parse_test(source: &Source, diags: &mut Diagnostics, node: &KdlNode) -> Option<TestDecl> {
-    let mut cx = TestCx { source, diags };
+    let mut cx = Cx { source, diags };
     cx.test(node)
 }
 
-struct TestCx<'a> {
-    source: &'a Source,
-    diags: &'a mut Diagnostics,
-}
-
-fn args(node: &KdlNode) -> Vec<&KdlEntry> {
-    node.entries().iter().filter(|e| e.name().is_none()).collect()
-}
-
-fn prop<'n>(node: &'n KdlNode, key: &str) -> Option<&'n KdlEntry> {
-    node.entries().iter().rev().find(|e| e.name().map(|n| n.value()) == Some(key))
-}
-
-fn type_name(value: &KdlValue) -> &'static str {
-    match value {
-        KdlValue::String(_) => "a string",
-        KdlValue::Integer(_) => "an integer",
-        KdlValue::Float(_) => "a float",
-        KdlValue::Bool(_) => "a boolean",
-        KdlValue::Null => "#null",
-    }
-}
-
-/// `8080` → `8080/tcp`; `53/udp` stays; anything else is `None`.
-pub fn normalize_port(text: &str) -> Option<String> {
-    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
-    let number: u32 = port.parse().ok()?;
-    if !(1..=65535).contains(&number) || !["tcp", "udp", "sctp"].contains(&proto) {
-        return None;
-    }
-    Some(format!("{number}/{proto}"))
-}
-
-impl TestCx<'_> {
-    fn error(
-        &mut self,
-        code: &str,
-        message: impl Into<String>,
-        span: SourceSpan,
-        label: impl Into<String>,
-    ) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::error(code, message).at(span, label).in_source(self.source));
-        self.diags.0.last_mut().expect("just pushed")
-    }
-
-    fn check_props(&mut self, node: &KdlNode, allowed: &[&str]) {
-        for entry in node.entries() {
-            let Some(key) = entry.name() else { continue };
-            if allowed.contains(&key.value()) {
-                continue;
-            }
-            let node_name = node.name().value();
-            let diag = self.error(
-                "pinfold::unknown-property",
-                format!("unknown property `{}` on `{node_name}`", key.value()),
-                entry.span(),
-                "not a property of this node",
-            );
-            diag.help = Some(match did_you_mean(key.value(), allowed) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if allowed.is_empty() => format!("`{node_name}` takes no properties"),
-                None => format!("`{node_name}` takes: {}", allowed.join(", ")),
-            });
-        }
-    }
-
-    fn arity<'n>(&mut self, node: &'n KdlNode, min: usize, max: usize, what: &str) -> Vec<&'n KdlEntry> {
-        let list = args(node);
-        let name = node.name().value();
-        if list.len() < min {
-            let diag = self.error(
-                "pinfold::missing-argument",
-                format!("`{name}` needs {what}"),
-                node.span(),
-                format!("{} argument(s) given", list.len()),
-            );
-            diag.help = Some(format!("write it as `{name} <{what}>`"));
-        } else if list.len() > max {
-            self.error(
-                "pinfold::too-many-arguments",
-                format!("`{name}` takes {what}, and {} argument(s) were given", list.len()),
-                list[max].span(),
-                "this and what follows are not used",
-            );
-        }
-        list
-    }
-
-    fn no_children(&mut self, node: &KdlNode) {
-        if let Some(children) = node.children() {
-            self.error(
-                "pinfold::unexpected-children",
-                format!("`{}` takes no block", node.name().value()),
-                children.span(),
-                "remove this block",
-            );
-        }
-    }
-
-    fn string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
-        match entry.value() {
-            KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
-            other => {
-                let diag = self.error(
-                    "pinfold::bad-type",
-                    format!("{what} must be a string, found {}", type_name(other)),
-                    entry.span(),
-                    "expected a string",
-                );
-                if matches!(other, KdlValue::Integer(_) | KdlValue::Float(_)) {
-                    diag.help = Some("quote it: numbers are only taken where the spec says so".into());
-                }
-                None
-            }
-        }
-    }
-
-    fn strings(&mut self, entries: &[&KdlEntry], what: &str) -> Option<Vec<Spanned<String>>> {
+impl Cx<'_> {
+    /// All of `entries` as strings, or `None` when any is not one (each is reported).
+    fn all_strings(&mut self, entries: &[&KdlEntry], what: &str) -> Option<Vec<Spanned<String>>> {
         let values: Vec<Spanned<String>> = entries.iter().filter_map(|e| self.string(e, what)).collect();
         (values.len() == entries.len()).then_some(values)
-    }
-
-    fn integer(&mut self, entry: &KdlEntry, what: &str, max: i128) -> Option<Spanned<u64>> {
-        match entry.value() {
-            KdlValue::Integer(i) if (0..=max).contains(i) => Some(Spanned::new(*i as u64, entry.span())),
-            KdlValue::Integer(i) => {
-                self.error(
-                    "pinfold::bad-value",
-                    format!("{what} must be between 0 and {max}, found {i}"),
-                    entry.span(),
-                    "out of range",
-                );
-                None
-            }
-            other => {
-                let diag = self.error(
-                    "pinfold::bad-type",
-                    format!("{what} must be an integer, found {}", type_name(other)),
-                    entry.span(),
-                    "expected an integer",
-                );
-                if let KdlValue::String(s) = other {
-                    if s.parse::<u64>().is_ok() || s.starts_with("0o") {
-                        diag.help = Some(format!("write it without quotes: {s}"));
-                    }
-                }
-                None
-            }
-        }
     }
 
     /// `mode=0o755`: octal only, as everywhere in the language.
@@ -435,7 +291,7 @@ impl TestCx<'_> {
                     }
                     run_span = Some(child.name().span());
                     let list = args(child);
-                    let Some(values) = self.strings(&list, "an argument") else { continue };
+                    let Some(values) = self.all_strings(&list, "an argument") else { continue };
                     let timeout = match prop(child, "timeout") {
                         Some(e) => match self.integer(e, "`timeout` (seconds)", 7 * 24 * 3600) {
                             Some(t) if t.value == 0 => {
@@ -610,7 +466,7 @@ impl TestCx<'_> {
                 "expect-entrypoint" | "expect-cmd" => {
                     self.check_props(child, &[]);
                     let list = args(child);
-                    let Some(values) = self.strings(&list, "an argument") else { continue };
+                    let Some(values) = self.all_strings(&list, "an argument") else { continue };
                     let args = values.into_iter().map(|s| s.value).collect();
                     test.checks.push(if kind == "expect-cmd" {
                         CheckDecl::Cmd { args, span }
