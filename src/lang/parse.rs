@@ -864,6 +864,17 @@ impl Cx<'_> {
                     }
                 }
             };
+            if let EntryDecl::Copy { to, .. } = &entry {
+                // The root is a destination of `copy`; climbing above it is not.
+                if crate::layer::tree::normalize_image_path(&format!("{}/x", to.value)).is_none() {
+                    self.error(
+                        "pinfold::bad-path",
+                        format!("`{}` climbs out of the image with `..`", to.value),
+                        to.span,
+                        "not a path inside the image",
+                    );
+                }
+            }
             for path in [entry_path(&entry)].into_iter().flatten() {
                 if crate::layer::tree::normalize_image_path(&path.value).is_none() {
                     self.error(
@@ -1166,8 +1177,9 @@ impl Cx<'_> {
 
 fn entry_path(entry: &EntryDecl) -> Option<&Spanned<String>> {
     match entry {
-        EntryDecl::Extract { .. } => None,
-        EntryDecl::Copy { to, .. } | EntryDecl::Download { to, .. } => Some(to),
+        // `copy dir to="/"` fills the image's root, as Docker's `COPY . /` does.
+        EntryDecl::Extract { .. } | EntryDecl::Copy { .. } => None,
+        EntryDecl::Download { to, .. } => Some(to),
         EntryDecl::File { path, .. } | EntryDecl::Dir { path, .. } | EntryDecl::Symlink { path, .. } => Some(path),
     }
 }

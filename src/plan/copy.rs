@@ -14,6 +14,9 @@ use crate::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Names never copied from the build file's own directory.
+pub const SKIPPED_AT_ROOT: &[&str] = &[".git", "pinfold-out"];
+
 impl Cx<'_> {
     pub(super) fn copy_entry(
         &mut self,
@@ -30,7 +33,10 @@ impl Cx<'_> {
             );
             return false;
         }
-        let path = self.root.join(&source.value);
+        // `.` components are dropped so that `copy "."` names the root itself.
+        let relative: std::path::PathBuf =
+            Path::new(&source.value).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+        let path = self.root.join(&relative);
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -45,7 +51,7 @@ impl Cx<'_> {
         };
         // A symlink on the way (`vendor -> /etc`) would let a relative path read
         // outside the repository: the resolved parent must still be below the root.
-        let parent = path.parent().unwrap_or(self.root);
+        let parent = if relative.as_os_str().is_empty() { self.root } else { path.parent().unwrap_or(self.root) };
         match parent.canonicalize() {
             Ok(real) if real.starts_with(self.root) => {}
             _ => {
@@ -62,17 +68,18 @@ impl Cx<'_> {
         let uid = attrs.uid.as_ref().map_or(0, |u| u.value);
         let gid = attrs.gid.as_ref().map_or(0, |g| g.value);
         let file_mode = attrs.mode.as_ref().map(|m| m.value);
-        let Some(dest) = normalize_image_path(&to.value) else { return false };
+        // `None`: the image's root, which only a directory or `to` ending in `/` can fill.
+        let dest = normalize_image_path(&to.value);
         let into_dir = to.value.ends_with('/');
 
         if meta.is_dir() {
-            self.walk_into(&path, Some(dest), file_mode, uid, gid, source, tree)
+            self.walk_into(&path, dest, file_mode, uid, gid, source, tree)
         } else {
-            let dest = if into_dir {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                format!("{dest}/{name}")
-            } else {
-                dest
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let dest = match dest {
+                Some(dest) if into_dir => format!("{dest}/{name}"),
+                Some(dest) => dest,
+                None => name.to_string(),
             };
             self.copy_one(&path, &meta, dest, file_mode, uid, gid, source, tree)
         }
@@ -97,7 +104,14 @@ impl Cx<'_> {
             }
         }
         let mut ok = true;
-        for item in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
+        // At the build file's directory, `.git` and pinfold's own outputs are never
+        // content: they change with every commit and build, and would make a copy of
+        // the repository unreproducible (or contain its previous build).
+        let at_root = dir == self.root;
+        let walk = walkdir::WalkDir::new(dir).follow_links(false).min_depth(1).into_iter().filter_entry(|e| {
+            !(at_root && e.depth() == 1 && SKIPPED_AT_ROOT.iter().any(|s| e.file_name() == std::ffi::OsStr::new(s)))
+        });
+        for item in walk {
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {

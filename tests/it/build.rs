@@ -410,3 +410,40 @@ fn a_killed_build_leaves_the_previous_output_and_the_next_build_sweeps_its_lefto
     assert_eq!(leftovers, ["big.tar"]);
     assert_ne!(std::fs::read(&archive).unwrap(), before);
 }
+
+#[test]
+fn copy_of_the_build_directory_to_the_root_skips_git_and_previous_outputs() {
+    let tmp = tempdir();
+    let src = tmp.path().join("repo");
+    std::fs::create_dir_all(src.join(".git")).unwrap();
+    std::fs::create_dir_all(src.join("app")).unwrap();
+    std::fs::write(src.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(src.join("app/main.py"), "print(1)\n").unwrap();
+    std::fs::write(
+        src.join("pinfold.kdl"),
+        "pinfold 1\nepoch 0\nimage all {\n    from scratch\n    layer l {\n        copy \".\" to=\"/\"\n    }\n}\n",
+    )
+    .unwrap();
+    let build = || Test::new().dir(&src).args(["build", "--no-cache"]).run().success().built();
+    let first = build();
+    // The second build sees the first one's pinfold-out beside the build file, and
+    // must not take it in: the digest stays the same.
+    assert!(src.join("pinfold-out/all").is_dir());
+    assert_eq!(build(), first);
+    let doc: serde_json::Value = serde_json::from_str(
+        &Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/all"]).run().success().stdout(),
+    )
+    .unwrap();
+    let layer =
+        doc["manifests"][0]["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
+    let listing = tool("tar", &["-tzf", src.join("pinfold-out/all/blobs/sha256").join(layer).to_str().unwrap()]);
+    assert_eq!(listing, "app/\napp/main.py\npinfold.kdl\n");
+
+    // Climbing out of the image with `to` is still an error.
+    std::fs::write(
+        src.join("pinfold.kdl"),
+        "pinfold 1\nimage all {\n    from scratch\n    layer l {\n        copy \"app\" to=\"../../x\"\n    }\n}\n",
+    )
+    .unwrap();
+    Test::new().dir(&src).args(["build", "--no-cache"]).run().code(2).stderr_contains("climbs out of the image");
+}
