@@ -646,36 +646,8 @@ impl Cx<'_> {
         self.no_children(node);
         match name {
             "env" => {
-                let list = args(node);
-                if let Some(first) = list.first() {
-                    let diag = self.error(
-                        "pinfold::bad-type",
-                        "`env` takes properties, KEY=\"value\"",
-                        first.span(),
-                        "not a property",
-                    );
-                    diag.help = Some("write `env PATH=\"/usr/bin:/bin\" LANG=\"C.UTF-8\"`".into());
-                }
-                let mut any = false;
-                for entry in node.entries() {
-                    let Some(key) = entry.name() else { continue };
-                    any = true;
-                    if key.value().is_empty() || key.value().contains('=') {
-                        self.error(
-                            "pinfold::bad-value",
-                            format!("`{}` is not an environment variable name", key.value()),
-                            entry.span(),
-                            "bad name",
-                        );
-                        continue;
-                    }
-                    if let Some(value) = self.string(entry, "an environment value") {
-                        config.env.push((Spanned::new(key.value().to_string(), key.span()), value));
-                    }
-                }
-                if !any && list.is_empty() {
-                    self.arity(node, 1, 0, "at least one KEY=\"value\"");
-                }
+                let pairs = self.env_properties(node, "write `env PATH=\"/usr/bin:/bin\" LANG=\"C.UTF-8\"`");
+                config.env.extend(pairs);
             }
             "entrypoint" | "cmd" => {
                 self.check_props(node, &[]);
@@ -724,34 +696,8 @@ impl Cx<'_> {
                 }
             }
             "expose" => {
-                self.check_props(node, &[]);
-                for entry in self.arity(node, 1, usize::MAX, "one or more ports, 8080 or \"53/udp\"") {
-                    let text = match entry.value() {
-                        KdlValue::Integer(i) => i.to_string(),
-                        KdlValue::String(s) => s.clone(),
-                        other => {
-                            self.error(
-                                "pinfold::bad-type",
-                                format!("a port is an integer or a string, found {}", type_name(other)),
-                                entry.span(),
-                                "not a port",
-                            );
-                            continue;
-                        }
-                    };
-                    match normalize_port(&text) {
-                        Some(port) => config.expose.push(Spanned::new(port, entry.span())),
-                        None => {
-                            let diag = self.error(
-                                "pinfold::bad-value",
-                                format!("`{text}` is not a port"),
-                                entry.span(),
-                                "not a port",
-                            );
-                            diag.help = Some("a port is 1 to 65535, optionally followed by /tcp, /udp or /sctp".into());
-                        }
-                    }
-                }
+                let ports = self.ports(node);
+                config.expose.extend(ports);
             }
             "volume" => {
                 self.check_props(node, &[]);
@@ -765,6 +711,73 @@ impl Cx<'_> {
             }
             _ => unreachable!("config_node is only called for CONFIG_NODES"),
         }
+    }
+
+    /// `KEY="value"` properties (of `env` in an image or a test), in order; problems are
+    /// reported, and `example` is the help shown when arguments are given instead.
+    pub(super) fn env_properties(&mut self, node: &KdlNode, example: &str) -> Vec<(Spanned<String>, Spanned<String>)> {
+        let list = args(node);
+        if let Some(first) = list.first() {
+            let diag = self.error(
+                "pinfold::bad-type",
+                "`env` takes properties, KEY=\"value\"",
+                first.span(),
+                "not a property",
+            );
+            diag.help = Some(example.to_string());
+        }
+        let mut pairs = Vec::new();
+        let mut any = false;
+        for entry in node.entries() {
+            let Some(key) = entry.name() else { continue };
+            any = true;
+            if key.value().is_empty() || key.value().contains('=') {
+                self.error(
+                    "pinfold::bad-value",
+                    format!("`{}` is not an environment variable name", key.value()),
+                    entry.span(),
+                    "bad name",
+                );
+                continue;
+            }
+            if let Some(value) = self.string(entry, "an environment value") {
+                pairs.push((Spanned::new(key.value().to_string(), key.span()), value));
+            }
+        }
+        if !any && list.is_empty() {
+            self.arity(node, 1, 0, "at least one KEY=\"value\"");
+        }
+        pairs
+    }
+
+    /// Port arguments (`8080`, `"53/udp"`) made explicit (`8080/tcp`); bad ones reported.
+    pub(super) fn ports(&mut self, node: &KdlNode) -> Vec<Spanned<String>> {
+        self.check_props(node, &[]);
+        let mut ports = Vec::new();
+        for entry in self.arity(node, 1, usize::MAX, "one or more ports, 8080 or \"53/udp\"") {
+            let text = match entry.value() {
+                KdlValue::Integer(i) => i.to_string(),
+                KdlValue::String(s) => s.clone(),
+                other => {
+                    self.error(
+                        "pinfold::bad-type",
+                        format!("a port is an integer or a string, found {}", type_name(other)),
+                        entry.span(),
+                        "not a port",
+                    );
+                    continue;
+                }
+            };
+            match normalize_port(&text) {
+                Some(port) => ports.push(Spanned::new(port, entry.span())),
+                None => {
+                    let diag =
+                        self.error("pinfold::bad-value", format!("`{text}` is not a port"), entry.span(), "not a port");
+                    diag.help = Some("a port is 1 to 65535, optionally followed by /tcp, /udp or /sctp".into());
+                }
+            }
+        }
+        ports
     }
 
     fn layer(&mut self, node: &KdlNode) -> Option<LayerDecl> {

@@ -9,10 +9,10 @@
 //! help) as the rest of the language; what a check means is in `spec/tests.md`, and
 //! running them is [`crate::run::check`].
 
-use super::parse::{args, did_you_mean, normalize_port, prop, type_name, Cx};
+use super::parse::{args, did_you_mean, prop, Cx};
 use super::syntax::Spanned;
 use crate::diag::{Diagnostics, Source};
-use kdl::{KdlEntry, KdlNode, KdlValue};
+use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
 
 /// One `test NAME { … }` block.
@@ -305,35 +305,8 @@ impl Cx<'_> {
                     test.command = Some(CommandDecl { args: values, env: Vec::new(), stdin: None, timeout, span });
                 }
                 "env" => {
-                    if let Some(first) = args(child).first() {
-                        let diag = self.error(
-                            "pinfold::bad-type",
-                            "`env` takes properties, KEY=\"value\"",
-                            first.span(),
-                            "not a property",
-                        );
-                        diag.help = Some("write `env GREETING=\"hi\"`".into());
-                    }
-                    let mut any = false;
-                    for entry in child.entries() {
-                        let Some(key) = entry.name() else { continue };
-                        any = true;
-                        if key.value().is_empty() || key.value().contains('=') {
-                            self.error(
-                                "pinfold::bad-value",
-                                format!("`{}` is not an environment variable name", key.value()),
-                                entry.span(),
-                                "bad name",
-                            );
-                            continue;
-                        }
-                        if let Some(value) = self.string(entry, "an environment value") {
-                            env.push((Spanned::new(key.value().to_string(), key.span()), value));
-                        }
-                    }
-                    if !any && args(child).is_empty() {
-                        self.arity(child, 1, 0, "at least one KEY=\"value\"");
-                    }
+                    let pairs = self.env_properties(child, "write `env GREETING=\"hi\"`");
+                    env.extend(pairs);
                 }
                 "stdin" => {
                     self.check_props(child, &[]);
@@ -497,36 +470,7 @@ impl Cx<'_> {
                 }
                 _ => {
                     // expect-exposed
-                    self.check_props(child, &[]);
-                    let mut ports = Vec::new();
-                    for entry in self.arity(child, 1, usize::MAX, "one or more ports, 8080 or \"53/udp\"") {
-                        let text = match entry.value() {
-                            KdlValue::Integer(i) => i.to_string(),
-                            KdlValue::String(s) => s.clone(),
-                            other => {
-                                self.error(
-                                    "pinfold::bad-type",
-                                    format!("a port is an integer or a string, found {}", type_name(other)),
-                                    entry.span(),
-                                    "not a port",
-                                );
-                                continue;
-                            }
-                        };
-                        match normalize_port(&text) {
-                            Some(port) => ports.push(Spanned::new(port, entry.span())),
-                            None => {
-                                let diag = self.error(
-                                    "pinfold::bad-value",
-                                    format!("`{text}` is not a port"),
-                                    entry.span(),
-                                    "not a port",
-                                );
-                                diag.help =
-                                    Some("a port is 1 to 65535, optionally followed by /tcp, /udp or /sctp".into());
-                            }
-                        }
-                    }
+                    let ports = self.ports(child);
                     if !ports.is_empty() {
                         test.checks.push(CheckDecl::Exposed { ports, span });
                     }
