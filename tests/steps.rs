@@ -9,111 +9,18 @@
 //! missing tool skips the check with a note; under CI=true it fails the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn pinfold_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
+#[path = "it/harness.rs"]
+mod harness;
+use harness::*;
+
+/// The `step NAME: ran|cached` lines of a build, as (name, outcome), sorted by name.
+trait StepLines {
+    fn steps(&self) -> Vec<(String, String)>;
 }
 
-fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
-}
-
-struct Test {
-    command: Command,
-    description: String,
-}
-
-struct Ran {
-    output: Output,
-    description: String,
-}
-
-impl Test {
-    fn new() -> Self {
-        let mut command = Command::new(pinfold_bin());
-        command.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1").stdin(Stdio::null());
-        Test { command, description: "pinfold".into() }
-    }
-
-    fn dir(mut self, dir: &Path) -> Self {
-        self.command.current_dir(dir);
-        self
-    }
-
-    fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.description.push(' ');
-        self.description.push_str(&arg.as_ref().to_string_lossy());
-        self.command.arg(arg);
-        self
-    }
-
-    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
-        for a in args {
-            self = self.arg(a);
-        }
-        self
-    }
-
-    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.command.env(key, value);
-        self
-    }
-
-    fn run(mut self) -> Ran {
-        let output = self.command.output().expect("the pinfold binary runs");
-        Ran { output, description: self.description }
-    }
-}
-
-impl Ran {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    fn code(self, expected: i32) -> Self {
-        assert_eq!(
-            self.output.status.code(),
-            Some(expected),
-            "`{}` exited with {:?}, expected {expected}\n--- stdout\n{}\n--- stderr\n{}",
-            self.description,
-            self.output.status.code(),
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-
-    fn success(self) -> Self {
-        self.code(0)
-    }
-
-    fn stderr_contains(self, needle: &str) -> Self {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr of `{}` lacks {needle:?}:\n{}",
-            self.description,
-            self.stderr()
-        );
-        self
-    }
-
-    fn stdout_contains(self, needle: &str) -> Self {
-        assert!(
-            self.stdout().contains(needle),
-            "stdout of `{}` lacks {needle:?}:\n{}\n--- stderr\n{}",
-            self.description,
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-
-    /// The `step NAME: ran|cached` lines, as (name, outcome), sorted by name.
+impl StepLines for Ran {
     fn steps(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .stderr()
@@ -126,39 +33,6 @@ impl Ran {
         out.sort();
         out
     }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// Whether an external tool works; under CI a missing one fails the test.
-fn require_tool(name: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(name)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if in_ci() {
-            panic!("`{name}` is required in CI and is missing or not working (`{name} {}` failed); scripts/setup-test-tools.sh installs it", probe.join(" "));
-        }
-        eprintln!("note: `{name}` is not available; skipping this check outside CI");
-    }
-    ok
-}
-
-fn tool(name: &str, args: &[&str]) {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{name} {}` failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The amd64 busybox-static .deb, or `None` (after a note) outside CI.

@@ -1,8 +1,12 @@
 //! A small builder for running `pinfold` (after `just`'s `Test`): set the directory,
 //! arguments and environment, run, then assert on status and output.
+//!
+//! Shared by the test binaries (`tests/run.rs` and `tests/steps.rs` include it with
+//! `#[path]`); each uses a part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub fn pinfold_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
@@ -30,7 +34,7 @@ impl Test {
     pub fn new() -> Self {
         let mut command = Command::new(pinfold_bin());
         // Tests must not depend on, or fill, the user's cache.
-        command.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1");
+        command.env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1").stdin(Stdio::null());
         Test { command, description: "pinfold".into() }
     }
 
@@ -108,6 +112,17 @@ impl Ran {
         out
     }
 
+    pub fn stdout_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout of `{}` lacks {needle:?}:\n{}\n--- stderr\n{}",
+            self.description,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
     pub fn stderr_contains(self, needle: &str) -> Self {
         assert!(
             self.stderr_flat().contains(needle),
@@ -128,6 +143,10 @@ impl Ran {
             })
             .collect()
     }
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// Whether an external tool can be used. Under CI (`CI=true`) a missing tool fails the
