@@ -9,7 +9,7 @@ use crate::oci::assemble::{assemble_image, AssembledImage};
 use crate::oci::output::{self, OutputError};
 use crate::oci::read::OpenedImage;
 use crate::oci::reference::ImageRef;
-use crate::plan::steps::{self, Node, StepImage, StepPlan};
+use crate::plan::steps::{self, BuildNode, RunImage, StepId, StepRun};
 use crate::plan::{self, LayerPlan, Plan, PlanInput, StepLog};
 use crate::run::step::{run_step, Done, Outcome, StepContext};
 use crate::run::PreparedImage;
@@ -166,60 +166,63 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     }
     let hashes = FileHashes::load(&cache);
 
-    // What the selected images need (steps, and images that steps run in), in waves:
-    // a node's wave comes after those of everything it needs, and the work of one
-    // wave runs in parallel.
-    let targets: Vec<Node> = selected
+    // What the selected images need (runs of steps, and images that steps run in), in
+    // waves: a node's wave comes after those of everything it needs, and the work of
+    // one wave runs in parallel. A step named on the command line runs for every
+    // platform it has a run for.
+    let targets: Vec<BuildNode> = selected
         .iter()
-        .map(|i| Node::Image(i.name.clone()))
-        .chain(step_names.iter().map(|s| Node::Step(s.clone())))
+        .map(|i| BuildNode::Image(i.name.clone()))
+        .chain(plan.runs.keys().filter(|id| step_names.contains(&id.name)).map(|id| BuildNode::Step(id.clone())))
         .collect();
-    let order = steps::needed_order(&plan.graph, &targets);
-    let mut wave: BTreeMap<&Node, usize> = BTreeMap::new();
+    let order = steps::needed_order(&plan.build_graph, &targets);
+    let mut wave: BTreeMap<&BuildNode, usize> = BTreeMap::new();
     for node in &order {
-        let deps = plan.graph.get(node).map(Vec::as_slice).unwrap_or_default();
+        let deps = plan.build_graph.get(node).map(Vec::as_slice).unwrap_or_default();
         let w = deps.iter().filter_map(|(d, _)| wave.get(d)).map(|w| w + 1).max().unwrap_or(0);
         wave.insert(node, w);
     }
     let waves = wave.values().copied().max().map_or(0, |w| w + 1);
 
     let mut stats = BuildStats::default();
-    let mut step_outputs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut step_outputs: BTreeMap<StepId, PathBuf> = BTreeMap::new();
     let mut written: BTreeMap<String, Written> = BTreeMap::new();
     let engine = std::sync::OnceLock::new();
     let step_cx = StepContext { cache: &cache, hashes: &hashes, epoch: plan.epoch, engine: &engine };
     for w in 0..waves {
-        let here: Vec<&Node> = order.iter().filter(|n| wave[n] == w).collect();
-        let steps_here: Vec<&StepPlan> = here
+        let here: Vec<&BuildNode> = order.iter().filter(|n| wave[n] == w).collect();
+        let runs_here: Vec<&StepRun> = here
             .iter()
             .filter_map(|n| match n {
-                Node::Step(s) => plan.steps.get(s),
-                Node::Image(_) => None,
+                BuildNode::Step(id) => plan.runs.get(id),
+                BuildNode::Image(_) => None,
             })
             .collect();
-        if !steps_here.is_empty() {
+        if !runs_here.is_empty() {
             // In rayon's pool: as many at once as `-j` (or the cores) allow.
             let log = request.plan_input.step_log;
             let results: Vec<Result<Done, String>> = {
-                steps_here
+                runs_here
                     .par_iter()
-                    .map(|step| {
-                        let prepared = step_image(step, &written, &cache)?;
-                        let done = run_step(step, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())?;
-                        report_step(&step.name, &done, log);
+                    .map(|run| {
+                        let step = &plan.steps[&run.id.name];
+                        let prepared = step_image(run, &written, &cache)?;
+                        let done =
+                            run_step(step, run, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())?;
+                        report_step(&run.label, &done, log);
                         Ok(done)
                     })
                     .collect()
             };
             let mut failures = Vec::new();
-            for (step, result) in steps_here.iter().zip(results) {
+            for (run, result) in runs_here.iter().zip(results) {
                 match result {
                     Ok(done) => {
                         match done.outcome {
                             Outcome::Ran => stats.steps_run += 1,
                             Outcome::Cached => stats.steps_cached += 1,
                         }
-                        step_outputs.insert(step.name.clone(), done.dir);
+                        step_outputs.insert(run.id.clone(), done.dir);
                     }
                     Err(message) => failures.push(message),
                 }
@@ -232,8 +235,8 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         let images_here: Vec<&plan::ImagePlan> = here
             .iter()
             .filter_map(|n| match n {
-                Node::Image(i) => plan.images.iter().find(|p| &p.name == i),
-                Node::Step(_) => None,
+                BuildNode::Image(i) => plan.images.iter().find(|p| &p.name == i),
+                BuildNode::Step(_) => None,
             })
             .collect();
         if !images_here.is_empty() {
@@ -276,16 +279,17 @@ fn report_step(name: &str, done: &Done, log: StepLog) {
 /// An image written: what the report says of it, and where it went.
 type Written = (BuiltImage, ImageRef);
 
-/// The image a step runs in, ready to run: a base, or an image built before it.
-fn step_image(step: &StepPlan, written: &BTreeMap<String, Written>, cache: &Cache) -> Result<PreparedImage, String> {
-    match &step.image {
-        StepImage::Base(base) => Ok(PreparedImage::new(&base.name, &base.image, base.platform_image(), cache)),
-        StepImage::Image(name) => {
+/// The image a run of a step runs in, ready to run: a base, or an image built before
+/// it, for the platform the run runs on.
+fn step_image(run: &StepRun, written: &BTreeMap<String, Written>, cache: &Cache) -> Result<PreparedImage, String> {
+    match &run.image {
+        RunImage::Base(base) => Ok(PreparedImage::new(&base.name, &base.image, base.platform_image(), cache)),
+        RunImage::Image(name) => {
             let (_, out) =
-                written.get(name).ok_or_else(|| format!("step `{}`: image `{name}` was not built", step.name))?;
-            let opened = OpenedImage::open(out).map_err(|e| format!("step `{}`: image `{name}`: {e}", step.name))?;
-            let platform_image = crate::run::select_platform(&opened, Some(&step.platform))
-                .map_err(|e| format!("step `{}`: image `{name}`: {e}", step.name))?;
+                written.get(name).ok_or_else(|| format!("step `{}`: image `{name}` was not built", run.label))?;
+            let opened = OpenedImage::open(out).map_err(|e| format!("step `{}`: image `{name}`: {e}", run.label))?;
+            let platform_image = crate::run::select_platform(&opened, Some(&run.runs_on))
+                .map_err(|e| format!("step `{}`: image `{name}`: {e}", run.label))?;
             Ok(PreparedImage::new(name, &opened, platform_image, cache))
         }
     }
@@ -300,7 +304,7 @@ fn build_images(
     plan: &Plan,
     images: &[&plan::ImagePlan],
     hashes: &FileHashes,
-    step_outputs: &BTreeMap<String, PathBuf>,
+    step_outputs: &BTreeMap<StepId, PathBuf>,
     selected: &[&plan::ImagePlan],
     stats: &mut BuildStats,
     warnings: &mut Diagnostics,
@@ -309,11 +313,11 @@ fn build_images(
     // same on two platforms (or in two images) is built once. Layers that copy step
     // outputs get them now.
     let mut layer_plans: Vec<Cow<LayerPlan>> = Vec::new();
-    for l in images.iter().flat_map(|i| &i.targets).flat_map(|t| &t.layers) {
+    for (t, l) in images.iter().flat_map(|i| &i.targets).flat_map(|t| t.layers.iter().map(move |l| (t, l))) {
         if l.pending.is_empty() {
             layer_plans.push(Cow::Borrowed(l));
         } else {
-            let tree = plan::apply_step_copies(plan, l, step_outputs).map_err(BuildError::Invalid)?;
+            let tree = plan::apply_step_copies(plan, l, &t.platform, step_outputs).map_err(BuildError::Invalid)?;
             layer_plans.push(Cow::Owned(LayerPlan { tree, pending: Vec::new(), ..l.clone() }));
         }
     }

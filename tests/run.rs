@@ -19,26 +19,6 @@ use harness::*;
 
 // ---- the busybox fixture ----
 
-fn debs() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
-    let has = |arch: &str| {
-        std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(&format!("_{arch}.deb")))
-            })
-            .unwrap_or(false)
-    };
-    if !has("amd64") || !has("arm64") {
-        if in_ci() {
-            panic!("busybox-static .debs for amd64 and arm64 are required in CI in {}; scripts/setup-test-tools.sh downloads them", dir.display());
-        }
-        eprintln!("note: no busybox-static .debs in {}; skipping", dir.display());
-        return None;
-    }
-    Some(dir)
-}
-
 /// A checkout of `fixtures/run/busybox` with Debian's busybox binaries beside the build
 /// file, and a cache of its own.
 struct Fixture {
@@ -50,8 +30,7 @@ struct Fixture {
 impl Fixture {
     /// `None` (after a note) when the .debs or a runtime are missing outside CI.
     fn new() -> Option<Fixture> {
-        let debs = debs()?;
-        if !require_tool("dpkg-deb", &["--version"]) || !require_tool("runc", &["--version"]) {
+        if !require_tool("runc", &["--version"]) {
             return None;
         }
         let tmp = tempdir();
@@ -59,18 +38,7 @@ impl Fixture {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::copy(fixture("run/busybox/pinfold.kdl"), src.join("pinfold.kdl")).unwrap();
         for arch in ["amd64", "arm64"] {
-            let deb = std::fs::read_dir(&debs)
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .find(|p| {
-                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                    name.starts_with("busybox-static_") && name.ends_with(&format!("_{arch}.deb"))
-                })
-                .unwrap();
-            let out = tmp.path().join(format!("deb-{arch}"));
-            tool("dpkg-deb", &["-x", deb.to_str().unwrap(), out.to_str().unwrap()]);
-            std::fs::copy(out.join("bin/busybox"), src.join(format!("busybox-{arch}"))).unwrap();
+            busybox(arch, &src.join(format!("busybox-{arch}")))?;
         }
         let cache = tmp.path().join("cache");
         Some(Fixture { tmp, src, cache })
@@ -105,21 +73,6 @@ impl Fixture {
             })
             .unwrap_or_default()
     }
-}
-
-/// Whether arm64 programs can run here (a binfmt_misc handler, as qemu-user-static
-/// registers); under CI its absence fails the test.
-fn arm64_runs() -> bool {
-    let ok = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-        .map(|t| t.starts_with("enabled"))
-        .unwrap_or(false);
-    if !ok {
-        if in_ci() {
-            panic!("no binfmt_misc handler for arm64: scripts/setup-test-tools.sh installs qemu-user-static and registers it");
-        }
-        eprintln!("note: no binfmt_misc handler for arm64 (install qemu-user-static); skipping arm64");
-    }
-    ok
 }
 
 fn platforms() -> Vec<(&'static str, &'static str)> {

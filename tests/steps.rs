@@ -35,28 +35,6 @@ impl StepLines for Ran {
     }
 }
 
-/// The amd64 busybox-static .deb, or `None` (after a note) outside CI.
-fn busybox_deb() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
-    let deb = std::fs::read_dir(&dir).ok().and_then(|d| {
-        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("busybox-static_") && name.ends_with("_amd64.deb")
-        })
-    });
-    if deb.is_none() {
-        if in_ci() {
-            panic!(
-                "the busybox-static .deb for amd64 is required in CI in {}; scripts/setup-test-tools.sh downloads it",
-                dir.display()
-            );
-        }
-        eprintln!("note: no busybox-static .deb in {}; skipping", dir.display());
-    }
-    deb
-}
-
 /// A checkout of `fixtures/steps` with busybox beside the build files, and a cache of
 /// its own.
 struct Fixture {
@@ -67,16 +45,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Option<Fixture> {
-        let deb = busybox_deb()?;
-        if !require_tool("dpkg-deb", &["--version"]) || !require_tool("runc", &["--version"]) {
+        if !require_tool("runc", &["--version"]) {
             return None;
         }
         let tmp = tempfile::Builder::new().prefix("pinfold-steps-test-").tempdir().unwrap();
         let src = tmp.path().join("src");
         copy_dir(&fixture("steps"), &src);
-        let out = tmp.path().join("deb");
-        tool("dpkg-deb", &["-x", deb.to_str().unwrap(), out.to_str().unwrap()]);
-        std::fs::copy(out.join("bin/busybox"), src.join("busybox-amd64")).unwrap();
+        busybox("amd64", &src.join("busybox-amd64"))?;
         let cache = tmp.path().join("cache");
         Some(Fixture { _tmp: tmp, src, cache })
     }
@@ -221,6 +196,52 @@ fn the_sandbox_shows_only_declared_inputs_no_network_and_a_fixed_environment() {
         assert!(env.lines().any(|l| l == line), "{line:?} not in the step's environment:\n{env}");
     }
     assert_eq!(cat("/seen/host.txt"), "pinfold\n");
+}
+
+#[test]
+fn a_step_runs_for_each_platform_that_needs_it_the_foreign_one_under_qemu() {
+    let Some(f) = Fixture::new() else { return };
+    if busybox("arm64", &f.src.join("busybox-arm64")).is_none() || !arm64_runs() {
+        return;
+    }
+    let ran = f.pinfold().args(["build", "-f", "platforms.kdl", "app"]).run().success();
+    assert_eq!(
+        ran.steps(),
+        pairs(&[
+            ("machine (linux/amd64)", "ran"),
+            ("machine (linux/arm64)", "ran"),
+            ("cross (linux/amd64)", "ran"),
+            ("cross (linux/arm64)", "ran"),
+            ("once", "ran"),
+        ])
+    );
+    // Each platform's image holds what its own runs made: the arm64 run of `machine`
+    // ran arm64 busybox (under qemu-user), `cross` ran amd64 busybox for both targets,
+    // `once` ran once, for amd64, and both images took its output.
+    let shown = |platform: &str| {
+        f.pinfold().args(["run", "-f", "platforms.kdl", "--platform", platform, "app"]).run().success().stdout()
+    };
+    assert_eq!(
+        shown("linux/amd64"),
+        "for linux/amd64 on x86_64 (linux/amd64)\n\
+         amd64 made on x86_64 after: for linux/amd64 on x86_64 (linux/amd64)\n\
+         once, for amd64\n"
+    );
+    assert_eq!(
+        shown("linux/arm64"),
+        "for linux/arm64 on aarch64 (linux/arm64)\n\
+         arm64 made on x86_64 after: for linux/arm64 on aarch64 (linux/arm64)\n\
+         once, for amd64\n"
+    );
+    // Nothing runs again; with --platform only the runs for that platform are needed.
+    let ran = f.pinfold().args(["build", "-f", "platforms.kdl", "app"]).run().success();
+    assert!(ran.steps().iter().all(|(_, outcome)| outcome == "cached"), "{:?}", ran.steps());
+    let ran = f.pinfold().args(["build", "-f", "platforms.kdl", "--platform", "linux/arm64", "app"]).run().success();
+    assert_eq!(
+        ran.steps(),
+        pairs(&[("machine (linux/arm64)", "cached"), ("cross (linux/arm64)", "cached"), ("once", "cached")]),
+        "with --platform, only the runs that platform needs"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
 
 const TOP_LEVEL: &[&str] =
     &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "image", "step"];
-const STEP_CHILDREN: &[&str] = &["image", "inputs", "run", "outputs", "env", "workdir", "platform"];
+const STEP_CHILDREN: &[&str] = &["image", "inputs", "run", "outputs", "env", "workdir", "platform", "build-platform"];
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
     &["env", "entrypoint", "cmd", "workdir", "user", "label", "annotation", "expose", "volume", "stop-signal"];
@@ -1021,6 +1021,7 @@ impl Cx<'_> {
             env: Vec::new(),
             workdir: None,
             platform: None,
+            build_platform: None,
             span: node.span(),
         };
         let Some(children) = node.children() else {
@@ -1092,12 +1093,13 @@ impl Cx<'_> {
                         step.workdir = Some(w);
                     }
                 }
-                "platform" => {
+                kind @ ("platform" | "build-platform") => {
                     self.check_props(child, &[]);
                     let list = self.arity(child, 1, 1, "a platform such as \"linux/amd64\"");
                     if let Some(s) = list.first().and_then(|e| self.string(e, "a platform")) {
                         match s.value.parse::<Platform>() {
-                            Ok(p) => step.platform = Some(Spanned::new(p, s.span)),
+                            Ok(p) if kind == "platform" => step.platform = Some(Spanned::new(p, s.span)),
+                            Ok(p) => step.build_platform = Some(Spanned::new(p, s.span)),
                             Err(message) => {
                                 self.error("pinfold::bad-platform", message, s.span, "not a known platform");
                             }
@@ -1240,7 +1242,7 @@ mod tests {
         let (file, diags) = parse_str(
             "pinfold 1\nstep gen {\n image tools\n inputs \"src/*.c\" \"Makefile\"\n inputs step=other \"out/a\"\n \
              run \"make\"\n run \"strip\" \"out/app\"\n outputs \"out/app\"\n env CC=\"gcc\"\n workdir \"/src\"\n \
-             platform \"linux/arm64\"\n}\nimage app {\n from scratch\n layer l { copy step=gen \"out/app\" to=\"/app\" }\n}\n",
+             platform \"linux/arm64\"\n build-platform \"linux/amd64\"\n}\nimage app {\n from scratch\n layer l { copy step=gen \"out/app\" to=\"/app\" }\n}\n",
         );
         assert!(diags.is_empty(), "{}", diags.render_plain());
         let file = file.unwrap();
@@ -1256,6 +1258,7 @@ mod tests {
         assert_eq!(step.env[0].0.value, "CC");
         assert_eq!(step.workdir.as_ref().unwrap().value, "/src");
         assert_eq!(step.platform.as_ref().unwrap().value.architecture, "arm64");
+        assert_eq!(step.build_platform.as_ref().unwrap().value.architecture, "amd64");
         match &file.images[0].layers[0].entries[0] {
             EntryDecl::Copy { step: Some(s), .. } => assert_eq!(s.value, "gen"),
             other => panic!("{other:?}"),

@@ -91,7 +91,12 @@ pub struct StepDecl {
     pub outputs: Vec<Spanned<String>>,
     pub env: Vec<(Spanned<String>, Spanned<String>)>,
     pub workdir: Option<Spanned<String>>,
+    /// The one platform the step is for; without it, the step runs once for each
+    /// platform that needs it.
     pub platform: Option<Spanned<Platform>>,
+    /// The platform whose image runs the command (BuildKit's `BUILDPLATFORM`), when it
+    /// is not the target's: a cross-compiling step runs natively for every target.
+    pub build_platform: Option<Spanned<Platform>>,
     pub span: SourceSpan,
 }
 

@@ -37,8 +37,10 @@ pub struct Plan {
     pub resolved: Lock,
     /// The steps of the build file, by name.
     pub steps: BTreeMap<String, steps::StepPlan>,
-    /// What each step and image needs first (acyclic once planned).
-    pub graph: BTreeMap<steps::Node, Vec<(steps::Node, miette::SourceSpan)>>,
+    /// Every run of a step the build may need, one per step and target platform.
+    pub runs: BTreeMap<steps::StepId, steps::StepRun>,
+    /// What each image and run needs first (acyclic once planned).
+    pub build_graph: steps::BuildGraph,
     /// The build file's text, for diagnostics of later stages.
     pub source: Source,
 }
@@ -310,11 +312,9 @@ pub fn plan(
                 );
             }
         }
-        let selected: Vec<Platform> = platforms
-            .iter()
-            .filter(|p| input.only_platforms.is_empty() || input.only_platforms.contains(p))
-            .cloned()
-            .collect();
+        let narrowed = !input.only_platforms.is_empty() && !runs_steps(file, &decl.name.value);
+        let selected: Vec<Platform> =
+            platforms.iter().filter(|p| !narrowed || input.only_platforms.contains(p)).cloned().collect();
         let compression = input
             .compression
             .or_else(|| decl.compression.as_ref().and_then(|c| c.value.parse().ok()))
@@ -386,6 +386,12 @@ pub fn plan(
         images.push(ImagePlan { name: decl.name.value.clone(), targets });
     }
     let steps = cx.plan_steps(file, &bases);
+    // A step that nothing needs runs for the first platform of `--platform`, if given.
+    let default_platform = match input.only_platforms.first() {
+        Some(p) => p.clone(),
+        None => DEFAULT_PLATFORM.parse().expect("the default platform parses"),
+    };
+    let (runs, build_graph) = cx.plan_runs(&images, &steps, &default_platform);
     if cx.diags.has_errors() {
         return None;
     }
@@ -397,13 +403,21 @@ pub fn plan(
         images,
         resolved,
         steps,
-        graph: steps::graph(file),
+        runs,
+        build_graph,
         source: source.clone(),
     })
 }
 
 /// The platforms some image of the file is built for (after `--platform`): a base in
 /// a registry fetches the manifests of these only.
+/// Whether a step runs in the image `name`. `--platform` does not narrow such an
+/// image: the runs of its steps need the platforms they run on.
+fn runs_steps(file: &BuildFile, name: &str) -> bool {
+    file.steps.iter().any(|s| s.image.as_ref().is_some_and(|i| i.value == name))
+        && !file.bases.iter().any(|b| b.name.value == name)
+}
+
 fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
     let mut wanted: Vec<Platform> = Vec::new();
     for decl in &file.images {
@@ -411,8 +425,9 @@ fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
             Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
             None => vec![DEFAULT_PLATFORM.parse().expect("the default platform parses")],
         };
+        let narrowed = !input.only_platforms.is_empty() && !runs_steps(file, &decl.name.value);
         for p in platforms {
-            if (input.only_platforms.is_empty() || input.only_platforms.contains(&p)) && !wanted.contains(&p) {
+            if (!narrowed || input.only_platforms.contains(&p)) && !wanted.contains(&p) {
                 wanted.push(p);
             }
         }
@@ -732,18 +747,25 @@ impl Cx<'_> {
     }
 }
 
-/// The tree of `layer` with its `copy step=…` entries added, each read from the
-/// directory holding its step's outputs (`outputs`, by step name).
+/// The tree of `layer` (of an image for `platform`) with its `copy step=…` entries
+/// added, each read from the directory holding the outputs of its step's run for
+/// that platform.
 pub fn apply_step_copies(
     plan: &Plan,
     layer: &LayerPlan,
-    outputs: &BTreeMap<String, PathBuf>,
+    platform: &Platform,
+    outputs: &BTreeMap<steps::StepId, PathBuf>,
 ) -> Result<LayerTree, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut tree = layer.tree.clone();
     for entry in &layer.pending {
         let EntryDecl::Copy { step: Some(step), source, to, attrs, span } = entry else { continue };
-        let Some(dir) = outputs.get(&step.value).map(|d| d.canonicalize().unwrap_or_else(|_| d.clone())) else {
+        let id = plan
+            .steps
+            .get(&step.value)
+            .map(|s| steps::StepId { name: step.value.clone(), platform: s.target_for(platform) });
+        let Some(dir) = id.and_then(|id| outputs.get(&id)).map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+        else {
             diags.push(
                 Diagnostic::error("pinfold::step", format!("step `{}` has not run", step.value))
                     .at(step.span, "used here")

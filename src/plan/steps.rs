@@ -19,16 +19,23 @@ const SKIPPED_DIRS: &[&str] = &[".git", "pinfold-out"];
 
 #[derive(Debug, Clone)]
 pub enum StepImage {
-    Base(BaseImage),
+    /// A base, with the manifest for the platform the step runs on chosen per run.
+    Base { name: String, image: Arc<OpenedImage>, span: SourceSpan, declared: SourceSpan },
     /// An image of the build file, built before the step runs.
-    Image(String),
+    Image { name: String, span: SourceSpan },
 }
 
+/// A step as declared, resolved once: what every run of it shares.
 #[derive(Debug, Clone)]
 pub struct StepPlan {
     pub name: String,
     pub image: StepImage,
-    pub platform: Platform,
+    /// `platform`: the one platform the step is for. `None`: one run per platform
+    /// that needs it.
+    pub platform: Option<Platform>,
+    /// `build-platform`: the platform whose image runs the command, when it is not
+    /// the target's.
+    pub build_platform: Option<Platform>,
     /// Repository files: (path below the work directory, path on disk), sorted.
     pub files: Vec<(String, PathBuf)>,
     /// Outputs of other steps: (step, the paths taken; empty for all), in the order
@@ -40,6 +47,61 @@ pub struct StepPlan {
     /// The step's own variables, over the fixed environment.
     pub env: Vec<(String, String)>,
     pub workdir: String,
+    pub span: SourceSpan,
+}
+
+impl StepPlan {
+    /// The target platform of the step's run for `wanted` (the platform of what needs it).
+    pub fn target_for(&self, wanted: &Platform) -> Platform {
+        self.platform.clone().unwrap_or_else(|| wanted.clone())
+    }
+}
+
+/// One run of a step: the step for one target platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepId {
+    pub name: String,
+    /// `TARGETPLATFORM`.
+    pub platform: Platform,
+}
+
+/// A run of a step, with everything that depends on its platform resolved.
+#[derive(Debug, Clone)]
+pub struct StepRun {
+    pub id: StepId,
+    /// The platform of the image that runs the command (`BUILDPLATFORM`); a foreign
+    /// one runs under qemu-user.
+    pub runs_on: Platform,
+    pub image: RunImage,
+    /// The runs whose outputs this one takes, with the paths taken (empty for all).
+    pub from_steps: Vec<(StepId, Vec<String>)>,
+    /// How the build names this run: the step's name, with the platform unless it is
+    /// the default one and the step's only run.
+    pub label: String,
+}
+
+/// The root file system of a step's run.
+#[derive(Debug, Clone)]
+pub enum RunImage {
+    Base(BaseImage),
+    /// An image of the build file (built for `runs_on` among its platforms).
+    Image(String),
+}
+
+/// What each node of the build needs first.
+pub type BuildGraph = BTreeMap<BuildNode, Vec<(BuildNode, ())>>;
+
+fn add_edge(deps: &mut Vec<(BuildNode, ())>, node: BuildNode) {
+    if !deps.iter().any(|(d, _)| *d == node) {
+        deps.push((node, ()));
+    }
+}
+
+/// A node of the build: an image (all its platforms), or one run of a step.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BuildNode {
+    Step(StepId),
+    Image(String),
 }
 
 /// A node of the build graph.
@@ -130,13 +192,8 @@ pub fn cycles(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>) -> Vec<Vec<(Node,
 }
 
 /// What `targets` need, themselves included, each after what it needs.
-pub fn needed_order(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>, targets: &[Node]) -> Vec<Node> {
-    fn visit(
-        node: &Node,
-        edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>,
-        seen: &mut BTreeSet<Node>,
-        out: &mut Vec<Node>,
-    ) {
+pub fn needed_order<N: Ord + Clone, E>(edges: &BTreeMap<N, Vec<(N, E)>>, targets: &[N]) -> Vec<N> {
+    fn visit<N: Ord + Clone, E>(node: &N, edges: &BTreeMap<N, Vec<(N, E)>>, seen: &mut BTreeSet<N>, out: &mut Vec<N>) {
         if !seen.insert(node.clone()) {
             return;
         }
@@ -292,38 +349,17 @@ impl Cx<'_> {
         walked: &mut Option<Vec<String>>,
     ) -> Option<StepPlan> {
         let name = decl.name.value.clone();
-        let platform = match &decl.platform {
-            Some(p) => p.value.clone(),
-            None => DEFAULT_PLATFORM.parse().expect("the default platform parses"),
-        };
         let image_name = decl.image.as_ref()?;
         let image = match bases.get(image_name.value.as_str()) {
             Some((_, None)) => return None, // already reported
-            Some((base_decl, Some(opened))) => match opened
-                .manifests
-                .iter()
-                .position(|m| m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, &platform)))
-            {
-                Some(manifest) => {
-                    StepImage::Base(BaseImage { name: image_name.value.clone(), image: opened.clone(), manifest })
-                }
-                None => {
-                    self.error(
-                        Diagnostic::error(
-                            "pinfold::base-platform",
-                            format!(
-                                "base `{}` has no image for {platform}, which step `{name}` runs on",
-                                image_name.value
-                            ),
-                        )
-                        .at(image_name.span, format!("base has {}", opened.platforms_text()))
-                        .also_at(base_decl.name.span, "declared here"),
-                    );
-                    return None;
-                }
+            Some((base_decl, Some(opened))) => StepImage::Base {
+                name: image_name.value.clone(),
+                image: opened.clone(),
+                span: image_name.span,
+                declared: base_decl.name.span,
             },
             None if file.images.iter().any(|i| i.name.value == image_name.value) => {
-                StepImage::Image(image_name.value.clone())
+                StepImage::Image { name: image_name.value.clone(), span: image_name.span }
             }
             None => {
                 let mut known: Vec<&str> = bases.keys().copied().collect();
@@ -394,7 +430,9 @@ impl Cx<'_> {
         Some(StepPlan {
             name,
             image,
-            platform,
+            platform: decl.platform.as_ref().map(|p| p.value.clone()),
+            build_platform: decl.build_platform.as_ref().map(|p| p.value.clone()),
+            span: decl.name.span,
             files: files.into_iter().collect(),
             from_steps,
             run,
@@ -402,6 +440,152 @@ impl Cx<'_> {
             env,
             workdir: decl.workdir.as_ref().map_or_else(|| DEFAULT_WORKDIR.to_string(), |w| w.value.clone()),
         })
+    }
+
+    /// Every run of a step that the build may need: one for each platform that needs
+    /// the step (that of an image copying its outputs, or of a run taking them), or
+    /// its one `platform`. A step that nothing needs runs once, for its `platform` or
+    /// `default`. Also the graph of runs and images that `pinfold build` walks.
+    pub(super) fn plan_runs(
+        &mut self,
+        images: &[super::ImagePlan],
+        steps: &BTreeMap<String, StepPlan>,
+        default: &Platform,
+    ) -> (BTreeMap<StepId, StepRun>, BuildGraph) {
+        let mut graph: BuildGraph = BTreeMap::new();
+        let mut wanted: Vec<StepId> = Vec::new();
+        for image in images {
+            let deps = graph.entry(BuildNode::Image(image.name.clone())).or_default();
+            let copies = image.targets.iter().flat_map(|t| t.layers.iter().map(move |l| (&t.platform, l)));
+            for (platform, layer) in copies {
+                for entry in &layer.pending {
+                    let EntryDecl::Copy { step: Some(name), .. } = entry else { continue };
+                    let Some(step) = steps.get(&name.value) else { continue };
+                    let id = StepId { name: name.value.clone(), platform: step.target_for(platform) };
+                    add_edge(deps, BuildNode::Step(id.clone()));
+                    wanted.push(id);
+                }
+            }
+        }
+        // Steps that no other step takes outputs from seed first, so that a step whose
+        // only user fixes a platform does not also run for the default.
+        let taken: BTreeSet<&str> = steps.values().flat_map(|s| s.from_steps.iter().map(|(n, _)| n.as_str())).collect();
+        let mut seeds = steps
+            .values()
+            .filter(|s| !taken.contains(s.name.as_str()))
+            .chain(steps.values().filter(|s| taken.contains(s.name.as_str())));
+        let mut tried: BTreeSet<StepId> = BTreeSet::new();
+        let mut runs: BTreeMap<StepId, StepRun> = BTreeMap::new();
+        loop {
+            while let Some(id) = wanted.pop() {
+                if !tried.insert(id.clone()) {
+                    continue;
+                }
+                let Some(step) = steps.get(&id.name) else { continue };
+                let runs_on = step.build_platform.clone().unwrap_or_else(|| id.platform.clone());
+                let Some(image) = self.run_image(step, &runs_on, images) else { continue };
+                let from_steps: Vec<(StepId, Vec<String>)> = step
+                    .from_steps
+                    .iter()
+                    .filter_map(|(other, paths)| {
+                        let upstream = steps.get(other)?;
+                        Some((
+                            StepId { name: other.clone(), platform: upstream.target_for(&id.platform) },
+                            paths.clone(),
+                        ))
+                    })
+                    .collect();
+                let deps = graph.entry(BuildNode::Step(id.clone())).or_default();
+                if let RunImage::Image(name) = &image {
+                    add_edge(deps, BuildNode::Image(name.clone()));
+                }
+                for (upstream, _) in &from_steps {
+                    add_edge(deps, BuildNode::Step(upstream.clone()));
+                    wanted.push(upstream.clone());
+                }
+                runs.insert(id.clone(), StepRun { id, runs_on, image, from_steps, label: String::new() });
+            }
+            match seeds.find(|s| !tried.iter().any(|id| id.name == s.name)) {
+                Some(s) => wanted.push(StepId { name: s.name.clone(), platform: s.target_for(default) }),
+                None => break,
+            }
+        }
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in runs.keys() {
+            *count.entry(id.name.as_str()).or_default() += 1;
+        }
+        let labels: Vec<String> = runs
+            .keys()
+            .map(|id| {
+                if count[id.name.as_str()] > 1 || id.platform.to_string() != DEFAULT_PLATFORM {
+                    format!("{} ({})", id.name, id.platform)
+                } else {
+                    id.name.clone()
+                }
+            })
+            .collect();
+        for (run, label) in runs.values_mut().zip(labels) {
+            run.label = label;
+        }
+        (runs, graph)
+    }
+
+    /// The image a run of `step` on `platform` runs in, or an error when the step's
+    /// base or image has nothing for that platform.
+    fn run_image(&mut self, step: &StepPlan, platform: &Platform, images: &[super::ImagePlan]) -> Option<RunImage> {
+        match &step.image {
+            StepImage::Base { name, image, span, declared } => {
+                match image
+                    .manifests
+                    .iter()
+                    .position(|m| m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, platform)))
+                {
+                    Some(manifest) => {
+                        Some(RunImage::Base(BaseImage { name: name.clone(), image: image.clone(), manifest }))
+                    }
+                    None => {
+                        self.error(
+                            Diagnostic::error(
+                                "pinfold::base-platform",
+                                format!(
+                                    "base `{name}` has no image for {platform}, which step `{}` runs on",
+                                    step.name
+                                ),
+                            )
+                            .at(*span, format!("base has {}", image.platforms_text()))
+                            .also_at(*declared, "declared here")
+                            .help(
+                                "a step runs for each platform that needs it; give it `platform` or \
+                                 `build-platform` to run it on one the base has",
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            StepImage::Image { name, span } => {
+                let built = images.iter().find(|i| &i.name == name).map(|i| &i.targets);
+                if built.is_some_and(|targets| targets.iter().any(|t| &t.platform == platform)) {
+                    return Some(RunImage::Image(name.clone()));
+                }
+                let have: Vec<String> = built.into_iter().flatten().map(|t| t.platform.to_string()).collect();
+                self.error(
+                    Diagnostic::error(
+                        "pinfold::base-platform",
+                        format!("image `{name}` is not built for {platform}, which step `{}` runs on", step.name),
+                    )
+                    .at(
+                        *span,
+                        format!("built for {}", if have.is_empty() { "no platform".into() } else { have.join(", ") }),
+                    )
+                    .help(
+                        "add the platform to the image's `platforms`, or give the step `build-platform` to run it \
+                         on one the image has",
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// The repository files of one `inputs` path or glob.

@@ -9,7 +9,7 @@ use super::bundle::{self, ContainerSpec, Network, ResolvedUser, Volume};
 use super::engine::Control;
 use super::{Engine, Io, PreparedImage};
 use crate::cache::{step_key, Cache, FileHashes, LayerKey};
-use crate::plan::steps::StepPlan;
+use crate::plan::steps::{StepId, StepPlan, StepRun};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,11 @@ struct Input {
 }
 
 /// The step's inputs by their path below the work directory.
-fn gather_inputs(step: &StepPlan, upstream: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, Input>, String> {
+fn gather_inputs(
+    step: &StepPlan,
+    run: &StepRun,
+    upstream: &BTreeMap<StepId, PathBuf>,
+) -> Result<BTreeMap<String, Input>, String> {
     let mut inputs = BTreeMap::new();
     let add = |inputs: &mut BTreeMap<String, Input>, rel: String, host: PathBuf| -> Result<(), String> {
         let meta = std::fs::symlink_metadata(&host).map_err(|e| format!("cannot read the input `{rel}`: {e}"))?;
@@ -82,8 +86,9 @@ fn gather_inputs(step: &StepPlan, upstream: &BTreeMap<String, PathBuf>) -> Resul
     for (rel, host) in &step.files {
         inputs.insert(rel.clone(), Input { host: host.clone(), kind: InputKind::Repo });
     }
-    for (name, paths) in &step.from_steps {
-        let dir = upstream.get(name).ok_or_else(|| format!("step `{name}` has not run"))?;
+    for (id, paths) in &run.from_steps {
+        let name = &id.name;
+        let dir = upstream.get(id).ok_or_else(|| format!("step `{name}` has not run for {}", id.platform))?;
         let roots: Vec<String> = if paths.is_empty() { vec![String::new()] } else { paths.clone() };
         for root in roots {
             let start = if root.is_empty() { dir.clone() } else { dir.join(&root) };
@@ -105,14 +110,15 @@ fn gather_inputs(step: &StepPlan, upstream: &BTreeMap<String, PathBuf>) -> Resul
     Ok(inputs)
 }
 
-/// The environment of a step: the image's, then the fixed variables, then the
-/// step's own.
-pub fn environment(step: &StepPlan, image_env: &[String], epoch: u64) -> Vec<String> {
+/// The environment of a run of a step: the image's, then the fixed variables, then
+/// the step's own.
+pub fn environment(step: &StepPlan, run: &StepRun, image_env: &[String], epoch: u64) -> Vec<String> {
     let mut env: Vec<String> = image_env.to_vec();
     if bundle::get_env(&env, "PATH").is_none() {
         bundle::set_env(&mut env, "PATH", bundle::DEFAULT_PATH);
     }
-    let p = &step.platform;
+    let p = &run.id.platform;
+    let b = &run.runs_on;
     let fixed = [
         ("HOME", "/tmp".to_string()),
         ("HOSTNAME", bundle::HOSTNAME.to_string()),
@@ -123,6 +129,10 @@ pub fn environment(step: &StepPlan, image_env: &[String], epoch: u64) -> Vec<Str
         ("TARGETOS", p.os.clone()),
         ("TARGETARCH", p.architecture.clone()),
         ("TARGETVARIANT", p.variant.clone().unwrap_or_default()),
+        ("BUILDPLATFORM", b.to_string()),
+        ("BUILDOS", b.os.clone()),
+        ("BUILDARCH", b.architecture.clone()),
+        ("BUILDVARIANT", b.variant.clone().unwrap_or_default()),
     ];
     for (k, v) in fixed {
         bundle::set_env(&mut env, k, &v);
@@ -133,18 +143,19 @@ pub fn environment(step: &StepPlan, image_env: &[String], epoch: u64) -> Vec<Str
     env
 }
 
-/// Runs `step` in `image` (or finds its outputs in the cache); returns the directory
-/// that holds its outputs, at their paths relative to the work directory.
+/// Runs `run` of `step` in `image` (or finds its outputs in the cache); returns the
+/// directory that holds its outputs, at their paths relative to the work directory.
 pub fn run_step(
     step: &StepPlan,
+    run: &StepRun,
     image: &PreparedImage,
-    upstream: &BTreeMap<String, PathBuf>,
+    upstream: &BTreeMap<StepId, PathBuf>,
     cx: &StepContext,
 ) -> Result<Done, StepError> {
-    let fail = |message: String| StepError { name: step.name.clone(), message };
-    let mut inputs = gather_inputs(step, upstream).map_err(fail)?;
-    let env = environment(step, &image.config().env().clone().unwrap_or_default(), cx.epoch);
-    let key = key(step, image, &mut inputs, &env, cx).map_err(fail)?;
+    let fail = |message: String| StepError { name: run.label.clone(), message };
+    let mut inputs = gather_inputs(step, run, upstream).map_err(fail)?;
+    let env = environment(step, run, &image.config().env().clone().unwrap_or_default(), cx.epoch);
+    let key = key(step, run, image, &mut inputs, &env, cx).map_err(fail)?;
     if let Some(dir) = cx.cache.lookup_step(&key) {
         return Ok(Done { dir, outcome: Outcome::Cached, log: String::new() });
     }
@@ -155,7 +166,7 @@ pub fn run_step(
     };
     let io_err = |what: &str| {
         let what = what.to_string();
-        move |e: std::io::Error| StepError { name: step.name.clone(), message: format!("{what}: {e}") }
+        move |e: std::io::Error| StepError { name: run.label.clone(), message: format!("{what}: {e}") }
     };
     let tmp = cx.cache.step_tempdir().map_err(io_err("cannot make its work directory"))?;
     let work = tmp.path().join("work");
@@ -224,6 +235,7 @@ fn with_newline(bytes: &[u8]) -> String {
 
 fn key(
     step: &StepPlan,
+    run: &StepRun,
     image: &PreparedImage,
     inputs: &mut BTreeMap<String, Input>,
     env: &[String],
@@ -235,11 +247,14 @@ fn key(
         .par_iter_mut()
         .map(|(rel, input)| hash_input(rel, input, cx.hashes).map(|(x, h)| (rel.to_string(), x, h)))
         .collect::<Result<_, String>>()?;
-    let run = serde_json::to_string(&step.run).expect("strings serialize");
+    let commands = serde_json::to_string(&step.run).expect("strings serialize");
     let env = env.join("\0");
     let outputs = step.outputs.join("\0");
-    let definition: [&[u8]; 4] = [run.as_bytes(), env.as_bytes(), step.workdir.as_bytes(), outputs.as_bytes()];
-    Ok(step_key(&definition, &image.image.manifest_digest, &step.platform.to_string(), cx.epoch, &hashed))
+    let definition: [&[u8]; 4] = [commands.as_bytes(), env.as_bytes(), step.workdir.as_bytes(), outputs.as_bytes()];
+    // The target and the platform that ran it: one image may serve both, and a
+    // cross-compiling step makes other bytes for each target.
+    let platforms = format!("{} on {}", run.id.platform, run.runs_on);
+    Ok(step_key(&definition, &image.image.manifest_digest, &platforms, cx.epoch, &hashed))
 }
 
 /// An input's executable bit and content hash; a repository file learns its mode here.

@@ -206,3 +206,50 @@ pub fn copy_tree(from: &Path, to: &Path, reverse: bool) {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("pinfold-test-").tempdir().unwrap()
 }
+
+/// Debian's busybox-static binary for `arch` (`amd64`, `arm64`), extracted from the
+/// .deb that scripts/setup-test-tools.sh downloads into $PINFOLD_TEST_DEBS and copied
+/// to `to`. `None` after a note outside CI when the .deb is missing; under CI a
+/// missing .deb fails the test.
+pub fn busybox(arch: &str, to: &Path) -> Option<()> {
+    let dir =
+        PathBuf::from(std::env::var("PINFOLD_TEST_DEBS").unwrap_or_else(|_| "/var/cache/pinfold-test-debs".into()));
+    let deb = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("busybox-static_") && name.ends_with(&format!("_{arch}.deb"))
+        })
+    });
+    let Some(deb) = deb else {
+        if in_ci() {
+            panic!(
+                "the busybox-static .deb for {arch} is required in CI in {}; scripts/setup-test-tools.sh downloads it",
+                dir.display()
+            );
+        }
+        eprintln!("note: no busybox-static .deb for {arch} in {}; skipping", dir.display());
+        return None;
+    };
+    if !require_tool("dpkg-deb", &["--version"]) {
+        return None;
+    }
+    let out = tempdir();
+    tool("dpkg-deb", &["-x", deb.to_str().unwrap(), out.path().to_str().unwrap()]);
+    std::fs::copy(out.path().join("bin/busybox"), to).unwrap();
+    Some(())
+}
+
+/// Whether arm64 programs can run here (a binfmt_misc handler, as qemu-user-static
+/// registers); under CI its absence fails the test.
+pub fn arm64_runs() -> bool {
+    let ok = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .map(|t| t.starts_with("enabled"))
+        .unwrap_or(false);
+    if !ok {
+        if in_ci() {
+            panic!("no binfmt_misc handler for arm64: scripts/setup-test-tools.sh installs qemu-user-static and registers it");
+        }
+        eprintln!("note: no binfmt_misc handler for arm64 (install qemu-user-static); skipping arm64");
+    }
+    ok
+}
