@@ -33,3 +33,4 @@ pub mod oci;
 pub mod plan;
 pub mod registry;
 pub mod run;
+pub mod walk;

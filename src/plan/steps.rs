@@ -6,9 +6,10 @@ use super::{BaseImage, Cx, DEFAULT_PLATFORM};
 use crate::diag::Diagnostic;
 use crate::lang::{self, BuildFile, EntryDecl, Platform, StepDecl, StepInput};
 use crate::oci::read::OpenedImage;
+use crate::walk::FileStat;
 use miette::SourceSpan;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where a step's inputs are copied and its command runs, unless it says `workdir`.
@@ -36,8 +37,9 @@ pub struct StepPlan {
     /// `build-platform`: the platform whose image runs the command, when it is not
     /// the target's.
     pub build_platform: Option<Platform>,
-    /// Repository files: (path below the work directory, path on disk), sorted.
-    pub files: Vec<(String, PathBuf)>,
+    /// Repository files: (path below the work directory, path on disk, its metadata
+    /// when the plan read it in a walk), sorted.
+    pub files: Vec<(String, PathBuf, Option<FileStat>)>,
     /// Outputs of other steps: (step, the paths taken; empty for all), in the order
     /// written.
     pub from_steps: Vec<(String, Vec<String>)>,
@@ -332,7 +334,7 @@ impl Cx<'_> {
             self.error(d.help("a step cannot need, through other steps and images, its own outputs"));
         }
         let mut out = BTreeMap::new();
-        let mut walked: Option<Vec<String>> = None;
+        let mut walked: Option<Walked> = None;
         for decl in &file.steps {
             if let Some(plan) = self.plan_step(file, decl, bases, &mut walked) {
                 out.insert(plan.name.clone(), plan);
@@ -346,7 +348,7 @@ impl Cx<'_> {
         file: &BuildFile,
         decl: &StepDecl,
         bases: &BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)>,
-        walked: &mut Option<Vec<String>>,
+        walked: &mut Option<Walked>,
     ) -> Option<StepPlan> {
         let name = decl.name.value.clone();
         let image_name = decl.image.as_ref()?;
@@ -377,7 +379,7 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut files: Vec<(String, PathBuf, Option<FileStat>)> = Vec::new();
         let mut from_steps = Vec::new();
         let mut ok = true;
         for input in &decl.inputs {
@@ -433,7 +435,7 @@ impl Cx<'_> {
             platform: decl.platform.as_ref().map(|p| p.value.clone()),
             build_platform: decl.build_platform.as_ref().map(|p| p.value.clone()),
             span: decl.name.span,
-            files: files.into_iter().collect(),
+            files,
             from_steps,
             run,
             outputs: decl.outputs.iter().map(|o| o.value.clone()).collect(),
@@ -588,18 +590,32 @@ impl Cx<'_> {
         }
     }
 
-    /// The repository files of one `inputs` path or glob.
+    /// The repository files of one `inputs` path or glob, with the metadata the walk
+    /// read (so that a no-op build stats each file once).
     fn step_files(
         &mut self,
         pattern: &lang::Spanned<String>,
-        files: &mut BTreeMap<String, PathBuf>,
-        walked: &mut Option<Vec<String>>,
+        files: &mut Vec<(String, PathBuf, Option<FileStat>)>,
+        walked: &mut Option<Walked>,
     ) -> bool {
-        let mut found: Vec<String> = Vec::new();
+        let mut found: Vec<(String, Option<FileStat>)> = Vec::new();
+        let unreadable = |e: &str| {
+            Diagnostic::error("pinfold::unreadable", format!("cannot read the files of `{}`: {e}", pattern.value))
+                .at(pattern.span, "a step input")
+        };
         if is_glob(&pattern.value) {
-            let all = walked.get_or_insert_with(|| walk_files(self.root));
+            let all = walked
+                .get_or_insert_with(|| crate::walk::regular_files(self.root, SKIPPED_DIRS).map_err(|e| e.to_string()));
+            let all = match all {
+                Ok(all) => all,
+                Err(e) => {
+                    let d = unreadable(e);
+                    self.error(d);
+                    return false;
+                }
+            };
             let re = glob_regex(pattern.value.trim_start_matches("./"));
-            found.extend(all.iter().filter(|f| re.is_match(f)).cloned());
+            found.extend(all.iter().filter(|(f, _)| re.is_match(f)).map(|(f, stat)| (f.clone(), Some(*stat))));
         } else {
             let rel = pattern.value.trim_start_matches("./").trim_end_matches('/');
             let path = self.root.join(rel);
@@ -617,10 +633,15 @@ impl Cx<'_> {
                 return false;
             }
             match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    found.extend(walk_files(&path).into_iter().map(|f| format!("{rel}/{f}")));
-                }
-                Ok(m) if m.is_file() => found.push(rel.to_string()),
+                Ok(m) if m.is_dir() => match crate::walk::regular_files(&path, SKIPPED_DIRS) {
+                    Ok(below) => found.extend(below.into_iter().map(|(f, stat)| (format!("{rel}/{f}"), Some(stat)))),
+                    Err(e) => {
+                        let d = unreadable(&e.to_string());
+                        self.error(d);
+                        return false;
+                    }
+                },
+                Ok(m) if m.is_file() => found.push((rel.to_string(), Some(FileStat::from_metadata(&m)))),
                 Ok(_) => {
                     self.error(
                         Diagnostic::error(
@@ -642,29 +663,23 @@ impl Cx<'_> {
             );
             return false;
         }
-        for rel in found {
+        // Kept sorted by path, each once, without a map: a directory input may hold
+        // 100,000 files, and each walk comes sorted already.
+        let sorted = files.is_empty();
+        files.extend(found.into_iter().map(|(rel, stat)| {
             let path = self.root.join(&rel);
-            files.insert(rel, path);
+            (rel, path, stat)
+        }));
+        if !sorted {
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+            files.dedup_by(|a, b| a.0 == b.0);
         }
         true
     }
 }
 
-/// Regular files below `dir`, as sorted relative paths (symlinks and special files
-/// are left out; the directories of [`SKIPPED_DIRS`] are not walked).
-fn walk_files(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s)))
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.path().strip_prefix(dir).ok().and_then(|p| p.to_str()).map(str::to_string))
-        .collect();
-    out.sort();
-    out
-}
+/// The regular files of the build file's directory (for globs), walked once per plan.
+type Walked = Result<Vec<(String, FileStat)>, String>;
 
 /// Whether `path` is one of `outputs` or below one of them.
 pub fn covered_by_outputs<'o>(path: &str, mut outputs: impl Iterator<Item = &'o str>) -> bool {

@@ -10,6 +10,8 @@ use super::engine::Control;
 use super::{Engine, Io, PreparedImage};
 use crate::cache::{step_key, Cache, FileHashes, LayerKey};
 use crate::plan::steps::{StepId, StepPlan, StepRun};
+use crate::walk::FileStat;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -49,9 +51,9 @@ pub struct StepContext<'a> {
 
 #[derive(Debug, Clone)]
 enum InputKind {
-    /// A regular file of the repository, as planned: its mode is read when it is
-    /// hashed (one `stat` per input, which a no-op build of many files feels).
-    Repo,
+    /// A regular file of the repository, as planned, with its metadata when the plan
+    /// read it in a walk: its mode is taken when it is hashed.
+    Repo(Option<FileStat>),
     File {
         executable: bool,
     },
@@ -59,19 +61,21 @@ enum InputKind {
 }
 
 #[derive(Debug, Clone)]
-struct Input {
-    host: PathBuf,
+struct Input<'a> {
+    /// Borrowed from the plan for repository files (a step may have 100,000).
+    host: Cow<'a, Path>,
     kind: InputKind,
 }
 
-/// The step's inputs by their path below the work directory.
-fn gather_inputs(
-    step: &StepPlan,
+/// The step's inputs, sorted by their path below the work directory, each path once
+/// (an output of another step wins over a repository file at the same path).
+fn gather_inputs<'a>(
+    step: &'a StepPlan,
     run: &StepRun,
     upstream: &BTreeMap<StepId, PathBuf>,
-) -> Result<BTreeMap<String, Input>, String> {
-    let mut inputs = BTreeMap::new();
-    let add = |inputs: &mut BTreeMap<String, Input>, rel: String, host: PathBuf| -> Result<(), String> {
+) -> Result<Vec<(Cow<'a, str>, Input<'a>)>, String> {
+    let mut inputs: Vec<(Cow<str>, Input)> = Vec::with_capacity(step.files.len());
+    let add = |inputs: &mut Vec<(Cow<str>, Input)>, rel: String, host: PathBuf| -> Result<(), String> {
         let meta = std::fs::symlink_metadata(&host).map_err(|e| format!("cannot read the input `{rel}`: {e}"))?;
         let kind = if meta.file_type().is_symlink() {
             InputKind::Symlink(std::fs::read_link(&host).map_err(|e| format!("cannot read the link `{rel}`: {e}"))?)
@@ -80,11 +84,11 @@ fn gather_inputs(
         } else {
             return Err(format!("the input `{rel}` is not a regular file"));
         };
-        inputs.insert(rel, Input { host, kind });
+        inputs.push((Cow::Owned(rel), Input { host: Cow::Owned(host), kind }));
         Ok(())
     };
-    for (rel, host) in &step.files {
-        inputs.insert(rel.clone(), Input { host: host.clone(), kind: InputKind::Repo });
+    for (rel, host, stat) in &step.files {
+        inputs.push((Cow::Borrowed(rel), Input { host: Cow::Borrowed(host), kind: InputKind::Repo(*stat) }));
     }
     for (id, paths) in &run.from_steps {
         let name = &id.name;
@@ -106,6 +110,13 @@ fn gather_inputs(
                 add(&mut inputs, rel.to_string(), item.path().to_path_buf())?;
             }
         }
+    }
+    if !run.from_steps.is_empty() {
+        // Stable, so that of two inputs at one path the later one is kept.
+        inputs.sort_by(|a, b| a.0.cmp(&b.0));
+        inputs.reverse();
+        inputs.dedup_by(|later, earlier| later.0 == earlier.0);
+        inputs.reverse();
     }
     Ok(inputs)
 }
@@ -237,15 +248,17 @@ fn key(
     step: &StepPlan,
     run: &StepRun,
     image: &PreparedImage,
-    inputs: &mut BTreeMap<String, Input>,
+    inputs: &mut [(Cow<str>, Input)],
     env: &[String],
     cx: &StepContext,
 ) -> Result<LayerKey, String> {
     use rayon::prelude::*;
-    let mut list: Vec<(&String, &mut Input)> = inputs.iter_mut().collect();
-    let hashed: Vec<(String, bool, [u8; 32])> = list
+    let hashed: Vec<(&str, bool, [u8; 32])> = inputs
         .par_iter_mut()
-        .map(|(rel, input)| hash_input(rel, input, cx.hashes).map(|(x, h)| (rel.to_string(), x, h)))
+        .map(|(rel, input)| {
+            let rel: &str = rel;
+            hash_input(rel, input, cx.hashes).map(|(x, h)| (rel, x, h))
+        })
         .collect::<Result<_, String>>()?;
     let commands = serde_json::to_string(&step.run).expect("strings serialize");
     let env = env.join("\0");
@@ -261,12 +274,12 @@ fn key(
 fn hash_input(rel: &str, input: &mut Input, hashes: &FileHashes) -> Result<(bool, [u8; 32]), String> {
     let cannot = |e: std::io::Error| format!("cannot read the input `{rel}`: {e}");
     Ok(match &input.kind {
-        InputKind::Repo => {
-            let (hash, meta) = hashes.hash_and_metadata(&input.host).map_err(cannot)?;
-            if !meta.is_file() {
+        InputKind::Repo(stat) => {
+            let (hash, stat) = hashes.hash_with_stat(&input.host, *stat).map_err(cannot)?;
+            if !stat.is_file() {
                 return Err(format!("the input `{rel}` is not a regular file"));
             }
-            let executable = meta.permissions().mode() & 0o111 != 0;
+            let executable = stat.executable();
             input.kind = InputKind::File { executable };
             (executable, hash)
         }
@@ -280,17 +293,17 @@ fn hash_input(rel: &str, input: &mut Input, hashes: &FileHashes) -> Result<(bool
     })
 }
 
-fn copy_inputs(inputs: &BTreeMap<String, Input>, work: &Path, epoch: u64) -> std::io::Result<()> {
+fn copy_inputs(inputs: &[(Cow<str>, Input)], work: &Path, epoch: u64) -> std::io::Result<()> {
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
     for (rel, input) in inputs {
-        let dest = work.join(rel);
+        let dest = work.join(rel.as_ref());
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
         match &input.kind {
             InputKind::Symlink(target) => std::os::unix::fs::symlink(target, &dest)?,
             // A repository file's mode is known once it was hashed, which comes first.
-            InputKind::File { .. } | InputKind::Repo => {
+            InputKind::File { .. } | InputKind::Repo(_) => {
                 std::fs::copy(&input.host, &dest)?;
                 let executable = matches!(input.kind, InputKind::File { executable: true });
                 let mode = if executable { 0o755 } else { 0o644 };
