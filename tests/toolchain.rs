@@ -46,40 +46,47 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// The cached toolchain rootfs, debootstrapped first when there is none. `None` (after
-/// a note) outside CI when it cannot be made here.
-fn toolchain_rootfs() -> Option<PathBuf> {
+/// Puts the toolchain rootfs at `dest`, debootstrapping it into the cache first when
+/// the cache has none. `false` (after a note) outside CI when it cannot be made here.
+fn place_toolchain(dest: &Path) -> bool {
     if !require_tool("debootstrap", &["--version"]) {
-        return None;
+        return false;
     }
     if !is_root() {
         if in_ci() {
             panic!("debootstrap needs root, and CI must run this test as root");
         }
         eprintln!("note: debootstrap needs root; skipping outside CI");
-        return None;
+        return false;
     }
     let dir = toolchain_dir();
     let parent = dir.parent().expect("the toolchain directory has a parent");
     std::fs::create_dir_all(parent).unwrap();
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    // Two test runs at once would both debootstrap: the second waits for the first.
+    // Held until the rootfs is placed: two test runs at once would both debootstrap,
+    // and one that finds a stale recipe must not remove the tree another is linking.
     let lock = std::fs::File::create(parent.join(format!("{name}.lock"))).unwrap();
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
 
-    if std::fs::read_to_string(dir.join(MARKER)).ok().as_deref() == Some(recipe().as_str()) {
-        return Some(dir.join("rootfs"));
+    remove_temporaries(parent, &name);
+    if std::fs::read_to_string(dir.join(MARKER)).ok().as_deref() != Some(recipe().as_str()) {
+        if dir.exists() {
+            eprintln!("note: {} holds another recipe; making it again", dir.display());
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        debootstrap(parent, &name, &dir);
     }
-    if dir.exists() {
-        eprintln!("note: {} holds another recipe; making it again", dir.display());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    // Made beside its place and renamed into it once complete, so that a killed run
-    // leaves only a temporary that the next run removes, never half a rootfs.
-    let tmp = parent.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).unwrap();
-    }
+    place_rootfs(&dir.join("rootfs"), dest);
+    drop(lock);
+    true
+}
+
+/// Debootstraps the toolchain beside `dir` and renames it into place once complete,
+/// so that a killed run leaves only a temporary, which a later run removes, never half
+/// a rootfs that is trusted.
+fn debootstrap(parent: &Path, name: &str, dir: &Path) {
+    let prefix = format!(".{name}.tmp-");
+    let tmp = parent.join(format!("{prefix}{}", std::process::id()));
     let rootfs = tmp.join("rootfs");
     eprintln!("note: debootstrapping {SUITE} with {PACKAGES} into {} (once per machine)", dir.display());
     let started = std::time::Instant::now();
@@ -89,12 +96,15 @@ fn toolchain_rootfs() -> Option<PathBuf> {
         .arg(MIRROR)
         .output()
         .expect("debootstrap runs");
-    assert!(
-        out.status.success(),
-        "debootstrap failed (it needs deb.debian.org):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        unmount_below(&tmp);
+        let _ = std::fs::remove_dir_all(&tmp);
+        panic!(
+            "debootstrap failed (it needs deb.debian.org):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     eprintln!("note: debootstrap took {:.0?}", started.elapsed());
     // Device nodes cannot be in a layer (pinfold::special-file), and the runtime
     // provides /dev anyway. apt's downloaded packages and lists are not the toolchain:
@@ -110,8 +120,33 @@ fn toolchain_rootfs() -> Option<PathBuf> {
         }
     }
     std::fs::write(tmp.join(MARKER), recipe()).unwrap();
-    std::fs::rename(&tmp, &dir).unwrap();
-    Some(dir.join("rootfs"))
+    std::fs::rename(&tmp, dir).unwrap();
+}
+
+/// Removes what killed runs left while debootstrapping (they are never trusted, but
+/// they take hundreds of megabytes).
+fn remove_temporaries(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    for stale in std::fs::read_dir(parent).unwrap().filter_map(|e| e.ok()) {
+        if stale.file_name().to_string_lossy().starts_with(&prefix) {
+            eprintln!("note: removing {}, left by a run that was killed", stale.path().display());
+            unmount_below(&stale.path());
+            // Best effort: a debootstrap orphaned by a killed run may still write there.
+            let _ = std::fs::remove_dir_all(stale.path());
+        }
+    }
+}
+
+/// Unmounts what a killed debootstrap left mounted below `dir` (its /proc and /sys),
+/// deepest first, so that removing the tree never reaches into them.
+fn unmount_below(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    let mut points: Vec<&str> =
+        mounts.lines().filter_map(|l| l.split(' ').nth(1)).filter(|p| Path::new(p).starts_with(dir)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = Command::new("umount").arg("-l").arg(point).status();
+    }
 }
 
 /// Puts the toolchain rootfs below the build file: hard links when the cache is on the
@@ -171,13 +206,14 @@ fn slow_a_c_program_compiled_by_gcc_in_a_debootstrapped_toolchain_runs_from_scra
     if !require_tool("runc", &["--version"]) {
         return;
     }
-    let Some(rootfs) = toolchain_rootfs() else { return };
     let tmp = tempdir();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
+    if !place_toolchain(&src.join("rootfs")) {
+        return;
+    }
     std::fs::write(src.join("pinfold.kdl"), BUILD_FILE).unwrap();
     std::fs::write(src.join("hello.c"), HELLO_C).unwrap();
-    place_rootfs(&rootfs, &src.join("rootfs"));
     let cache = tmp.path().join("cache");
     let pinfold = |cache: &Path| Test::new().dir(&src).env("PINFOLD_CACHE_DIR", cache);
 
