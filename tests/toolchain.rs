@@ -4,10 +4,11 @@
 //! binary, and `pinfold run` runs it. A second build runs nothing, and a build with an
 //! empty cache gives the same image digest.
 //!
-//! **Slow.** The first run on a machine debootstraps Debian bookworm with gcc (about a
-//! minute and 200 MB from deb.debian.org, as root), cached in $PINFOLD_TEST_TOOLCHAIN
-//! (default /var/cache/pinfold-test-toolchain/bookworm-gcc) for later runs; every run
-//! then packs that rootfs into a layer and compiles. Test names start with `slow_`, so
+//! **Slow.** The first run on a machine debootstraps Debian bookworm with gcc (40–80 s,
+//! about 80 MB of packages from deb.debian.org, as root), cached in
+//! $PINFOLD_TEST_TOOLCHAIN (default /var/cache/pinfold-test-toolchain/bookworm-gcc, 330
+//! MB) for later runs; every run then packs that rootfs into a layer, unpacks it for the
+//! runtime and compiles, twice (15–30 s in all on a shared two-core machine). Test names start with `slow_`, so
 //! that a quick local loop can leave them out with `cargo test -- --skip slow_`; CI
 //! runs them (the README's `cargo test --locked`).
 //!
