@@ -6,11 +6,11 @@
 //!
 //! **Slow.** The first run on a machine debootstraps Debian bookworm with gcc (40–80 s,
 //! about 80 MB of packages from deb.debian.org, as root), cached in
-//! $PINFOLD_TEST_TOOLCHAIN (default /var/cache/pinfold-test-toolchain/bookworm-gcc, 330
-//! MB) for later runs; every run then packs that rootfs into a layer, unpacks it for the
-//! runtime and compiles, twice (15–30 s in all on a shared two-core machine). Test names start with `slow_`, so
-//! that a quick local loop can leave them out with `cargo test -- --skip slow_`; CI
-//! runs them (the README's `cargo test --locked`).
+//! $PINFOLD_TEST_TOOLCHAIN (default /var/cache/pinfold-test-toolchain/bookworm-gcc,
+//! 330 MB) for later runs; every run then packs that rootfs into a layer, unpacks it
+//! for the runtime and compiles, twice (15–30 s in all on a shared two-core machine).
+//! Test names start with `slow_`, so that a quick local loop can leave them out with
+//! `cargo test -- --skip slow_`; CI runs them (the README's `cargo test --locked`).
 //!
 //! Tools these tests need are set up by scripts/setup-test-tools.sh. Outside CI a
 //! missing tool skips the check with a note; under CI=true it fails the test.
