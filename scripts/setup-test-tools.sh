@@ -4,11 +4,13 @@
 # what is missing is installed.
 set -euo pipefail
 
+# debootstrap: tests/toolchain.rs makes its gcc toolchain rootfs with it (once per
+# machine; the test does that itself, and caches it).
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
             pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap \
             docker-registry:docker-registry htpasswd:apache2-utils \
-            qemu-aarch64-static:qemu-user-static; do
+            qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

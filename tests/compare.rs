@@ -8,123 +8,11 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-// ---- a small runner, after tests/it/harness.rs ----
-
-fn pinfold_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
-}
-
-fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("pinfold-compare-").tempdir().unwrap()
-}
-
-struct Test {
-    command: Command,
-    description: String,
-}
-
-struct Ran {
-    output: Output,
-    description: String,
-}
-
-impl Test {
-    /// Runs in `dir`, with a cache of its own there: never the user's.
-    fn new(dir: &Path) -> Self {
-        let mut command = Command::new(pinfold_bin());
-        command
-            .current_dir(dir)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("PINFOLD_CACHE_DIR", dir.join(".test-cache"))
-            .env("NO_COLOR", "1");
-        Test { command, description: "pinfold".into() }
-    }
-
-    fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.description.push(' ');
-        self.description.push_str(&arg.as_ref().to_string_lossy());
-        self.command.arg(arg);
-        self
-    }
-
-    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
-        for a in args {
-            self = self.arg(a);
-        }
-        self
-    }
-
-    fn run(mut self) -> Ran {
-        let output = self.command.output().expect("the pinfold binary runs");
-        Ran { output, description: self.description }
-    }
-}
-
-impl Ran {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    fn code(self, expected: i32) -> Self {
-        assert_eq!(
-            self.output.status.code(),
-            Some(expected),
-            "`{}` exited with {:?}, expected {expected}\n--- stdout\n{}\n--- stderr\n{}",
-            self.description,
-            self.output.status.code(),
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-
-    fn stdout_has(self, needle: &str) -> Self {
-        assert!(
-            self.stdout().contains(needle),
-            "stdout of `{}` lacks {needle:?}:\n{}",
-            self.description,
-            self.stdout()
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout())
-            .unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}):\n{}", self.description, self.stdout()))
-    }
-
-    /// `NAME DIGEST` lines.
-    fn built(&self) -> Vec<(String, String)> {
-        self.stdout()
-            .lines()
-            .map(|l| {
-                let (n, d) = l.split_once(' ').expect("NAME DIGEST");
-                (n.to_string(), d.to_string())
-            })
-            .collect()
-    }
-}
-
-fn require_tool(name: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(name).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{name}` is required in CI and is missing");
-        }
-        eprintln!("note: `{name}` is not available; skipping this check outside CI");
-    }
-    ok
-}
+#[path = "it/harness.rs"]
+mod harness;
+use harness::*;
 
 fn static_file() -> PathBuf {
     fixture("build/static/pinfold.kdl")
@@ -132,20 +20,8 @@ fn static_file() -> PathBuf {
 
 /// Builds `name` of the static fixture to `output`; returns its digest.
 fn build_static(dir: &Path, name: &str, output: &str, extra: &[&str]) -> String {
-    let ran = Test::new(dir).args(["build", name, "-o", output, "-f"]).arg(static_file()).args(extra).run().code(0);
+    let ran = Test::in_dir(dir).args(["build", name, "-o", output, "-f"]).arg(static_file()).args(extra).run().code(0);
     ran.built()[0].1.clone()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let dest = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 // ---- editing a layout by hand, fixing every digest up to index.json ----
@@ -280,16 +156,16 @@ fn verify_passes_on_a_fresh_build_through_every_reference_form() {
     build_static(dir, "static", "oci-archive:static.tar", &[]);
     build_static(dir, "static", "docker-archive:static-docker.tar", &[]);
     for published in ["oci:layout", "oci:layout:static", "oci-archive:static.tar"] {
-        Test::new(dir)
+        Test::in_dir(dir)
             .args(["verify", published, "-f"])
             .arg(static_file())
             .run()
             .code(0)
-            .stdout_has(&format!("verified static {index}"));
+            .stdout_contains(&format!("verified static {index}"));
     }
     // A docker-archive is named by its config (docker's image ID); the OCI layout
     // that pinfold puts beside manifest.json is verified too, index and all.
-    let ran = Test::new(dir)
+    let ran = Test::in_dir(dir)
         .args(["verify", "docker-archive:static-docker.tar", "--json", "-f"])
         .arg(static_file())
         .run()
@@ -301,15 +177,15 @@ fn verify_passes_on_a_fresh_build_through_every_reference_form() {
     // The single-platform zstd image and the uncompressed one, named explicitly.
     build_static(dir, "single", "oci:single", &[]);
     build_static(dir, "plain", "oci-archive:plain.tar", &[]);
-    Test::new(dir).args(["verify", "oci:single", "single", "-f"]).arg(static_file()).run().code(0);
-    Test::new(dir).args(["verify", "oci-archive:plain.tar", "plain", "-f"]).arg(static_file()).run().code(0);
+    Test::in_dir(dir).args(["verify", "oci:single", "single", "-f"]).arg(static_file()).run().code(0);
+    Test::in_dir(dir).args(["verify", "oci-archive:plain.tar", "plain", "-f"]).arg(static_file()).run().code(0);
     // The wrong image of the build file is a "no", with the differences.
-    Test::new(dir)
+    Test::in_dir(dir)
         .args(["verify", "oci:single", "plain", "-f"])
         .arg(static_file())
         .run()
         .code(1)
-        .stdout_has("differs plain");
+        .stdout_contains("differs plain");
 }
 
 #[test]
@@ -332,13 +208,13 @@ fn verify_names_a_changed_file_in_a_valid_but_different_image() {
     );
     assert_ne!(plain, edited);
     replace_layer(&layout, 0, 1, &gzip(&edited, 6), Some(sha(&edited)));
-    let ran = Test::new(dir).args(["verify", "oci:published", "-f"]).arg(static_file()).run().code(1);
+    let ran = Test::in_dir(dir).args(["verify", "oci:published", "-f"]).arg(static_file()).run().code(1);
     let out = ran.stdout();
     assert!(out.starts_with("differs static"), "{out}");
     assert!(out.contains("~ /app/main.py  content:"), "{out}");
     assert!(!out.contains("tampered ("), "a valid image is not tampered:\n{out}");
 
-    let ran = Test::new(dir).args(["verify", "oci:published", "--json", "-f"]).arg(static_file()).run().code(1);
+    let ran = Test::in_dir(dir).args(["verify", "oci:published", "--json", "-f"]).arg(static_file()).run().code(1);
     let doc = ran.json();
     assert_eq!(doc["verdict"], "differs");
     let layer = doc["report"]["differences"]
@@ -372,7 +248,7 @@ fn a_blob_that_does_not_match_its_digest_is_reported_as_tampered() {
     let last = bytes.len() - 9; // inside the deflate stream, before the gzip trailer
     bytes[last] ^= 0xff;
     std::fs::write(blob_path(&layout, &named), &bytes).unwrap();
-    let ran = Test::new(dir).args(["verify", "oci:layer-tampered", "-f"]).arg(static_file()).run().code(1);
+    let ran = Test::in_dir(dir).args(["verify", "oci:layer-tampered", "-f"]).arg(static_file()).run().code(1);
     let out = ran.stdout();
     assert!(out.starts_with("tampered static"), "{out}");
     assert!(out.contains(&format!("expected {named}, found {}", sha(&bytes))), "{out}");
@@ -385,7 +261,8 @@ fn a_blob_that_does_not_match_its_digest_is_reported_as_tampered() {
     let config = manifest["config"]["digest"].as_str().unwrap().to_string();
     let text = std::fs::read_to_string(blob_path(&layout, &config)).unwrap().replace("SIGTERM", "SIGKILL");
     std::fs::write(blob_path(&layout, &config), &text).unwrap();
-    let ran = Test::new(dir).args(["verify", "oci:config-tampered", "--json", "-f"]).arg(static_file()).run().code(1);
+    let ran =
+        Test::in_dir(dir).args(["verify", "oci:config-tampered", "--json", "-f"]).arg(static_file()).run().code(1);
     let doc = ran.json();
     assert_eq!(doc["verdict"], "tampered");
     let t = &doc["report"]["tampered"][0];
@@ -394,8 +271,16 @@ fn a_blob_that_does_not_match_its_digest_is_reported_as_tampered() {
     assert!(t["blob"].as_str().unwrap().contains("config of linux/amd64"), "{t}");
 
     // diff says the same about either side.
-    Test::new(dir).args(["diff", "oci:pristine", "oci:layer-tampered"]).run().code(1).stdout_has("tampered (B)");
-    Test::new(dir).args(["diff", "oci:config-tampered", "oci:pristine"]).run().code(1).stdout_has("tampered (A)");
+    Test::in_dir(dir)
+        .args(["diff", "oci:pristine", "oci:layer-tampered"])
+        .run()
+        .code(1)
+        .stdout_contains("tampered (B)");
+    Test::in_dir(dir)
+        .args(["diff", "oci:config-tampered", "oci:pristine"])
+        .run()
+        .code(1)
+        .stdout_contains("tampered (A)");
 }
 
 #[test]
@@ -410,19 +295,19 @@ fn a_recompressed_layer_is_compression_only_and_semantically_equal() {
     assert_ne!(original, recompressed);
     replace_layer(&layout, 0, 0, &recompressed, None);
 
-    Test::new(dir)
+    Test::in_dir(dir)
         .args(["verify", "oci:recompressed", "-f"])
         .arg(static_file())
         .run()
         .code(1)
-        .stdout_has("layer #1: compression differs, content equal");
-    let ran = Test::new(dir).args(["diff", "oci:pristine", "oci:recompressed", "--json"]).run().code(1);
+        .stdout_contains("layer #1: compression differs, content equal");
+    let ran = Test::in_dir(dir).args(["diff", "oci:pristine", "oci:recompressed", "--json"]).run().code(1);
     let doc = ran.json();
     let kinds: Vec<&str> = doc["differences"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["layer-compression"], "{doc:#}");
     assert_eq!(doc["differences"][0]["a"]["diffId"], doc["differences"][0]["b"]["diffId"]);
     assert!(doc["tampered"].as_array().unwrap().is_empty());
-    Test::new(dir).args(["diff", "oci:pristine", "oci:recompressed", "--semantic"]).run().code(0);
+    Test::in_dir(dir).args(["diff", "oci:pristine", "oci:recompressed", "--semantic"]).run().code(0);
 }
 
 // ---- diff ----
@@ -446,9 +331,9 @@ fn diff_names_every_kind_of_difference() {
     // Two build files that differ in every way a file can, and in the epoch.
     for name in ["before", "after"] {
         let file = fixture(&format!("compare/{name}/pinfold.kdl"));
-        Test::new(dir).args(["build", "-o", &format!("oci:{name}.oci"), "-f"]).arg(file).run().code(0);
+        Test::in_dir(dir).args(["build", "-o", &format!("oci:{name}.oci"), "-f"]).arg(file).run().code(0);
     }
-    let doc = Test::new(dir).args(["diff", "oci:before.oci", "oci:after.oci", "--json"]).run().code(1).json();
+    let doc = Test::in_dir(dir).args(["diff", "oci:before.oci", "oci:after.oci", "--json"]).run().code(1).json();
     let expected = [
         ("added", "added"),
         ("content", "content"),
@@ -474,15 +359,18 @@ fn diff_names_every_kind_of_difference() {
     );
 
     // --semantic keeps what is not a timestamp.
-    let doc =
-        Test::new(dir).args(["diff", "oci:before.oci", "oci:after.oci", "--json", "--semantic"]).run().code(1).json();
+    let doc = Test::in_dir(dir)
+        .args(["diff", "oci:before.oci", "oci:after.oci", "--json", "--semantic"])
+        .run()
+        .code(1)
+        .json();
     assert!(changes(&doc).iter().all(|(_, c)| c != "mtime"));
     assert_eq!(changes(&doc).len(), 8);
     let paths: Vec<&str> = doc["differences"].as_array().unwrap().iter().filter_map(|d| d["path"].as_str()).collect();
     assert_eq!(paths, [".config.Env[0]"]);
 
     // The human form shows the same.
-    let text = Test::new(dir).args(["diff", "oci:before.oci", "oci:after.oci"]).run().code(1).stdout();
+    let text = Test::in_dir(dir).args(["diff", "oci:before.oci", "oci:after.oci"]).run().code(1).stdout();
     for line in [
         "~ /owner  owner: 0:0 → 1000:1000",
         "~ /mode  mode: 0644 → 0600",
@@ -506,14 +394,14 @@ fn diff_reports_entry_order_and_semantic_mode_ignores_it() {
     let plain = gunzip(&layer_bytes(&layout, 0, 0));
     let reordered = retar(&plain, |_, _| {}, true);
     replace_layer(&layout, 0, 0, &gzip(&reordered, 6), Some(sha(&reordered)));
-    let doc = Test::new(dir).args(["diff", "oci:pristine", "oci:reordered", "--json"]).run().code(1).json();
+    let doc = Test::in_dir(dir).args(["diff", "oci:pristine", "oci:reordered", "--json"]).run().code(1).json();
     let found = changes(&doc);
     assert!(!found.is_empty() && found.iter().all(|(_, c)| c == "order"), "{found:?}");
-    Test::new(dir)
+    Test::in_dir(dir)
         .args(["diff", "oci:pristine", "oci:reordered", "--semantic"])
         .run()
         .code(0)
-        .stdout_has("equal (--semantic");
+        .stdout_contains("equal (--semantic");
 }
 
 #[test]
@@ -522,13 +410,13 @@ fn diff_builds_a_bare_name_and_reports_layers_added_and_platforms() {
     let dir = tmp.path();
     build_static(dir, "static", "oci:static", &[]);
     build_static(dir, "single", "oci-archive:single.tar", &[]);
-    Test::new(dir)
+    Test::in_dir(dir)
         .args(["diff", "static", "oci:static", "-f"])
         .arg(static_file())
         .run()
         .code(0)
-        .stdout_has("identical, bit for bit");
-    let doc = Test::new(dir).args(["diff", "oci:static", "oci-archive:single.tar", "--json"]).run().code(1).json();
+        .stdout_contains("identical, bit for bit");
+    let doc = Test::in_dir(dir).args(["diff", "oci:static", "oci-archive:single.tar", "--json"]).run().code(1).json();
     let kinds: Vec<&str> = doc["differences"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert!(
         kinds.contains(&"platform-only") && kinds.contains(&"layer-only") && kinds.contains(&"layer-content"),
@@ -538,16 +426,16 @@ fn diff_builds_a_bare_name_and_reports_layers_added_and_platforms() {
     // difference, but a docker-archive of another platform is.
     build_static(dir, "plain", "docker-archive:plain-docker.tar", &[]);
     build_static(dir, "static", "docker-archive:static-docker.tar", &[]);
-    Test::new(dir).args(["diff", "docker-archive:static-docker.tar", "oci:static"]).run().code(0);
-    let doc = Test::new(dir)
+    Test::in_dir(dir).args(["diff", "docker-archive:static-docker.tar", "oci:static"]).run().code(0);
+    let doc = Test::in_dir(dir)
         .args(["diff", "docker-archive:plain-docker.tar", "oci-archive:single.tar", "--json"])
         .run()
         .code(1)
         .json();
     assert_eq!(doc["differences"][0]["kind"], "platform-only", "{doc:#}");
     // Could not do the work: exit 2.
-    Test::new(dir).args(["diff", "oci:static", "oci:missing"]).run().code(2);
-    Test::new(dir).args(["diff", "oci:static", "nonsense:x"]).run().code(2);
+    Test::in_dir(dir).args(["diff", "oci:static", "oci:missing"]).run().code(2);
+    Test::in_dir(dir).args(["diff", "oci:static", "nonsense:x"]).run().code(2);
 }
 
 // ---- provenance ----
@@ -594,7 +482,7 @@ fn provenance_is_a_referrer_and_leaves_the_image_digest_alone() {
         std::fs::read(dir.join("again/index.json")).unwrap()
     );
     // The image is still found without :REF by pinfold, and by skopeo with it.
-    Test::new(dir).args(["diff", "oci:with", "oci:plain"]).run().code(0);
+    Test::in_dir(dir).args(["diff", "oci:with", "oci:plain"]).run().code(0);
     if require_tool("skopeo", &["--version"]) {
         let out =
             Command::new("skopeo").args(["inspect", "--raw", "oci:with:static"]).current_dir(dir).output().unwrap();
@@ -602,7 +490,7 @@ fn provenance_is_a_referrer_and_leaves_the_image_digest_alone() {
         assert_eq!(sha(&out.stdout), with);
     }
     // An archive output cannot carry it: refused before building.
-    Test::new(dir)
+    Test::in_dir(dir)
         .args(["build", "static", "--provenance", "-o", "oci-archive:x.tar", "-f"])
         .arg(static_file())
         .run()
@@ -640,13 +528,13 @@ fn rev_rebuilds_an_older_commit_while_the_working_tree_has_changed() {
     // No `epoch`: it comes from the commit time of HEAD, so the rebuild of an old
     // commit must also take that commit's time.
     copy_dir(&fixture("compare/rev"), &repo);
-    std::fs::write(repo.join(".gitignore"), "/pinfold-out\n/.test-cache\n").unwrap();
+    std::fs::write(repo.join(".gitignore"), format!("/pinfold-out\n/{TEST_CACHE}\n")).unwrap();
     git(&repo, &["init", "-q"], "2024-01-01T00:00:00Z");
     git(&repo, &["add", "."], "2024-01-01T00:00:00Z");
     git(&repo, &["commit", "-q", "-m", "v1"], "2024-01-01T00:00:00Z");
     let first = git(&repo, &["rev-parse", "HEAD"], "2024-01-01T00:00:00Z");
     let published = tmp.path().join("published");
-    let digest = Test::new(&repo)
+    let digest = Test::in_dir(&repo)
         .args(["build", "--provenance", "-o"])
         .arg(format!("oci:{}", published.display()))
         .run()
@@ -661,24 +549,24 @@ fn rev_rebuilds_an_older_commit_while_the_working_tree_has_changed() {
     std::fs::write(repo.join("app/untracked.txt"), "new\n").unwrap();
 
     let published_ref = format!("oci:{}", published.display());
-    Test::new(&repo)
+    Test::in_dir(&repo)
         .args(["verify", &published_ref, "hello", "--rev", &first])
         .run()
         .code(0)
-        .stdout_has(&format!("verified hello {digest}"))
-        .stdout_has(&first);
+        .stdout_contains(&format!("verified hello {digest}"))
+        .stdout_contains(&first);
     // Without NAME and --rev, the provenance says which image and which commit.
-    let doc = Test::new(&repo).args(["verify", &published_ref, "--json"]).run().code(0).json();
+    let doc = Test::in_dir(&repo).args(["verify", &published_ref, "--json"]).run().code(0).json();
     assert_eq!(doc["source"]["revision"], first.as_str());
     assert_eq!(doc["source"]["fromProvenance"], true);
     assert_eq!(doc["provenance"]["clean"], true);
     // HEAD is another commit (other content, other commit time): a "no", with why.
-    let ran = Test::new(&repo).args(["verify", &published_ref, "--rev", "HEAD"]).run().code(1);
+    let ran = Test::in_dir(&repo).args(["verify", &published_ref, "--rev", "HEAD"]).run().code(1);
     let out = ran.stdout();
     assert!(out.contains("~ /app/hello.txt  content: 3 bytes"), "{out}");
     assert!(out.contains("config .created: \"2024-01-01T00:00:00Z\" → \"2024-02-01T00:00:00Z\""), "{out}");
     // An unknown revision cannot be checked out: exit 2.
-    Test::new(&repo).args(["verify", &published_ref, "--rev", "no-such-rev"]).run().code(2);
+    Test::in_dir(&repo).args(["verify", &published_ref, "--rev", "no-such-rev"]).run().code(2);
     // Every temporary worktree is gone, and the working tree is as it was.
     assert_eq!(git(&repo, &["worktree", "list"], "2024-01-01T00:00:00Z").lines().count(), 1);
     assert_eq!(std::fs::read_to_string(repo.join("app/hello.txt")).unwrap(), "v3, not committed\n");
@@ -690,11 +578,11 @@ fn rev_rebuilds_an_older_commit_while_the_working_tree_has_changed() {
 fn check_passes_on_the_fixtures() {
     let tmp = tempdir();
     let dir = tmp.path();
-    let normal = Test::new(dir).args(["build", "-f"]).arg(static_file()).run().code(0).built();
-    let checked = Test::new(dir).args(["build", "--check", "3", "-f"]).arg(static_file()).run().code(0).built();
+    let normal = Test::in_dir(dir).args(["build", "-f"]).arg(static_file()).run().code(0).built();
+    let checked = Test::in_dir(dir).args(["build", "--check", "3", "-f"]).arg(static_file()).run().code(0).built();
     assert_eq!(checked, normal, "--check prints what build prints");
     // `--check NAME`: NAME is an image, and N is 2.
-    let ran = Test::new(dir).args(["build", "--check", "single", "-f"]).arg(static_file()).run().code(0);
+    let ran = Test::in_dir(dir).args(["build", "--check", "single", "-f"]).arg(static_file()).run().code(0);
     assert_eq!(ran.built().len(), 1);
     assert!(ran.stderr().contains("2 builds agree"), "{}", ran.stderr());
 
@@ -706,7 +594,7 @@ fn check_passes_on_the_fixtures() {
     let src = dir.join("busybox");
     copy_dir(&fixture("build/busybox"), &src);
     std::fs::copy(busybox, src.join("busybox")).unwrap();
-    Test::new(dir).args(["build", "--check", "-f"]).arg(src.join("pinfold.kdl")).run().code(0);
+    Test::in_dir(dir).args(["build", "--check", "-f"]).arg(src.join("pinfold.kdl")).run().code(0);
 }
 
 /// Which non-reproducible input to use, and why this one: pinfold takes almost nothing
@@ -726,13 +614,13 @@ fn check_catches_an_epoch_that_leaks_from_the_environment() {
     let dir = tmp.path();
     // The fixture is inside pinfold's own checkout, where git would pin the epoch.
     copy_dir(&fixture("compare/leaky"), dir);
-    let ran = Test::new(dir).args(["build", "--check"]).run().code(1);
+    let ran = Test::in_dir(dir).args(["build", "--check"]).run().code(1);
     let out = ran.stdout();
     assert!(out.starts_with("leaky is not reproducible: run 1: sha256:"), "{out}");
     assert!(out.contains("config .created: \"1970-01-01T00:00:00Z\""), "{out}");
     assert!(out.contains("~ /hello.txt  mtime: 0 (1970-01-01T00:00:00Z) →"), "{out}");
     assert!(out.contains("hint: the build file sets no `epoch`"), "{out}");
-    let doc = Test::new(dir).args(["build", "--check", "--json"]).run().code(1).json();
+    let doc = Test::in_dir(dir).args(["build", "--check", "--json"]).run().code(1).json();
     assert_eq!(doc["reproducible"], false);
     assert_eq!(doc["mismatches"][0]["runs"], serde_json::json!([1, 2]));
 
@@ -741,5 +629,5 @@ fn check_catches_an_epoch_that_leaks_from_the_environment() {
         .unwrap()
         .replace("pinfold 1\n", "pinfold 1\nepoch 1704067200\n");
     std::fs::write(dir.join("pinfold.kdl"), pinned).unwrap();
-    Test::new(dir).args(["build", "--check", "3"]).run().code(0);
+    Test::in_dir(dir).args(["build", "--check", "3"]).run().code(0);
 }

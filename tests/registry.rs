@@ -17,186 +17,24 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-// ---- running pinfold (after tests/it/harness.rs) ----
+#[path = "it/harness.rs"]
+mod harness;
+use harness::*;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(path: &str) -> PathBuf {
-    repo_root().join("fixtures").join(path)
-}
-
-struct Test {
-    command: Command,
-    description: String,
-}
-
-struct Ran {
-    output: Output,
-    description: String,
-}
-
-impl Test {
-    /// pinfold in `dir`, with no credentials and no cache of the user's.
-    fn new(dir: &Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pinfold"));
-        command
-            .current_dir(dir)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("NO_COLOR", "1")
-            .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
-            .env("PINFOLD_CACHE_DIR", dir.join(".cache"));
-        Test { command, description: "pinfold".into() }
-    }
-
-    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
-        for a in args {
-            self.description.push(' ');
-            self.description.push_str(&a.as_ref().to_string_lossy());
-            self.command.arg(a);
-        }
-        self
-    }
-
-    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.command.env(key, value);
-        self
-    }
-
-    fn run(mut self) -> Ran {
-        let output = self.command.output().expect("the pinfold binary runs");
-        Ran { output, description: self.description }
-    }
-
-    fn spawn(mut self) -> Child {
-        self.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the pinfold binary starts")
-    }
-}
-
-impl Ran {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    /// stderr with miette's wrapped lines joined, so a sentence can be looked for.
-    fn stderr(&self) -> String {
-        let mut out = String::new();
-        for line in String::from_utf8_lossy(&self.output.stderr).lines() {
-            match line.trim_start().strip_prefix("│ ") {
-                Some(rest) if !out.is_empty() => {
-                    out.pop();
-                    out.push(' ');
-                    out.push_str(rest);
-                }
-                _ => out.push_str(line),
-            }
-            out.push('\n');
-        }
-        out
-    }
-
-    fn code(self, expected: i32) -> Self {
-        assert_eq!(
-            self.output.status.code(),
-            Some(expected),
-            "`{}` exited with {:?}, expected {expected}\n--- stdout\n{}\n--- stderr\n{}",
-            self.description,
-            self.output.status.code(),
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-
-    fn success(self) -> Self {
-        self.code(0)
-    }
-
-    fn stderr_contains(self, needle: &str) -> Self {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr of `{}` lacks {needle:?}:\n{}",
-            self.description,
-            self.stderr()
-        );
-        self
-    }
-
-    /// The digest of the one `NAME DIGEST` line of `pinfold build`.
-    fn digest(&self) -> String {
-        let out = self.stdout();
-        let line = out.lines().next().unwrap_or_else(|| panic!("`{}` printed nothing", self.description));
-        line.split_once(' ').expect("NAME DIGEST").1.to_string()
-    }
-
-    /// (built, from the cache) of pinfold's `N layer(s) built, M from the cache` line.
-    fn layer_counts(&self) -> (usize, usize) {
-        let err = self.stderr();
-        let line = err.lines().find(|l| l.contains("layer(s) built")).expect("the layer count line");
-        let numbers: Vec<usize> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .take(2)
-            .map(|s| s.parse().unwrap())
-            .collect();
-        (numbers[0], numbers[1])
-    }
-}
-
-/// Whether an external tool can be used. Under CI a missing tool fails the test: a
-/// green CI run must mean the check ran.
-fn require_tool(name: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(name).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{name}` is required in CI and is missing or not working (`{name} {}` failed); scripts/setup-test-tools.sh installs it", probe.join(" "));
-        }
-        eprintln!("note: `{name}` is not available; skipping this check outside CI");
-    }
-    ok
-}
-
-fn tool(name: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{name} {}` failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("pinfold-registry-test-").tempdir().unwrap()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from).min_depth(1) {
-        let e = e.unwrap();
-        let dest = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else if e.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dest).unwrap();
-        } else {
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
+/// pinfold in `dir`, with a cache of its own there and no credentials of the user's.
+fn pinfold(dir: &Path) -> Test {
+    Test::in_dir(dir).env("DOCKER_CONFIG", dir.join(".no-docker-config"))
 }
 
 /// A project holding a copy of the golden `static` fixture.
 fn static_project() -> tempfile::TempDir {
     let dir = tempdir();
-    copy_tree(&fixture("build/static"), dir.path());
+    copy_tree(&fixture("build/static"), dir.path(), false);
     dir
 }
 
@@ -476,7 +314,7 @@ fn wait_child(mut child: Child, limit: Duration) -> Ran {
     loop {
         if child.try_wait().unwrap().is_some() {
             let output = child.wait_with_output().unwrap();
-            return Ran { output, description: "pinfold build big (through the proxy)".into() };
+            return Ran::from_output(output, "pinfold build big (through the proxy)");
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -513,17 +351,16 @@ fn a_pushed_image_pulls_back_with_the_same_digests() {
     let project = static_project();
     let dir = project.path();
 
-    let layout = Test::new(dir).args(["build", "static", "-o", "oci:out/static"]).run().success();
+    let layout = pinfold(dir).args(["build", "static", "-o", "oci:out/static"]).run().success();
     let digest = layout.digest();
-    let pushed =
-        Test::new(dir).args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")]).run().success();
+    let pushed = pinfold(dir).args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")]).run().success();
     assert_eq!(pushed.digest(), digest, "the digest printed for a push is the image's");
     assert_eq!(registry.tag_digest("pf/static", "v1").as_deref(), Some(digest.as_str()));
     let hex = digest.strip_prefix("sha256:").unwrap();
     let index_bytes = std::fs::read(dir.join("out/static/blobs/sha256").join(hex)).unwrap();
 
     // Pushed again: every blob is already there.
-    Test::new(dir)
+    pinfold(dir)
         .args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")])
         .run()
         .success()
@@ -531,23 +368,24 @@ fn a_pushed_image_pulls_back_with_the_same_digests() {
 
     // pinfold reads it back: the same index and manifests as the layout.
     let by_digest = format!("docker://{host}/pf/static@{digest}");
-    let from_registry = Test::new(dir).args(["inspect", "--json", &by_digest]).run().success();
-    let from_layout = Test::new(dir).args(["inspect", "--json", "oci:out/static"]).run().success();
+    let from_registry = pinfold(dir).args(["inspect", "--json", &by_digest]).run().success();
+    let from_layout = pinfold(dir).args(["inspect", "--json", "oci:out/static"]).run().success();
     let (r, l) = (json(&from_registry.output.stdout), json(&from_layout.output.stdout));
     assert_eq!(r["digest"], digest.as_str());
     assert_eq!(r["manifests"], l["manifests"], "manifests, configs and layers read from the registry are the layout's");
     assert_eq!(r["manifests"].as_array().unwrap().len(), 2);
-    Test::new(dir)
+    pinfold(dir)
         .args(["inspect", &format!("docker://{host}/pf/static:v1")])
         .run()
         .success()
         .stderr_contains("names a tag, not a digest");
 
     // `pinfold verify` rebuilds it and finds the registry's copy identical.
-    Test::new(dir).args(["verify", &by_digest, "static"]).run().success();
+    pinfold(dir).args(["verify", &by_digest, "static"]).run().success();
 
     if require_tool("skopeo", &["--version"]) {
-        let raw = tool("skopeo", &["inspect", "--raw", "--tls-verify=false", &format!("docker://{host}/pf/static:v1")]);
+        let raw =
+            tool_bytes("skopeo", &["inspect", "--raw", "--tls-verify=false", &format!("docker://{host}/pf/static:v1")]);
         assert_eq!(raw, index_bytes, "skopeo reads the exact bytes pinfold hashed");
         let copied = dir.join("skopeo-copy");
         tool(
@@ -575,32 +413,32 @@ fn bases_come_from_the_registry_by_digest_and_lock_resolves_tags() {
     let Some(registry) = Registry::start(None) else { return };
     let host = registry.host();
     let project = static_project();
-    let digest = Test::new(project.path())
+    let digest = pinfold(project.path())
         .args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")])
         .run()
         .success()
         .digest();
-    Test::new(project.path()).args(["build", "static", "-o", "oci:base-layout"]).run().success();
+    pinfold(project.path()).args(["build", "static", "-o", "oci:base-layout"]).run().success();
 
     // The same image on the same base, read once from the registry and once from a
     // layout: the same bytes.
     let on_registry = tempdir();
     let image = format!("{host}/pf/static:v1@{digest}");
     write_build_file(on_registry.path(), "on-registry.kdl", &[("{{IMAGE}}", &image)]);
-    let from_registry = Test::new(on_registry.path()).args(["build", "app"]).run().success();
+    let from_registry = pinfold(on_registry.path()).args(["build", "app"]).run().success();
     assert!(
-        !from_registry.stderr().contains("unpinned"),
+        !from_registry.stderr_flat().contains("unpinned"),
         "a base pinned by digest is pinned:\n{}",
         from_registry.stderr()
     );
     let on_layout = tempdir();
-    copy_tree(&project.path().join("base-layout"), &on_layout.path().join("base"));
+    copy_tree(&project.path().join("base-layout"), &on_layout.path().join("base"), false);
     write_build_file(on_layout.path(), "on-layout.kdl", &[("{{DIGEST}}", &digest)]);
-    let from_layout = Test::new(on_layout.path()).args(["build", "app"]).run().success();
+    let from_layout = pinfold(on_layout.path()).args(["build", "app"]).run().success();
     assert_eq!(from_registry.digest(), from_layout.digest(), "a base from a registry gives the image a layout gives");
 
     // A second build reads the base from the store alone: the registry may be gone.
-    let cache = on_registry.path().join(".cache");
+    let cache = on_registry.path().join(TEST_CACHE);
     assert!(
         cache.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap()).is_file(),
         "the index is in the store"
@@ -608,7 +446,7 @@ fn bases_come_from_the_registry_by_digest_and_lock_resolves_tags() {
     let pinned_app = from_registry.digest();
 
     // Pushing the image on the base to another repository mounts the base's layers.
-    Test::new(on_registry.path())
+    pinfold(on_registry.path())
         .args(["build", "app", "-o", &format!("docker://{host}/pf/app:v1")])
         .run()
         .success()
@@ -619,16 +457,16 @@ fn bases_come_from_the_registry_by_digest_and_lock_resolves_tags() {
     // and then the build takes the lock's pin, even under --locked.
     let by_tag = tempdir();
     write_build_file(by_tag.path(), "on-registry.kdl", &[("{{IMAGE}}", &format!("{host}/pf/static:v1"))]);
-    Test::new(by_tag.path())
+    pinfold(by_tag.path())
         .args(["build", "app"])
         .run()
         .success()
         .stderr_contains("is not pinned")
         .stderr_contains(&digest);
-    Test::new(by_tag.path()).args(["lock"]).run().success();
+    pinfold(by_tag.path()).args(["lock"]).run().success();
     let lock = json(&std::fs::read(by_tag.path().join("pinfold.lock")).unwrap());
     assert_eq!(lock["bases"]["st"], digest.as_str(), "the lock holds the tag's digest");
-    let locked = Test::new(by_tag.path()).args(["build", "app", "--locked"]).run().success();
+    let locked = pinfold(by_tag.path()).args(["build", "app", "--locked"]).run().success();
     assert_eq!(locked.digest(), pinned_app);
 
     // Offline, a pinned base comes from the store; a tag cannot be resolved.
@@ -636,7 +474,7 @@ fn bases_come_from_the_registry_by_digest_and_lock_resolves_tags() {
 }
 
 fn registry_offline_checks(dir: &Path, expected: &str) {
-    let again = Test::new(dir).args(["build", "app", "--offline"]).run().success();
+    let again = pinfold(dir).args(["build", "app", "--offline"]).run().success();
     assert_eq!(again.digest(), expected, "a pinned registry base builds offline from the store");
 }
 
@@ -648,7 +486,7 @@ fn basic_auth_uses_the_docker_config_and_fails_clearly_without_it() {
     let dir = project.path();
     let target = format!("docker://{host}/pf/static:v1");
 
-    let denied = Test::new(dir).args(["build", "static", "-o", &target]).run().code(2);
+    let denied = pinfold(dir).args(["build", "static", "-o", &target]).run().code(2);
     let denied = denied.stderr_contains(&format!("registry {host} answered 401 Unauthorized"));
     denied.stderr_contains("no credentials for it");
     assert_eq!(registry.tag_digest("pf/static", "v1"), None);
@@ -659,13 +497,13 @@ fn basic_auth_uses_the_docker_config_and_fails_clearly_without_it() {
         format!(r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#, "cGluZm9sZDpzM2NyZXQ="), // pinfold:s3cret
     )
     .unwrap();
-    let digest = Test::new(dir)
+    let digest = pinfold(dir)
         .args(["build", "static", "-o", &target])
         .env("DOCKER_CONFIG", config.path())
         .run()
         .success()
         .digest();
-    Test::new(dir)
+    pinfold(dir)
         .args(["inspect", &format!("docker://{host}/pf/static@{digest}")])
         .env("DOCKER_CONFIG", config.path())
         .env("PINFOLD_CACHE_DIR", dir.join(".cache-inspect"))
@@ -673,11 +511,11 @@ fn basic_auth_uses_the_docker_config_and_fails_clearly_without_it() {
         .success();
 
     // --creds, right and wrong.
-    Test::new(dir)
+    pinfold(dir)
         .args(["inspect", &format!("docker://{host}/pf/static@{digest}"), "--creds", "pinfold:s3cret"])
         .run()
         .success();
-    Test::new(dir)
+    pinfold(dir)
         .args(["build", "static", "-o", &format!("docker://{host}/pf/other:v1"), "--creds", "pinfold:wrong"])
         .run()
         .code(2)
@@ -692,7 +530,7 @@ fn basic_auth_uses_the_docker_config_and_fails_clearly_without_it() {
     let store_config = tempdir();
     std::fs::write(store_config.path().join("config.json"), r#"{"credsStore":"pinfoldtest"}"#).unwrap();
     let path = format!("{}:{}", helper_dir.path().display(), std::env::var("PATH").unwrap_or_default());
-    Test::new(dir)
+    pinfold(dir)
         .args(["build", "static", "-o", &format!("docker://{host}/pf/helper:v1")])
         .env("DOCKER_CONFIG", store_config.path())
         .env("PATH", path)
@@ -707,7 +545,7 @@ fn a_push_cut_by_a_dead_registry_never_moves_the_tag_and_completes_later() {
     let host = registry.host();
     let project = static_project();
     // The tag first names a complete image.
-    let old = Test::new(project.path())
+    let old = pinfold(project.path())
         .args(["build", "static", "-o", &format!("docker://{host}/pf/app:v1")])
         .run()
         .success()
@@ -716,11 +554,11 @@ fn a_push_cut_by_a_dead_registry_never_moves_the_tag_and_completes_later() {
     let big = tempdir();
     write_build_file(big.path(), "big.kdl", &[]);
     write_big_file(&big.path().join("big.bin"));
-    Test::new(big.path()).args(["build", "big"]).run().success(); // layer built and cached
+    pinfold(big.path()).args(["build", "big"]).run().success(); // layer built and cached
 
     // Kill the registry while the second chunk of the large layer is on its way.
     let proxy = Proxy::start(registry.port, Fault::PauseUpload(10 << 20));
-    let child = Test::new(big.path())
+    let child = pinfold(big.path())
         .args(["build", "big", "-o", &format!("docker://127.0.0.1:{}/pf/app:v1", proxy.port)])
         .spawn();
     assert!(proxy.wait_paused(Duration::from_secs(60)), "the push reached the middle of the large layer");
@@ -738,7 +576,7 @@ fn a_push_cut_by_a_dead_registry_never_moves_the_tag_and_completes_later() {
     );
 
     // The next push completes; the tag then names the new image, whole.
-    let new = Test::new(big.path())
+    let new = pinfold(big.path())
         .args(["build", "big", "-o", &format!("docker://{host}/pf/app:v1")])
         .run()
         .success()
@@ -747,13 +585,15 @@ fn a_push_cut_by_a_dead_registry_never_moves_the_tag_and_completes_later() {
     assert_eq!(registry.tag_digest("pf/app", "v1").as_deref(), Some(new.as_str()));
     let fresh = tempdir();
     let pulled =
-        Test::new(fresh.path()).args(["inspect", "--json", &format!("docker://{host}/pf/app@{new}")]).run().success();
+        pinfold(fresh.path()).args(["inspect", "--json", &format!("docker://{host}/pf/app@{new}")]).run().success();
     let layer = json(&pulled.output.stdout)["manifests"][0]["layers"][0]["digest"].as_str().unwrap().to_string();
     assert_eq!(
         std::fs::metadata(registry.blob_file(&layer)).unwrap().len(),
-        std::fs::metadata(big.path().join(".cache/blobs/sha256").join(layer.strip_prefix("sha256:").unwrap()))
-            .unwrap()
-            .len(),
+        std::fs::metadata(
+            big.path().join(TEST_CACHE).join("blobs/sha256").join(layer.strip_prefix("sha256:").unwrap())
+        )
+        .unwrap()
+        .len(),
         "the registry holds the whole layer"
     );
     if require_tool("skopeo", &["--version"]) {
@@ -776,10 +616,10 @@ fn a_registry_that_comes_back_lets_the_same_push_complete() {
     let big = tempdir();
     write_build_file(big.path(), "big.kdl", &[]);
     write_big_file(&big.path().join("big.bin"));
-    let expected = Test::new(big.path()).args(["build", "big"]).run().success().digest();
+    let expected = pinfold(big.path()).args(["build", "big"]).run().success().digest();
 
     let proxy = Proxy::start(registry.port, Fault::PauseUpload(10 << 20));
-    let child = Test::new(big.path())
+    let child = pinfold(big.path())
         .args(["build", "big", "-o", &format!("docker://127.0.0.1:{}/pf/big:v1", proxy.port)])
         .spawn();
     assert!(proxy.wait_paused(Duration::from_secs(60)), "the push reached the middle of the large layer");
@@ -803,12 +643,12 @@ fn a_download_cut_in_the_middle_resumes_where_it_stopped() {
     let big = tempdir();
     write_build_file(big.path(), "big.kdl", &[]);
     write_big_file(&big.path().join("big.bin"));
-    let digest = Test::new(big.path())
+    let digest = pinfold(big.path())
         .args(["build", "big", "-o", &format!("docker://{}/pf/big:v1", registry.host())])
         .run()
         .success()
         .digest();
-    let on_layout = Test::new(big.path()).args(["build", "big", "-o", "oci:big-layout"]).run().success();
+    let on_layout = pinfold(big.path()).args(["build", "big", "-o", "oci:big-layout"]).run().success();
     assert_eq!(on_layout.digest(), digest);
 
     // An image on it, built on another machine through a connection that breaks after
@@ -820,13 +660,12 @@ fn a_download_cut_in_the_middle_resumes_where_it_stopped() {
         "on-big.kdl",
         &[("{{IMAGE}}", &format!("127.0.0.1:{}/pf/big:v1@{digest}", proxy.port))],
     );
-    Test::new(consumer.path()).args(["build", "app", "-o", "oci:out"]).run().success();
-    let layer =
-        json(&Test::new(big.path()).args(["inspect", "--json", "oci:big-layout"]).run().success().output.stdout)
-            ["manifests"][0]["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    pinfold(consumer.path()).args(["build", "app", "-o", "oci:out"]).run().success();
+    let layer = json(&pinfold(big.path()).args(["inspect", "--json", "oci:big-layout"]).run().success().output.stdout)
+        ["manifests"][0]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let copied = consumer.path().join("out/blobs/sha256").join(layer.strip_prefix("sha256:").unwrap());
     let original = big.path().join("big-layout/blobs/sha256").join(layer.strip_prefix("sha256:").unwrap());
     assert!(std::fs::read(&copied).unwrap() == std::fs::read(&original).unwrap(), "the base layer arrived whole");
@@ -840,12 +679,12 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
     let Some(registry) = Registry::start(None) else { return };
     let host = registry.host();
     let project = static_project();
-    let digest = Test::new(project.path())
+    let digest = pinfold(project.path())
         .args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")])
         .run()
         .success()
         .digest();
-    let seen = Test::new(project.path())
+    let seen = pinfold(project.path())
         .args(["inspect", "--json", &format!("docker://{host}/pf/static@{digest}")])
         .run()
         .success();
@@ -862,10 +701,10 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
 
     let consumer = tempdir();
     write_build_file(consumer.path(), "on-registry.kdl", &[("{{IMAGE}}", &format!("{host}/pf/static:v1@{digest}"))]);
-    let failed = Test::new(consumer.path()).args(["build", "app"]).run().code(2);
+    let failed = pinfold(consumer.path()).args(["build", "app"]).run().code(2);
     let failed = failed.stderr_contains(&layer);
     assert!(failed.stdout().is_empty(), "nothing was built");
-    let store = consumer.path().join(".cache");
+    let store = consumer.path().join(TEST_CACHE);
     assert!(
         !store.join("blobs/sha256").join(layer.strip_prefix("sha256:").unwrap()).exists(),
         "the bad blob is not in the store"
@@ -880,12 +719,12 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
     bytes[0] = b' ';
     std::fs::write(&file, bytes).unwrap();
     let fresh = tempdir();
-    Test::new(fresh.path())
+    pinfold(fresh.path())
         .args(["inspect", &format!("docker://{host}/pf/static@{digest}")])
         .run()
         .code(2)
         .stderr_contains(&format!("expected {config}"));
-    assert!(!fresh.path().join(".cache/blobs/sha256").join(config.strip_prefix("sha256:").unwrap()).exists());
+    assert!(!fresh.path().join(TEST_CACHE).join("blobs/sha256").join(config.strip_prefix("sha256:").unwrap()).exists());
 }
 
 #[test]
@@ -893,7 +732,7 @@ fn a_second_machine_builds_nothing_with_the_shared_cache() {
     let Some(registry) = Registry::start(None) else { return };
     let cache = format!("docker://{}/pf/cache", registry.host());
     let first = static_project();
-    let one = Test::new(first.path())
+    let one = pinfold(first.path())
         .args(["build", "static", "-o", "oci:out", "--cache", &cache, "--cache-dir", "machine-1"])
         .run()
         .success();
@@ -902,7 +741,7 @@ fn a_second_machine_builds_nothing_with_the_shared_cache() {
     // Another checkout, another (empty) cache directory: every layer comes from the
     // registry, none is compressed, and the bytes are the first machine's.
     let second = static_project();
-    let two = Test::new(second.path())
+    let two = pinfold(second.path())
         .args(["build", "static", "-o", "oci:out", "--cache", &cache, "--cache-dir", "machine-2"])
         .run()
         .success();
@@ -912,15 +751,13 @@ fn a_second_machine_builds_nothing_with_the_shared_cache() {
 
     // --cache-mode read takes entries and writes none.
     std::fs::write(second.path().join("app/config.toml"), "changed = true\n").unwrap();
-    let three = Test::new(second.path())
+    let three = pinfold(second.path())
         .args(["build", "static", "--cache", &cache, "--cache-mode", "read", "--cache-dir", "machine-3"])
         .run()
         .success();
     assert_eq!(three.layer_counts(), (2, 1), "the app layers of both platforms changed:\n{}", three.stderr());
-    let four = Test::new(second.path())
-        .args(["build", "static", "--cache", &cache, "--cache-dir", "machine-4"])
-        .run()
-        .success();
+    let four =
+        pinfold(second.path()).args(["build", "static", "--cache", &cache, "--cache-dir", "machine-4"]).run().success();
     assert_eq!(four.layer_counts(), (2, 1), "read mode wrote nothing to the registry");
 }
 

@@ -8,7 +8,7 @@
 //! Tools these tests need are set up by scripts/setup-test-tools.sh. Outside CI a
 //! missing tool skips the check with a note; under CI=true it fails the test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[path = "it/harness.rs"]
@@ -67,18 +67,6 @@ impl Fixture {
     /// Entries of the cache's step store.
     fn stored_steps(&self) -> usize {
         std::fs::read_dir(self.cache.join("steps")).map(|d| d.count()).unwrap_or(0)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let dest = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
     }
 }
 

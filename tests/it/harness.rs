@@ -1,12 +1,16 @@
 //! A small builder for running `pinfold` (after `just`'s `Test`): set the directory,
 //! arguments and environment, run, then assert on status and output.
 //!
-//! Shared by the test binaries (`tests/run.rs` and `tests/steps.rs` include it with
-//! `#[path]`); each uses a part of it, hence the `dead_code` allowance.
+//! Shared by the test binaries (`tests/run.rs`, `tests/steps.rs`, `tests/toolchain.rs`,
+//! `tests/compare.rs` and `tests/registry.rs` include it with `#[path]`); each uses a
+//! part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The cache of [`Test::in_dir`], below the directory it runs in.
+pub const TEST_CACHE: &str = ".test-cache";
 
 pub fn pinfold_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pinfold"))
@@ -38,6 +42,11 @@ impl Test {
         Test { command, description: "pinfold".into() }
     }
 
+    /// Runs in `dir`, with a cache of its own there ([`TEST_CACHE`]).
+    pub fn in_dir(dir: &Path) -> Self {
+        Test::new().dir(dir).env("PINFOLD_CACHE_DIR", dir.join(TEST_CACHE))
+    }
+
     pub fn dir(mut self, dir: &Path) -> Self {
         self.command.current_dir(dir);
         self
@@ -66,9 +75,19 @@ impl Test {
         let output = self.command.output().expect("the pinfold binary runs");
         Ran { output, description: self.description }
     }
+
+    /// Starts pinfold without waiting, its stdout and stderr piped.
+    pub fn spawn(mut self) -> Child {
+        self.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the pinfold binary starts")
+    }
 }
 
 impl Ran {
+    /// The output of a pinfold that was spawned, `description` naming it in failures.
+    pub fn from_output(output: Output, description: impl Into<String>) -> Self {
+        Ran { output, description: description.into() }
+    }
+
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
@@ -133,6 +152,31 @@ impl Ran {
         self
     }
 
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}):\n{}", self.description, self.stdout()))
+    }
+
+    /// The digest of the first `NAME DIGEST` line of `pinfold build`.
+    pub fn digest(&self) -> String {
+        let out = self.stdout();
+        let line = out.lines().next().unwrap_or_else(|| panic!("`{}` printed nothing", self.description));
+        line.split_once(' ').expect("NAME DIGEST").1.to_string()
+    }
+
+    /// (built, from the cache) of pinfold's `N layer(s) built, M from the cache` line.
+    pub fn layer_counts(&self) -> (usize, usize) {
+        let err = self.stderr_flat();
+        let line = err.lines().find(|l| l.contains("layer(s) built")).expect("the layer count line");
+        let numbers: Vec<usize> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .map(|s| s.parse().unwrap())
+            .collect();
+        (numbers[0], numbers[1])
+    }
+
     /// `NAME DIGEST` lines of `pinfold build`, as pairs.
     pub fn built(&self) -> Vec<(String, String)> {
         self.stdout()
@@ -167,6 +211,11 @@ pub fn require_tool(name: &str, probe: &[&str]) -> bool {
 
 /// Runs an external tool and returns its stdout, failing the test with its stderr.
 pub fn tool(name: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&tool_bytes(name, args)).into_owned()
+}
+
+/// [`tool`], with stdout as the bytes it was.
+pub fn tool_bytes(name: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
     assert!(
         out.status.success(),
@@ -175,7 +224,7 @@ pub fn tool(name: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out.stdout
 }
 
 /// Copies a directory tree (files, dirs, symlinks), in the order `order` gives.
@@ -196,6 +245,19 @@ pub fn copy_tree(from: &Path, to: &Path, reverse: bool) {
             std::fs::create_dir_all(&dest).unwrap();
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Copies a directory tree; a symlink to a file is copied as that file's content.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
         } else {
             std::fs::copy(e.path(), &dest).unwrap();
         }
