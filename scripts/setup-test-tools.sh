@@ -6,7 +6,7 @@ set -euo pipefail
 
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
-            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap \
+            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap script:bsdutils \
             docker-registry:docker-registry htpasswd:apache2-utils \
             qemu-aarch64-static:qemu-user-static; do
   cmd=${pair%%:*}; pkg=${pair#*:}
