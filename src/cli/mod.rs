@@ -156,7 +156,7 @@ pub struct BuildArgs {
     /// Print nothing about steps but their errors.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// How work is shown on stderr: bars on a terminal, else lines (auto), lines (plain), bars (tty).
+    /// How the build shows its work on stderr.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = crate::progress::ProgressMode::Auto)]
     pub progress: crate::progress::ProgressMode,
     /// Run at most N steps and layer builds at once (default: the number of cores).
