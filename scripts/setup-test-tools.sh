@@ -8,7 +8,7 @@ set -euo pipefail
 # machine; the test does that itself, and caches it).
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
-            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap \
+            pigz:pigz zstd:zstd file:file git:git runc:runc bwrap:bubblewrap script:bsdutils \
             docker-registry:docker-registry htpasswd:apache2-utils \
             qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
   cmd=${pair%%:*}; pkg=${pair#*:}

@@ -10,7 +10,8 @@ use crate::oci::output::{self, OutputError};
 use crate::oci::read::OpenedImage;
 use crate::oci::reference::ImageRef;
 use crate::plan::steps::{self, BuildNode, RunImage, StepId, StepRun};
-use crate::plan::{self, LayerPlan, Plan, PlanInput, StepLog};
+use crate::plan::{self, LayerPlan, Plan, PlanInput};
+use crate::progress::{LayerOutcome, Progress};
 use crate::run::step::{run_step, Done, Outcome, StepContext};
 use crate::run::PreparedImage;
 use rayon::prelude::*;
@@ -190,6 +191,9 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     }
     let waves = wave.values().copied().max().map_or(0, |w| w + 1);
 
+    // Dropped on every return, which clears the bars before an error is rendered.
+    let progress = Progress::new(request.plan_input.step_log, request.plan_input.progress);
+    progress.expect(order.iter().filter(|n| matches!(n, BuildNode::Step(_))).count());
     let mut stats = BuildStats::default();
     let mut step_outputs: BTreeMap<StepId, PathBuf> = BTreeMap::new();
     let mut written: BTreeMap<String, Written> = BTreeMap::new();
@@ -206,17 +210,20 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
             .collect();
         if !runs_here.is_empty() {
             // In rayon's pool: as many at once as `-j` (or the cores) allow.
-            let log = request.plan_input.step_log;
             let results: Vec<Result<Done, String>> = {
                 runs_here
                     .par_iter()
                     .map(|run| {
+                        progress.step_started(&run.label);
                         let step = &plan.steps[&run.id.name];
-                        let prepared = step_image(run, &written, &cache)?;
-                        let done =
-                            run_step(step, run, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())?;
-                        report_step(&run.label, &done, log);
-                        Ok(done)
+                        let done = step_image(run, &written, &cache).and_then(|prepared| {
+                            run_step(step, run, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())
+                        });
+                        match &done {
+                            Ok(done) => progress.step_finished(&run.label, done.outcome, &done.log),
+                            Err(_) => progress.step_failed(&run.label),
+                        }
+                        done
                     })
                     .collect()
             };
@@ -256,6 +263,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
                 &selected,
                 &mut stats,
                 &mut warnings,
+                &progress,
             )?;
             written.extend(built);
         }
@@ -263,23 +271,6 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     let _ = hashes.save();
     let images = selected.iter().map(|i| written[&i.name].0.clone()).collect();
     Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
-}
-
-/// The line of a step done on stderr (one write, so that lines of steps finishing at
-/// the same time do not mix), with its output under `--verbose`.
-fn report_step(name: &str, done: &Done, log: StepLog) {
-    let what = if done.outcome == Outcome::Ran { "ran" } else { "cached" };
-    let mut text = match log {
-        StepLog::Quiet => return,
-        _ => format!("step {name}: {what}\n"),
-    };
-    if log == StepLog::Verbose {
-        for line in done.log.lines() {
-            text.push_str(&format!("  | {line}\n"));
-        }
-    }
-    use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// An image written: what the report says of it, and where it went.
@@ -314,6 +305,7 @@ fn build_images(
     selected: &[&plan::ImagePlan],
     stats: &mut BuildStats,
     warnings: &mut Diagnostics,
+    progress: &Progress,
 ) -> Result<Vec<(String, Written)>, BuildError> {
     // Every layer of every image and platform, keyed by content: a layer that is the
     // same on two platforms (or in two images) is built once. Layers that copy step
@@ -336,12 +328,16 @@ fn build_images(
     for (key, l) in keys.iter().zip(&layer_plans) {
         unique.entry(*key).or_insert(l);
     }
+    let labels = crate::progress::layer_labels(images, &keys);
+    let label = |key: &LayerKey| labels.get(key).map_or("", String::as_str);
+    progress.expect(unique.len());
     let mut done: BTreeMap<LayerKey, (LayerBlob, PathBuf)> = BTreeMap::new();
     let mut todo: Vec<(LayerKey, &LayerPlan)> = Vec::new();
     for (key, l) in unique {
         match cache.lookup_layer(&key) {
             Some(hit) => {
                 stats.layers_cached += 1;
+                progress.layer_finished(label(&key), LayerOutcome::Cached);
                 done.insert(key, hit);
             }
             None => todo.push((key, l)),
@@ -352,13 +348,22 @@ fn build_images(
     if let Some(remote) = request.registry_cache.as_ref().filter(|_| !request.no_cache) {
         let (hits, left) = crate::registry::cache::fetch_missing(remote, cache, todo, &mut shared_warnings);
         stats.layers_cached += hits.len();
+        hits.iter().for_each(|(key, _)| progress.layer_finished(label(key), LayerOutcome::Cached));
         done.extend(hits);
         todo = left;
     }
     stats.layers_built += todo.len();
     let built: Vec<(LayerKey, (LayerBlob, PathBuf))> = todo
         .par_iter()
-        .map(|(key, l)| build_layer(cache, key, l, plan.epoch).map(|b| (*key, b)))
+        .map(|(key, l)| {
+            progress.layer_started(label(key));
+            let built = build_layer(cache, key, l, plan.epoch);
+            match &built {
+                Ok(_) => progress.layer_finished(label(key), LayerOutcome::Built),
+                Err(_) => progress.layer_failed(label(key)),
+            }
+            built.map(|b| (*key, b))
+        })
         .collect::<Result<_, _>>()?;
     if let Some(remote) = &request.registry_cache {
         crate::registry::cache::store_built(remote, &built, &mut shared_warnings);

@@ -15,7 +15,8 @@
 //! lint findings), [`digest`] (sha256 digests and hashing writers), [`cache`] (the
 //! content-addressed layer cache) and [`lint`]; [`compare`] checks the promise
 //! (`pinfold diff`, `pinfold verify`, `pinfold build --check`); [`registry`] is the
-//! `docker://` transport (push, pull, the shared cache in a registry).
+//! `docker://` transport (push, pull, the shared cache in a registry); [`progress`] is
+//! what a build says on stderr while it works (bars on a terminal, lines elsewhere).
 
 pub mod build;
 pub mod cache;
@@ -31,6 +32,7 @@ pub mod lint;
 pub mod lock;
 pub mod oci;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod run;
 pub mod walk;

@@ -423,3 +423,67 @@ fn inputs_that_lead_out_of_the_repository_are_refused() {
         .stderr_contains("`nothing/*.c` matches no file")
         .stderr_contains("the input `../outside/passwd` must be a relative path without `..`");
 }
+
+/// Whether `script` (util-linux), which gives pinfold a pseudo-terminal, can be used.
+fn script_available() -> bool {
+    require_tool("script", &["--version"])
+}
+
+#[test]
+fn lines_off_a_terminal_have_no_escape_sequences_and_bars_never_reach_stdout() {
+    let Some(f) = Fixture::new() else { return };
+    // Not a terminal (a pipe, as in CI): the plain lines, layers among them under -v.
+    let ran = f.pinfold().args(["build", "-v", "-f", "progress.kdl"]).run().success();
+    let err = ran.stderr();
+    assert!(!err.contains('\x1b'), "escape sequences off a terminal:\n{err:?}");
+    assert_eq!(ran.steps(), pairs(&[("slow", "ran")]));
+    let ran = ran
+        .stderr_contains("step slow: ran\n  | done sleeping\n")
+        .stderr_contains("layer tools/busybox: built\n")
+        .stderr_contains("layer shown/out: built\n");
+    let plain = ran.stdout();
+    // Without -v, layers have no line.
+    let ran = f.pinfold().args(["build", "-f", "progress.kdl"]).run().success();
+    assert!(!ran.stderr().contains("layer "), "{}", ran.stderr());
+    assert_eq!(ran.steps(), pairs(&[("slow", "cached")]));
+    // Bars forced onto a pipe: all of them on stderr, stdout as it was.
+    let ran = f.pinfold().args(["build", "--progress", "tty", "-f", "progress.kdl"]).run().success();
+    assert!(ran.stderr().contains('\x1b'), "no bars were drawn:\n{:?}", ran.stderr());
+    let ran = ran.stderr_contains("step slow: cached");
+    assert_eq!(ran.stdout(), plain);
+    assert!(!ran.stdout().contains('\x1b'));
+}
+
+#[test]
+fn on_a_terminal_the_build_draws_spinners_and_a_summary_then_clears_them() {
+    let Some(f) = Fixture::new() else { return };
+    if !script_available() {
+        return;
+    }
+    // `script` runs the build on a pseudo-terminal and copies what it draws, stdout and
+    // stderr alike, to its own stdout.
+    let command = format!("'{}' build -f progress.kdl", pinfold_bin().display());
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(&f.src)
+        .env("PINFOLD_CACHE_DIR", &f.cache)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{drawn}\n{}", String::from_utf8_lossy(&out.stderr));
+    // While the step slept: its spinner (label, elapsed time) and the summary bar.
+    assert!(drawn.contains('\x1b'), "nothing was drawn:\n{drawn:?}");
+    assert!(drawn.contains("step slow 0s") || drawn.contains("step slow 1s"), "no spinner:\n{drawn:?}");
+    let bar = drawn.split(['\r', '\n']).any(|l| l.contains("] ") && l.contains('/') && l.contains(" from the cache"));
+    assert!(bar, "no summary bar:\n{drawn:?}");
+    // Then the permanent line, and after the last escape sequence (the bars cleared)
+    // only plain text: the image and the summary, no bar.
+    assert!(drawn.contains("step slow: ran"), "{drawn:?}");
+    let tail = &drawn[drawn.rfind('\x1b').unwrap_or(0)..];
+    assert!(tail.contains("shown sha256:") && tail.contains("pinfold: 1 step(s) ran"), "{drawn:?}");
+    assert!(!tail.contains("] "), "a bar was left on screen:\n{drawn:?}");
+}

@@ -156,6 +156,9 @@ pub struct BuildArgs {
     /// Print nothing about steps but their errors.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// How the build shows its work on stderr.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = crate::progress::ProgressMode::Auto)]
+    pub progress: crate::progress::ProgressMode,
     /// Run at most N steps and layer builds at once (default: the number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
@@ -345,6 +348,7 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
                 (_, true) => crate::plan::StepLog::Verbose,
                 _ => crate::plan::StepLog::Lines,
             },
+            progress: args.progress,
         },
         cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,

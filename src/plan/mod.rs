@@ -162,6 +162,8 @@ pub struct PlanInput {
     /// How much the build says of its steps (`--quiet`, `--verbose`). Not read by
     /// planning; carried here so that every request to build has it.
     pub step_log: StepLog,
+    /// `--progress`: bars or lines. Carried here for the same reason.
+    pub progress: crate::progress::ProgressMode,
 }
 
 /// What a build prints on stderr about its steps.
