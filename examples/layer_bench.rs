@@ -84,7 +84,7 @@ fn tree_of(dir: &PathBuf) -> Result<LayerTree, String> {
             let target = std::fs::read_link(entry.path()).map_err(|e| e.to_string())?;
             EntryKind::Symlink { target: target.to_string_lossy().into_owned() }
         } else if metadata.is_file() {
-            EntryKind::File { source: FileSource::Path(entry.path().to_path_buf()), size: metadata.len() }
+            EntryKind::File { source: FileSource::Path(entry.path().to_path_buf(), None), size: metadata.len() }
         } else {
             continue;
         };
@@ -114,7 +114,7 @@ fn gzip_with_block_size<W: Write>(
         let result = match &entry.kind {
             EntryKind::Dir => tar.append_dir(path, entry.mode, 0, 0),
             EntryKind::Symlink { target } => tar.append_symlink(path, target, Some(entry.mode), 0, 0),
-            EntryKind::File { source: FileSource::Path(source), size } => {
+            EntryKind::File { source: FileSource::Path(source, _), size } => {
                 File::open(source).and_then(|file| tar.append_file(path, entry.mode, 0, 0, *size, file))
             }
             EntryKind::File { source: FileSource::Inline(bytes), size } => {

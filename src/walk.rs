@@ -55,6 +55,14 @@ impl FileStat {
         FileType::from_raw_mode(self.mode) == FileType::RegularFile
     }
 
+    pub fn is_dir(&self) -> bool {
+        FileType::from_raw_mode(self.mode) == FileType::Directory
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        FileType::from_raw_mode(self.mode) == FileType::Symlink
+    }
+
     pub fn executable(&self) -> bool {
         self.mode & 0o111 != 0
     }
@@ -62,8 +70,19 @@ impl FileStat {
 
 /// Regular files below `dir` as (path relative to `dir` with `/` separators, stat),
 /// sorted by path. Symlinks and special files are left out and never followed;
-/// directories named in `skip` are not entered, at any depth. Names that are not UTF-8 are an error (paths of the build are text).
+/// directories named in `skip` are not entered, at any depth. Names that are not
+/// UTF-8 are an error (paths of the build are text).
 pub fn regular_files(dir: &Path, skip: &[&str]) -> io::Result<Vec<(String, FileStat)>> {
+    let skipped = |rel: &str| skip.contains(&rel.rsplit('/').next().unwrap_or(rel));
+    let mut files = entries(dir, &skipped)?;
+    files.retain(|(_, stat)| stat.is_file());
+    Ok(files)
+}
+
+/// Every entry below `dir` (directories, files, symlinks, special files: their own
+/// stat, links not followed), sorted by path. A directory for whose relative path
+/// `skip` says true is neither listed nor entered.
+pub fn entries(dir: &Path, skip: &(dyn Fn(&str) -> bool + Sync)) -> io::Result<Vec<(String, FileStat)>> {
     let fd = open_dir(rustix::fs::CWD, dir.as_os_str())?;
     let mut out = walk(fd, String::new(), skip)?;
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -79,8 +98,8 @@ fn open_dir<Fd: std::os::fd::AsFd>(at: Fd, name: &OsStr) -> io::Result<OwnedFd> 
     )?)
 }
 
-fn walk(fd: OwnedFd, prefix: String, skip: &[&str]) -> io::Result<Vec<(String, FileStat)>> {
-    let mut files = Vec::new();
+fn walk(fd: OwnedFd, prefix: String, skip: &(dyn Fn(&str) -> bool + Sync)) -> io::Result<Vec<(String, FileStat)>> {
+    let mut found = Vec::new();
     let mut subdirs: Vec<(OwnedFd, String)> = Vec::new();
     for entry in Dir::read_from(&fd)? {
         let entry = entry?;
@@ -94,30 +113,26 @@ fn walk(fd: OwnedFd, prefix: String, skip: &[&str]) -> io::Result<Vec<(String, F
                 format!("`{prefix}{}` is not a UTF-8 name", String::from_utf8_lossy(name)),
             )
         })?;
-        let mut kind = entry.file_type();
-        let mut stat = None;
-        if kind == FileType::Unknown || kind == FileType::RegularFile {
-            // Some file systems do not fill in the type; a stat tells it.
-            let st = FileStat::from_stat(&rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?);
-            kind = FileType::from_raw_mode(st.mode);
-            stat = Some(st);
+        let rel = format!("{prefix}{name_str}");
+        if entry.file_type() == FileType::Directory && skip(&rel) {
+            continue;
         }
-        match kind {
-            FileType::RegularFile => {
-                files.push((format!("{prefix}{name_str}"), stat.expect("stat'ed above")));
+        let stat = FileStat::from_stat(&rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?);
+        // The stat, not the listing, decides: some file systems leave the type unknown.
+        if FileType::from_raw_mode(stat.mode) == FileType::Directory {
+            if skip(&rel) {
+                continue;
             }
-            FileType::Directory if !skip.contains(&name_str) => {
-                let sub = open_dir(&fd, OsStr::from_bytes(name))?;
-                subdirs.push((sub, format!("{prefix}{name_str}/")));
-            }
-            _ => {}
+            let sub = open_dir(&fd, OsStr::from_bytes(name))?;
+            subdirs.push((sub, format!("{rel}/")));
         }
+        found.push((rel, stat));
     }
     drop(fd);
     let below: Vec<Vec<(String, FileStat)>> =
         subdirs.into_par_iter().map(|(sub, prefix)| walk(sub, prefix, skip)).collect::<io::Result<_>>()?;
-    files.extend(below.into_iter().flatten());
-    Ok(files)
+    found.extend(below.into_iter().flatten());
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -142,5 +157,14 @@ mod tests {
         let meta = std::fs::metadata(root.join("b/a.txt")).unwrap();
         assert_eq!(found[0].1, FileStat::from_metadata(&meta));
         assert!(found[0].1.is_file() && !found[0].1.executable());
+
+        let at_root = |rel: &str| rel == ".git";
+        let all = entries(root, &at_root).unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["b", "b/a.txt", "b/c", "b/c/z.txt", "dirlink", "link", "top.txt", "x", "x/.git", "x/.git/kept"]
+        );
+        assert!(all[0].1.is_dir() && all[4].1.is_symlink() && all[5].1.is_symlink());
     }
 }

@@ -273,20 +273,21 @@ impl FileHashes {
 
 /// The key of a layer. File contents are hashed in parallel.
 pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes: &FileHashes) -> io::Result<LayerKey> {
-    let contents: Vec<Option<[u8; 32]>> =
-        tree.iter()
-            .collect::<Vec<_>>()
-            .par_iter()
-            .map(|(path, entry)| match &entry.kind {
-                // The error names the file: a copied rootfs holds files that only root may
-                // read (/etc/shadow), and "permission denied" alone does not say which.
-                EntryKind::File { source: FileSource::Path(p), .. } => hashes.hash(p).map(Some).map_err(|e| {
-                    io::Error::new(e.kind(), format!("`{}` (for `/{path}` in the layer): {e}", p.display()))
-                }),
-                EntryKind::File { source: FileSource::Inline(bytes), .. } => Ok(Some(*blake3::hash(bytes).as_bytes())),
-                _ => Ok(None),
-            })
-            .collect::<io::Result<_>>()?;
+    let contents: Vec<Option<[u8; 32]>> = tree
+        .iter()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|(path, entry)| match &entry.kind {
+            // The error names the file: a copied rootfs holds files that only root may
+            // read (/etc/shadow), and "permission denied" alone does not say which.
+            EntryKind::File { source: FileSource::Path(p, stat), .. } => hashes
+                .hash_with_stat(p, *stat)
+                .map(|(h, _)| Some(h))
+                .map_err(|e| io::Error::new(e.kind(), format!("`{}` (for `/{path}` in the layer): {e}", p.display()))),
+            EntryKind::File { source: FileSource::Inline(bytes), .. } => Ok(Some(*blake3::hash(bytes).as_bytes())),
+            _ => Ok(None),
+        })
+        .collect::<io::Result<_>>()?;
     let mut h = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
         h.update(&(bytes.len() as u64).to_le_bytes());
@@ -367,7 +368,7 @@ mod tests {
         let missing = dir.path().join("shadow");
         let mut tree = LayerTree::new();
         for (path, source) in [("etc/passwd", &readable), ("etc/shadow", &missing)] {
-            let kind = EntryKind::File { source: FileSource::Path(source.clone()), size: 0 };
+            let kind = EntryKind::File { source: FileSource::Path(source.clone(), None), size: 0 };
             tree.insert(path.into(), LayerEntry { kind, mode: 0o644, uid: 0, gid: 0 }).unwrap();
         }
         let err = layer_key(&tree, Compression::default(), 0, &FileHashes::default()).unwrap_err();

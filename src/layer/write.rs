@@ -93,7 +93,7 @@ pub fn write_layer<W: Write>(
                 }
                 tar.append_file(path, mode, uid, gid, *size, &bytes[..]).map_err(|e| entry_error(e, None))?
             }
-            EntryKind::File { source: FileSource::Path(source), size } => {
+            EntryKind::File { source: FileSource::Path(source, _), size } => {
                 let file = open_source(path, source, *size)?;
                 tar.append_file(path, mode, uid, gid, *size, file).map_err(|e| entry_error(e, Some(source)))?
             }
@@ -198,7 +198,7 @@ mod tests {
         let big_path = dir.path().join("big.bin");
         std::fs::write(&big_path, &big).expect("write");
         let mut tree = LayerTree::new();
-        tree.insert("usr/lib/big.bin".into(), file_entry(FileSource::Path(big_path), big.len() as u64, 0o644))
+        tree.insert("usr/lib/big.bin".into(), file_entry(FileSource::Path(big_path, None), big.len() as u64, 0o644))
             .expect("insert");
         tree.insert("etc/motd".into(), inline(b"hi\n")).expect("insert");
         tree.insert(
@@ -236,7 +236,8 @@ mod tests {
         let path = dir.path().join("grows.txt");
         std::fs::write(&path, b"0123456789").expect("write");
         let mut tree = LayerTree::new();
-        tree.insert("app/grows.txt".into(), file_entry(FileSource::Path(path.clone()), 4, 0o644)).expect("insert");
+        tree.insert("app/grows.txt".into(), file_entry(FileSource::Path(path.clone(), None), 4, 0o644))
+            .expect("insert");
         let err = write_layer(&tree, 0, Compression::default(), Vec::new()).expect_err("size changed");
         assert!(
             matches!(&err, LayerError::SizeChanged { expected: 4, found: Some(10), entry, .. } if entry == "app/grows.txt"),
@@ -247,12 +248,13 @@ mod tests {
 
         let mut tree = LayerTree::new();
         let missing = dir.path().join("missing");
-        tree.insert("app/missing".into(), file_entry(FileSource::Path(missing), 1, 0o644)).expect("insert");
+        tree.insert("app/missing".into(), file_entry(FileSource::Path(missing, None), 1, 0o644)).expect("insert");
         let err = write_layer(&tree, 0, Compression::default(), Vec::new()).expect_err("missing");
         assert!(matches!(err, LayerError::Open { .. }), "{err:?}");
 
         let mut tree = LayerTree::new();
-        tree.insert("app".into(), file_entry(FileSource::Path(dir.path().to_path_buf()), 0, 0o644)).expect("insert");
+        tree.insert("app".into(), file_entry(FileSource::Path(dir.path().to_path_buf(), None), 0, 0o644))
+            .expect("insert");
         let err = write_layer(&tree, 0, Compression::default(), Vec::new()).expect_err("a directory");
         assert!(matches!(err, LayerError::NotAFile { .. }), "{err:?}");
     }

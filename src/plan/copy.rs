@@ -11,7 +11,7 @@ use crate::diag::Diagnostic;
 use crate::lang::{Attributes, Spanned};
 use crate::layer::tree::normalize_image_path;
 use crate::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
-use std::os::unix::fs::PermissionsExt;
+use crate::walk::FileStat;
 use std::path::Path;
 
 /// Names never copied from the build file's own directory.
@@ -81,7 +81,7 @@ impl Cx<'_> {
                 Some(dest) => dest,
                 None => name.to_string(),
             };
-            self.copy_one(&path, &meta, dest, file_mode, uid, gid, source, tree)
+            self.copy_one(&path, &FileStat::from_metadata(&meta), dest, file_mode, uid, gid, source, tree)
         }
     }
 
@@ -108,55 +108,31 @@ impl Cx<'_> {
         // content: they change with every commit and build, and would make a copy of
         // the repository unreproducible (or contain its previous build).
         let at_root = dir == self.root;
-        let walk = walkdir::WalkDir::new(dir).follow_links(false).min_depth(1).into_iter().filter_entry(|e| {
-            !(at_root && e.depth() == 1 && SKIPPED_AT_ROOT.iter().any(|s| e.file_name() == std::ffi::OsStr::new(s)))
-        });
-        for item in walk {
-            let item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    self.error(
-                        Diagnostic::error(
-                            "pinfold::path-missing",
-                            format!("cannot read below `{}`: {e}", source.value),
-                        )
-                        .at(source.span, "while walking this directory"),
-                    );
-                    return false;
-                }
-            };
-            let rel = item.path().strip_prefix(dir).expect("walkdir yields paths below its root");
-            let Some(rel) = rel.to_str() else {
+        let skipped = |rel: &str| at_root && SKIPPED_AT_ROOT.contains(&rel);
+        let found = match crate::walk::entries(dir, &skipped) {
+            Ok(found) => found,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.error(
-                    Diagnostic::error(
-                        "pinfold::bad-path",
-                        format!("`{}` has a name that is not UTF-8", item.path().display()),
-                    )
-                    .at(source.span, "copied from here")
-                    .help("rename the file: image paths must be valid UTF-8 to be portable"),
+                    Diagnostic::error("pinfold::bad-path", format!("below `{}`, {e}", source.value))
+                        .at(source.span, "copied from here")
+                        .help("rename the file: image paths must be valid UTF-8 to be portable"),
                 );
-                ok = false;
-                continue;
-            };
+                return false;
+            }
+            Err(e) => {
+                self.error(
+                    Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value))
+                        .at(source.span, "while walking this directory"),
+                );
+                return false;
+            }
+        };
+        for (rel, stat) in found {
             let target = match &prefix {
                 Some(p) => format!("{p}/{rel}"),
-                None => rel.to_string(),
+                None => rel.clone(),
             };
-            let meta = match item.path().symlink_metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    self.error(
-                        Diagnostic::error(
-                            "pinfold::path-missing",
-                            format!("cannot read `{}`: {e}", item.path().display()),
-                        )
-                        .at(source.span, "copied from here"),
-                    );
-                    ok = false;
-                    continue;
-                }
-            };
-            ok &= self.copy_one(item.path(), &meta, target, file_mode, uid, gid, source, tree);
+            ok &= self.copy_one(&dir.join(&rel), &stat, target, file_mode, uid, gid, source, tree);
         }
         ok
     }
@@ -214,7 +190,7 @@ impl Cx<'_> {
             }
         };
         let entry = LayerEntry {
-            kind: EntryKind::File { source: FileSource::Path(path), size },
+            kind: EntryKind::File { source: FileSource::Path(path, None), size },
             mode: attrs.mode.as_ref().map_or(0o644, |m| m.value),
             uid: attrs.uid.as_ref().map_or(0, |u| u.value),
             gid: attrs.gid.as_ref().map_or(0, |g| g.value),
@@ -252,7 +228,7 @@ impl Cx<'_> {
     fn copy_one(
         &mut self,
         path: &Path,
-        meta: &std::fs::Metadata,
+        stat: &FileStat,
         dest: String,
         file_mode: Option<u32>,
         uid: u64,
@@ -260,19 +236,17 @@ impl Cx<'_> {
         source: &Spanned<String>,
         tree: &mut LayerTree,
     ) -> bool {
-        let ft = meta.file_type();
-        let entry = if ft.is_dir() {
+        let entry = if stat.is_dir() {
             LayerEntry { kind: EntryKind::Dir, mode: 0o755, uid, gid }
-        } else if ft.is_file() {
-            let executable = meta.permissions().mode() & 0o111 != 0;
-            let mode = file_mode.unwrap_or(if executable { 0o755 } else { 0o644 });
+        } else if stat.is_file() {
+            let mode = file_mode.unwrap_or(if stat.executable() { 0o755 } else { 0o644 });
             LayerEntry {
-                kind: EntryKind::File { source: FileSource::Path(path.to_path_buf()), size: meta.len() },
+                kind: EntryKind::File { source: FileSource::Path(path.to_path_buf(), Some(*stat)), size: stat.size },
                 mode,
                 uid,
                 gid,
             }
-        } else if ft.is_symlink() {
+        } else if stat.is_symlink() {
             let target = match std::fs::read_link(path) {
                 Ok(t) => t,
                 Err(e) => {
