@@ -367,6 +367,31 @@ fn cache_gc_keeps_the_cache_under_a_size_and_clean_removes_the_outputs() {
 }
 
 #[test]
+fn cache_gc_waits_for_a_running_build_and_the_build_keeps_what_it_uses() {
+    let Some(f) = Fixture::new() else { return };
+    let build = f.pinfold().args(["build", "-f", "progress.kdl", "shown"]).spawn();
+    // Once the step is running (its work directory is in the cache's tmp), collect
+    // everything: gc must wait until the build is done with the cache.
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(f.cache.join("tmp")).map_or(true, |d| d.count() == 0) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut build = Some(build);
+    let gc = f.pinfold().args(["cache", "gc", "--max-size", "0"]).spawn();
+    let gc = gc.wait_with_output().unwrap();
+    // gc got the lock only when the build let go of the cache, at its end.
+    let build = build.take().unwrap().wait_with_output().unwrap();
+    let built = Ran::from_output(build, "the build beside gc").success();
+    assert_eq!(built.steps(), pairs(&[("slow", "ran")]));
+    let gc = Ran::from_output(gc, "pinfold cache gc").success();
+    gc.stderr_contains("waiting for the cache").stderr_contains("removed 1 step output(s)");
+    assert_eq!(f.stored_steps(), 0);
+    // The image the build wrote is whole (its blobs are in the output, not the cache).
+    f.pinfold().args(["build", "-f", "progress.kdl", "shown"]).run().success();
+}
+
+#[test]
 fn two_builds_at_once_share_the_cache_and_agree() {
     let Some(f) = Fixture::new() else { return };
     let spawn = |out: &str| {

@@ -36,6 +36,19 @@ pub struct Cache {
     root: PathBuf,
     /// Held for a `--no-cache` build: the cache lives and dies with the build.
     _temporary: Option<tempfile::TempDir>,
+    /// `lock` in the cache directory, flock'ed while the cache is open: shared by
+    /// builds (which only add entries, each atomically), exclusive for `cache gc`
+    /// (which removes entries a build may have looked up). Released when dropped.
+    _lock: std::fs::File,
+}
+
+/// How [`Cache::open_with`] locks the cache directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLock {
+    /// Builds, runs and pulls: any number at once.
+    Shared,
+    /// `pinfold cache gc`: alone.
+    Exclusive,
 }
 
 /// A cache key: blake3 over a layer's definition and content.
@@ -62,11 +75,30 @@ impl Cache {
     }
 
     pub fn open(root: &Path) -> io::Result<Self> {
+        Cache::open_with(root, CacheLock::Shared)
+    }
+
+    /// Opens the cache at `root`, waiting (with a note on stderr) while another
+    /// process holds a lock that excludes `lock`.
+    pub fn open_with(root: &Path, lock: CacheLock) -> io::Result<Self> {
         for sub in ["blobs/sha256", "layers", "steps", "tmp"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("lock"))?;
+        use rustix::fs::FlockOperation as Op;
+        let (try_op, wait_op, holder) = match lock {
+            CacheLock::Shared => (Op::NonBlockingLockShared, Op::LockShared, "`pinfold cache gc` is collecting it"),
+            CacheLock::Exclusive => (Op::NonBlockingLockExclusive, Op::LockExclusive, "builds are using it"),
+        };
+        if let Err(e) = rustix::fs::flock(&file, try_op) {
+            if e != rustix::io::Errno::WOULDBLOCK {
+                return Err(e.into());
+            }
+            eprintln!("pinfold: waiting for the cache at {}: {holder}", root.display());
+            rustix::fs::flock(&file, wait_op)?;
+        }
         crate::fsutil::sweep_dead_temporaries(&root.join("tmp"));
-        Ok(Cache { root: root.to_path_buf(), _temporary: None })
+        Ok(Cache { root: root.to_path_buf(), _temporary: None, _lock: file })
     }
 
     /// A cache that is removed when the build ends (`--no-cache`). It is made in the

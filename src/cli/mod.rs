@@ -236,7 +236,7 @@ fn run_cache_gc(args: CacheGcArgs) -> i32 {
         eprintln!("pinfold: no cache at {}", dir.display());
         return EXIT_OK;
     }
-    let cache = match crate::cache::Cache::open(&dir) {
+    let cache = match crate::cache::Cache::open_with(&dir, crate::cache::CacheLock::Exclusive) {
         Ok(c) => c,
         Err(e) => return usage_error(format!("the cache at {}: {e}", dir.display())),
     };
