@@ -66,7 +66,9 @@ impl Fixture {
 
     /// Entries of the cache's step store.
     fn stored_steps(&self) -> usize {
-        std::fs::read_dir(self.cache.join("steps")).map(|d| d.count()).unwrap_or(0)
+        std::fs::read_dir(self.cache.join("steps"))
+            .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir())).count())
+            .unwrap_or(0)
     }
 }
 
@@ -230,6 +232,27 @@ fn a_step_runs_for_each_platform_that_needs_it_the_foreign_one_under_qemu() {
         pairs(&[("machine (linux/arm64)", "cached"), ("cross (linux/arm64)", "cached"), ("once", "cached")]),
         "with --platform, only the runs that platform needs"
     );
+}
+
+#[test]
+fn a_cached_step_output_changed_after_the_step_made_it_is_not_used() {
+    let Some(f) = Fixture::new() else { return };
+    let first = f.pinfold().args(["build", "app"]).run().success();
+    // Edit the stored count.txt of `count` (as a step's output, it is in the cache).
+    let stored: Vec<PathBuf> = std::fs::read_dir(f.cache.join("steps"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("count.txt"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    std::fs::write(&stored[0], "5000 words\n").unwrap();
+    let second =
+        f.pinfold().args(["build", "app"]).run().success().stderr_contains("were changed after the step made them");
+    assert_eq!(second.steps(), pairs(&[("upper", "cached"), ("count", "ran"), ("report", "cached")]));
+    assert_eq!(second.stdout(), first.stdout());
+    let third = f.pinfold().args(["build", "app"]).run().success();
+    assert!(!third.stderr().contains("warning"), "{}", third.stderr());
+    assert_eq!(third.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
 }
 
 #[test]

@@ -68,9 +68,13 @@ pub fn collect(cache: &Cache, max_size: Option<u64>) -> io::Result<GcReport> {
     // Blob → (size, how many layer entries use it).
     let mut blobs: BTreeMap<PathBuf, (u64, usize)> = BTreeMap::new();
     for item in std::fs::read_dir(cache.root.join("steps"))? {
-        let dir = item?.path();
-        if dir.is_dir() {
-            entries.push((mtime(&dir), Entry::Step { size: dir_size(&dir), dir }));
+        let path = item?.path();
+        if path.is_dir() {
+            entries.push((mtime(&path), Entry::Step { size: dir_size(&path), dir: path }));
+        } else if path.extension().is_some_and(|e| e == "sums") && !path.with_extension("").is_dir() {
+            // The listing of outputs that are gone (a build stopped between the two
+            // renames, or a gc between the two removals).
+            std::fs::remove_file(&path)?;
         }
     }
     for item in std::fs::read_dir(cache.root.join("layers"))? {
@@ -103,6 +107,7 @@ pub fn collect(cache: &Cache, max_size: Option<u64>) -> io::Result<GcReport> {
                     let doomed = cache.step_tempdir()?;
                     std::fs::rename(&dir, doomed.path().join("gone"))?;
                     drop(doomed);
+                    let _ = std::fs::remove_file(super::step_sums_path(&dir));
                     report.steps_removed += 1;
                     report.bytes_freed += size;
                     total -= size;

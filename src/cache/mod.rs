@@ -135,25 +135,83 @@ impl Cache {
         Ok(dest)
     }
 
-    /// The blob a key produced, when both the entry and a blob of the right size exist.
+    /// The blob a key produced, when both the entry and a blob that is still what was
+    /// stored exist. A blob whose metadata changed since it was stored (an edit
+    /// through a hard link of an output, a copy over it) is hashed again: one that
+    /// no longer hashes to its name is removed, with a warning, and the key is a miss.
     pub fn lookup_layer(&self, key: &LayerKey) -> Option<(LayerBlob, PathBuf)> {
         let entry = self.root.join("layers").join(format!("{}.json", key.hex()));
         let bytes = std::fs::read(&entry).ok()?;
-        let blob: LayerBlob = serde_json::from_slice(&bytes).ok()?;
-        let path = self.blob_path(&blob.digest);
-        let meta = std::fs::metadata(&path).ok()?;
-        if meta.len() != blob.size {
+        let stored: StoredLayer = serde_json::from_slice(&bytes).ok()?;
+        let path = self.blob_path(&stored.blob.digest);
+        let stat = FileStat::from_metadata(&std::fs::metadata(&path).ok()?);
+        if stat.size != stored.blob.size {
             return None;
         }
+        if stored.stamp != Some(BlobStamp::of(&stat)) {
+            let hashed = std::fs::File::open(&path).and_then(|f| {
+                crate::digest::VerifyingReader::new(std::io::BufReader::with_capacity(1 << 20, f)).finish()
+            });
+            match hashed.map(|(digest, _)| digest) {
+                Ok(actual) if actual == stored.blob.digest => {
+                    // Still right: remembered, so that it is not read again.
+                    let _ = self.store_layer(key, &stored.blob);
+                }
+                Ok(actual) => {
+                    eprintln!(
+                        "pinfold: warning: the cached blob {} hashes to {actual}: it was changed after it was \
+                         stored; it is removed and its layer built again",
+                        stored.blob.digest
+                    );
+                    self.discard(&path);
+                    let _ = std::fs::remove_file(&entry);
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
         touch(&entry);
-        Some((blob, path))
+        Some((stored.blob, path))
     }
 
-    /// The directory of a step's outputs, when that step ran before with this key.
-    pub fn lookup_step(&self, key: &LayerKey) -> Option<PathBuf> {
+    /// Removes a file of the cache: renamed into `tmp` first, so that nothing reads
+    /// half of it under its name.
+    fn discard(&self, path: &Path) {
+        let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
+        if std::fs::rename(path, &doomed).is_ok() {
+            let _ = std::fs::remove_file(&doomed);
+        }
+    }
+
+    /// The directory of a step's outputs, when that step ran before with this key and
+    /// its outputs are still what it made: each is checked against the listing stored
+    /// with it (content by the remembered fingerprints, so an unchanged file is not
+    /// read). Outputs changed since are removed, with a warning, and the key is a miss.
+    pub fn lookup_step(&self, key: &LayerKey, hashes: &FileHashes) -> Option<PathBuf> {
         let dir = self.root.join("steps").join(key.hex());
         if !dir.is_dir() {
             return None;
+        }
+        let stored: Option<Vec<OutputEntry>> =
+            std::fs::read(step_sums_path(&dir)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let now = list_outputs(&dir, hashes);
+        match (stored, now) {
+            (Some(stored), Ok(now)) if stored == now => {}
+            (stored, _) => {
+                if stored.is_some() {
+                    eprintln!(
+                        "pinfold: warning: the cached outputs in {} were changed after the step made them; they \
+                         are removed and the step runs again",
+                        dir.display()
+                    );
+                }
+                let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
+                if std::fs::rename(&dir, &doomed).is_ok() {
+                    let _ = std::fs::remove_dir_all(&doomed);
+                }
+                let _ = std::fs::remove_file(step_sums_path(&dir));
+                return None;
+            }
         }
         touch(&dir);
         Some(dir)
@@ -168,8 +226,12 @@ impl Cache {
 
     /// Moves a step's fully collected outputs to their key. When another build stored
     /// the same key meanwhile, its directory stays and `dir` is left to be removed.
-    pub fn commit_step(&self, dir: &Path, key: &LayerKey) -> io::Result<PathBuf> {
+    /// The listing of the outputs (paths, kinds, executable bits, link targets,
+    /// content hashes) is stored beside them first, for [`Cache::lookup_step`].
+    pub fn commit_step(&self, dir: &Path, key: &LayerKey, hashes: &FileHashes) -> io::Result<PathBuf> {
         let dest = self.root.join("steps").join(key.hex());
+        let listing = list_outputs(dir, hashes)?;
+        write_atomic(&step_sums_path(&dest), &serde_json::to_vec(&listing).map_err(io::Error::other)?)?;
         match std::fs::rename(dir, &dest) {
             Ok(()) => Ok(dest),
             Err(_) if dest.is_dir() => Ok(dest),
@@ -177,9 +239,79 @@ impl Cache {
         }
     }
 
+    /// Records what `key` produced, with the blob's metadata as it is now (the blob
+    /// was hashed as it was written, or verified just before).
     pub fn store_layer(&self, key: &LayerKey, blob: &LayerBlob) -> io::Result<()> {
-        let bytes = serde_json::to_vec(blob).map_err(io::Error::other)?;
+        let stat = FileStat::from_metadata(&std::fs::metadata(self.blob_path(&blob.digest))?);
+        let stored = StoredLayer { blob: blob.clone(), stamp: Some(BlobStamp::of(&stat)) };
+        let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
         write_atomic(&self.root.join("layers").join(format!("{}.json", key.hex())), &bytes)
+    }
+}
+
+/// Where the listing of a step's outputs is kept: beside their directory, so that it
+/// is not among them.
+pub(crate) fn step_sums_path(dir: &Path) -> PathBuf {
+    dir.with_extension("sums")
+}
+
+/// One output of a step, as its listing records it.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum OutputEntry {
+    Dir { path: String },
+    File { path: String, executable: bool, blake3: String },
+    Symlink { path: String, target: String },
+}
+
+/// The outputs below `dir`, sorted by path.
+fn list_outputs(dir: &Path, hashes: &FileHashes) -> io::Result<Vec<OutputEntry>> {
+    crate::walk::entries(dir, &|_| false)?
+        .into_par_iter()
+        .map(|(rel, stat)| {
+            let path = dir.join(&rel);
+            Ok(if stat.is_dir() {
+                OutputEntry::Dir { path: rel }
+            } else if stat.is_file() {
+                let (hash, _) = hashes.hash_with_stat(&path, Some(stat))?;
+                OutputEntry::File { path: rel, executable: stat.executable(), blake3: hex::encode(hash) }
+            } else if stat.is_symlink() {
+                let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
+                OutputEntry::Symlink { path: rel, target }
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("`{rel}` is a socket, FIFO or device, which a step output cannot be"),
+                ));
+            })
+        })
+        .collect()
+}
+
+/// A layer entry of the cache: the blob, and the blob file's metadata when its
+/// content was last known to hash to its name.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredLayer {
+    #[serde(flatten)]
+    blob: LayerBlob,
+    /// Absent in entries of earlier versions: their blob is hashed once.
+    #[serde(default)]
+    stamp: Option<BlobStamp>,
+}
+
+/// Not the ctime: every build hard-links cached blobs into its outputs, which changes
+/// it. A write changes the mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BlobStamp {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl BlobStamp {
+    fn of(stat: &FileStat) -> Self {
+        BlobStamp { size: stat.size, mtime_ns: stat.mtime_ns, ino: stat.ino, dev: stat.dev }
     }
 }
 
@@ -351,7 +483,7 @@ pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes:
 }
 
 /// Changes whenever what a step is given (its sandbox, its environment) changes.
-const STEP_KEY_VERSION: &str = "pinfold-step-key-v1";
+const STEP_KEY_VERSION: &str = "pinfold-step-key-v2";
 
 /// The key of a step: blake3 over its definition (command, environment, work
 /// directory, outputs), the digest of the image it runs in, its platform, the epoch,

@@ -167,7 +167,7 @@ pub fn run_step(
     let mut inputs = gather_inputs(step, run, upstream).map_err(fail)?;
     let env = environment(step, run, &image.config().env().clone().unwrap_or_default(), cx.epoch);
     let key = key(step, run, image, &mut inputs, &env, cx).map_err(fail)?;
-    if let Some(dir) = cx.cache.lookup_step(&key) {
+    if let Some(dir) = cx.cache.lookup_step(&key, cx.hashes) {
         return Ok(Done { dir, outcome: Outcome::Cached, log: String::new() });
     }
     let engine = match cx.engine.get_or_init(|| Engine::select("auto").map_err(|e| e.to_string())) {
@@ -232,7 +232,7 @@ pub fn run_step(
         }
         std::fs::rename(&from, &to).map_err(io_err(&format!("cannot collect the output `{path}`")))?;
     }
-    let dir = cx.cache.commit_step(&out, &key).map_err(io_err("cannot store its outputs in the cache"))?;
+    let dir = cx.cache.commit_step(&out, &key, cx.hashes).map_err(io_err("cannot store its outputs in the cache"))?;
     Ok(Done { dir, outcome: Outcome::Ran, log })
 }
 

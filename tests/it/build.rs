@@ -121,6 +121,32 @@ fn rebuild_with_nothing_changed_takes_every_layer_from_the_cache() {
 }
 
 #[test]
+fn a_cached_blob_changed_after_it_was_stored_is_hashed_again_and_replaced() {
+    let tmp = tempdir();
+    let first = build_static(tmp.path(), &[]);
+    // Corrupt one cached blob on purpose, in place and at the same size, as an edit of
+    // an output (a hard link of it) would.
+    let blobs = tmp.path().join("cache/blobs/sha256");
+    let mut names: Vec<_> = std::fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    let victim = &names[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(victim, &bytes).unwrap();
+    let second = build_static(tmp.path(), &[])
+        .stderr_contains(&format!("the cached blob sha256:{}", victim.file_name().unwrap().to_str().unwrap()))
+        .stderr_contains("1 layer(s) built, 4 from the cache");
+    assert_eq!(first.built(), second.built());
+    // Rebuilt right: the blob is its sha256 again, and the next build trusts it.
+    let rehashed = tool("sha256sum", &[victim.to_str().unwrap()]);
+    assert!(rehashed.starts_with(victim.file_name().unwrap().to_str().unwrap()), "{rehashed}");
+    let third = build_static(tmp.path(), &[]);
+    assert!(!third.stderr().contains("warning"), "{}", third.stderr());
+    third.stderr_contains("0 layer(s) built, 5 from the cache");
+}
+
+#[test]
 fn a_changed_file_rebuilds_only_its_layer() {
     let tmp = tempdir();
     let src = tmp.path().join("src");
