@@ -186,6 +186,17 @@ fn the_sandbox_shows_only_declared_inputs_no_network_and_a_fixed_environment() {
         assert!(env.lines().any(|l| l == line), "{line:?} not in the step's environment:\n{env}");
     }
     assert_eq!(cat("/seen/host.txt"), "pinfold\n");
+    // Inputs and their directories have fixed modes and the epoch as their time,
+    // whatever the umask and the checkout's times: archiving them is reproducible.
+    let times = cat("/seen/times.txt");
+    let lines: Vec<&str> = times.lines().collect();
+    assert_eq!(lines.len(), 5, "{times}");
+    for line in &lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[1], "1704067200", "not the epoch: {line}\n{times}");
+        let mode = fields[0];
+        assert!(["drwxr-xr-x", "-rw-r--r--"].contains(&mode), "{line}");
+    }
 }
 
 #[test]

@@ -293,24 +293,49 @@ fn hash_input(rel: &str, input: &mut Input, hashes: &FileHashes) -> Result<(bool
     })
 }
 
+/// Copies the inputs into the work directory: files with mode 0644 or 0755, every
+/// file and directory (the work directory too) with the epoch as its modification
+/// time, whatever the umask, so that a step that archives its inputs (`tar`) makes
+/// the same bytes everywhere. Files are copied in parallel, each with one open of
+/// each side (a step may have 100,000 inputs).
 fn copy_inputs(inputs: &[(Cow<str>, Input)], work: &Path, epoch: u64) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    use std::os::unix::fs::OpenOptionsExt;
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
-    for (rel, input) in inputs {
-        let dest = work.join(rel.as_ref());
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)?;
+    // Every directory once, parents first (a sorted set of paths puts them first).
+    let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
+    for (rel, _) in inputs {
+        let mut parent = Path::new(rel.as_ref()).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            if !dirs.insert(dir) {
+                break;
+            }
+            parent = dir.parent();
         }
+    }
+    for dir in &dirs {
+        std::fs::create_dir(work.join(dir))?;
+    }
+    inputs.par_iter().try_for_each(|(rel, input)| {
+        let dest = work.join(rel.as_ref());
         match &input.kind {
-            InputKind::Symlink(target) => std::os::unix::fs::symlink(target, &dest)?,
+            InputKind::Symlink(target) => std::os::unix::fs::symlink(target, &dest),
             // A repository file's mode is known once it was hashed, which comes first.
             InputKind::File { .. } | InputKind::Repo(_) => {
-                std::fs::copy(&input.host, &dest)?;
                 let executable = matches!(input.kind, InputKind::File { executable: true });
                 let mode = if executable { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
-                std::fs::File::options().write(true).open(&dest)?.set_modified(mtime)?;
+                let mut from = std::fs::File::open(&input.host)?;
+                let mut to = std::fs::File::options().write(true).create_new(true).mode(mode).open(&dest)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                to.set_modified(mtime)
             }
         }
+    })?;
+    // Children before parents: making an entry changes its directory's time.
+    for dir in dirs.iter().rev().map(|d| work.join(d)).chain(std::iter::once(work.to_path_buf())) {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::File::open(&dir)?.set_modified(mtime)?;
     }
     Ok(())
 }
