@@ -293,6 +293,8 @@ fn an_image_on_a_base_reuses_the_base_layers_byte_for_byte() {
     )
     .unwrap();
     let ran = Test::new().dir(&src).args(["build", "--no-cache"]).run().success();
+    // The base is golden, so the image on it is too.
+    check_golden(&fixture("build/derived"), &ran.built());
     let inspect = Test::new().dir(&src).args(["inspect", "--json", "oci:pinfold-out/derived"]).run().success();
     let derived: serde_json::Value = serde_json::from_str(&inspect.stdout()).unwrap();
     let base = Test::new().dir(&src).args(["inspect", "--json", "oci:vendor/single"]).run().success();
