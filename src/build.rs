@@ -242,6 +242,11 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
             }
             if !failures.is_empty() {
                 let _ = hashes.save();
+                // The bars go first, so that the warnings are not drawn over.
+                drop(progress);
+                for w in cache.take_warnings() {
+                    eprintln!("pinfold: warning: {w}");
+                }
                 return Err(BuildError::Step(failures.join("\n")));
             }
         }
@@ -269,6 +274,9 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         }
     }
     let _ = hashes.save();
+    for w in cache.take_warnings() {
+        warnings.push(Diagnostic::warning("pinfold::cache", w));
+    }
     let images = selected.iter().map(|i| written[&i.name].0.clone()).collect();
     Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
 }
@@ -389,7 +397,7 @@ fn build_images(
             Some(o) if is_selected => o.clone(),
             _ => ImageRef::Layout { dir: request.out_root.join(&image.name), reference: None },
         };
-        output::write(&assembled, &out, plan.epoch)?;
+        progress.suspend(|| output::write(&assembled, &out, plan.epoch))?;
         out_images.push((image.name.clone(), (report_image(&assembled, &out), out)));
     }
     Ok(out_images)

@@ -88,6 +88,15 @@ impl Progress {
         }
     }
 
+    /// Runs `f` with the bars cleared, for work that writes to stderr itself (a push
+    /// reports what it uploaded); they are drawn again after.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(f),
+            None => f(),
+        }
+    }
+
     pub fn step_started(&self, label: &str) {
         if let Some(bars) = &self.bars {
             bars.start(format!("step {label}"));

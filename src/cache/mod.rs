@@ -40,6 +40,10 @@ pub struct Cache {
     /// builds (which only add entries, each atomically), exclusive for `cache gc`
     /// (which removes entries a build may have looked up). Released when dropped.
     _lock: std::fs::File,
+    /// What the cache found wrong and mended (entries changed after they were
+    /// stored), for the build to report with its other warnings: printing from here
+    /// would cut through a progress display.
+    warnings: Mutex<Vec<String>>,
 }
 
 /// How [`Cache::open_with`] locks the cache directory.
@@ -98,7 +102,7 @@ impl Cache {
             rustix::fs::flock(&file, wait_op)?;
         }
         crate::fsutil::sweep_dead_temporaries(&root.join("tmp"));
-        Ok(Cache { root: root.to_path_buf(), _temporary: None, _lock: file })
+        Ok(Cache { root: root.to_path_buf(), _temporary: None, _lock: file, warnings: Mutex::default() })
     }
 
     /// A cache that is removed when the build ends (`--no-cache`). It is made in the
@@ -158,11 +162,11 @@ impl Cache {
                     let _ = self.store_layer(key, &stored.blob);
                 }
                 Ok(actual) => {
-                    eprintln!(
-                        "pinfold: warning: the cached blob {} hashes to {actual}: it was changed after it was \
-                         stored; it is removed and its layer built again",
+                    self.warn(format!(
+                        "the cached blob {} hashes to {actual}: it was changed after it was stored; it is \
+                         removed and its layer built again",
                         stored.blob.digest
-                    );
+                    ));
                     self.discard(&path);
                     let _ = std::fs::remove_file(&entry);
                     return None;
@@ -172,6 +176,15 @@ impl Cache {
         }
         touch(&entry);
         Some((stored.blob, path))
+    }
+
+    fn warn(&self, text: String) {
+        self.warnings.lock().expect("cache warnings").push(text);
+    }
+
+    /// What the cache found wrong and mended since it was opened (or last asked).
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("cache warnings"))
     }
 
     /// Removes a file of the cache: renamed into `tmp` first, so that nothing reads
@@ -199,11 +212,11 @@ impl Cache {
             (Some(stored), Ok(now)) if stored == now => {}
             (stored, _) => {
                 if stored.is_some() {
-                    eprintln!(
-                        "pinfold: warning: the cached outputs in {} were changed after the step made them; they \
-                         are removed and the step runs again",
+                    self.warn(format!(
+                        "the cached outputs in {} were changed after the step made them; they are removed and \
+                         the step runs again",
                         dir.display()
-                    );
+                    ));
                 }
                 let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
                 if std::fs::rename(&dir, &doomed).is_ok() {
