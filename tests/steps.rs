@@ -8,7 +8,7 @@
 //! Tools these tests need are set up by scripts/setup-test-tools.sh. Outside CI a
 //! missing tool skips the check with a note; under CI=true it fails the test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 #[path = "it/harness.rs"]
@@ -264,6 +264,53 @@ fn a_cached_step_output_changed_after_the_step_made_it_is_not_used() {
     let third = f.pinfold().args(["build", "app"]).run().success();
     assert!(!third.stderr().contains("warning"), "{}", third.stderr());
     assert_eq!(third.steps(), pairs(&[("upper", "cached"), ("count", "cached"), ("report", "cached")]));
+}
+
+/// Flips the last byte of `path` and puts its modification time back, as bit rot or
+/// a restore that kept times would: nothing in its metadata tells.
+fn rot(path: &Path) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(mtime).unwrap();
+}
+
+#[test]
+fn cache_verify_reads_everything_and_removes_what_rotted() {
+    let Some(f) = Fixture::new() else { return };
+    let first = f.pinfold().args(["build", "app"]).run().success();
+    f.pinfold().args(["cache", "verify"]).run().success().stderr_contains("0 problem(s)");
+    // Rot one blob and one step output, keeping size and time: builds trust both
+    // (reading every blob on every build would cost more than the cache saves).
+    let blobs = f.cache.join("blobs/sha256");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    let blob = names.last().unwrap().clone();
+    rot(&blob);
+    let count = std::fs::read_dir(f.cache.join("steps"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("count.txt"))
+        .find(|p| p.is_file())
+        .unwrap();
+    rot(&count);
+    // verify finds both, names them, removes them, and says no (exit 1).
+    let blob_name = blob.file_name().unwrap().to_str().unwrap().to_string();
+    f.pinfold()
+        .args(["cache", "verify"])
+        .run()
+        .code(1)
+        .stderr_contains(&format!("the blob sha256:{blob_name} hashes to sha256:"))
+        .stderr_contains("are not what the step made")
+        .stderr_contains("2 problem(s)");
+    assert!(!blob.exists() && !count.exists());
+    // The next build makes them again, the same; then all is well.
+    let again = f.pinfold().args(["build", "app"]).run().success();
+    assert_eq!(again.stdout(), first.stdout());
+    assert!(again.steps().contains(&("count".to_string(), "ran".to_string())), "{:?}", again.steps());
+    assert!(blob.exists());
+    f.pinfold().args(["cache", "verify"]).run().success().stderr_contains("0 problem(s)");
 }
 
 #[test]

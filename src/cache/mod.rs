@@ -15,6 +15,7 @@
 //! never see half an entry; a blob named by a digest is never rewritten in place.
 
 pub mod gc;
+pub mod verify;
 
 use crate::digest::Digest;
 use crate::fsutil::write_atomic;
@@ -189,7 +190,7 @@ impl Cache {
 
     /// Removes a file of the cache: renamed into `tmp` first, so that nothing reads
     /// half of it under its name.
-    fn discard(&self, path: &Path) {
+    pub(crate) fn discard(&self, path: &Path) {
         let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
         if std::fs::rename(path, &doomed).is_ok() {
             let _ = std::fs::remove_file(&doomed);
@@ -271,14 +272,14 @@ pub(crate) fn step_sums_path(dir: &Path) -> PathBuf {
 /// One output of a step, as its listing records it.
 #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-enum OutputEntry {
+pub(crate) enum OutputEntry {
     Dir { path: String },
     File { path: String, executable: bool, blake3: String },
     Symlink { path: String, target: String },
 }
 
 /// The outputs below `dir`, sorted by path.
-fn list_outputs(dir: &Path, hashes: &FileHashes) -> io::Result<Vec<OutputEntry>> {
+pub(crate) fn list_outputs(dir: &Path, hashes: &FileHashes) -> io::Result<Vec<OutputEntry>> {
     crate::walk::entries(dir, &|_| false)?
         .into_par_iter()
         .map(|(rel, stat)| {
@@ -304,9 +305,9 @@ fn list_outputs(dir: &Path, hashes: &FileHashes) -> io::Result<Vec<OutputEntry>>
 /// A layer entry of the cache: the blob, and the blob file's metadata when its
 /// content was last known to hash to its name.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct StoredLayer {
+pub(crate) struct StoredLayer {
     #[serde(flatten)]
-    blob: LayerBlob,
+    pub(crate) blob: LayerBlob,
     /// Absent in entries of earlier versions: their blob is hashed once.
     #[serde(default)]
     stamp: Option<BlobStamp>,

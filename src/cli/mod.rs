@@ -75,6 +75,16 @@ pub enum CacheCommand {
     /// Remove the least recently used step outputs and layers until the cache's share of
     /// them fits --max-size; always removes leftovers of killed builds.
     Gc(CacheGcArgs),
+    /// Read everything in the cache and check it against its digest or listing;
+    /// removes what is wrong (exit 1 when anything was), so builds make it again.
+    Verify(CacheVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CacheVerifyArgs {
+    /// The cache directory (default: PINFOLD_CACHE_DIR, else ~/.cache/pinfold).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,6 +230,7 @@ pub fn main() -> i32 {
         Command::Test(args) => test::run(args),
         Command::Graph(args) => run_graph(args),
         Command::Cache(CacheCommand::Gc(args)) => run_cache_gc(args),
+        Command::Cache(CacheCommand::Verify(args)) => run_cache_verify(args),
         Command::Clean => run_clean(),
     }
 }
@@ -250,6 +261,44 @@ fn run_cache_gc(args: CacheGcArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("error: cache gc in {}: {e}", dir.display());
+            EXIT_ERROR
+        }
+    }
+}
+
+fn run_cache_verify(args: CacheVerifyArgs) -> i32 {
+    let Some(dir) = args.cache_dir.or_else(crate::cache::Cache::default_dir) else {
+        return usage_error("no cache directory: set PINFOLD_CACHE_DIR or HOME, or give --cache-dir");
+    };
+    if !dir.is_dir() {
+        eprintln!("pinfold: no cache at {}", dir.display());
+        return EXIT_OK;
+    }
+    // Alone, as gc: what it removes may be what a build just looked up.
+    let cache = match crate::cache::Cache::open_with(&dir, crate::cache::CacheLock::Exclusive) {
+        Ok(c) => c,
+        Err(e) => return usage_error(format!("the cache at {}: {e}", dir.display())),
+    };
+    match crate::cache::verify::verify(&cache) {
+        Ok(r) => {
+            for problem in &r.problems {
+                eprintln!("pinfold: removed: {problem}");
+            }
+            eprintln!(
+                "pinfold: checked {} blob(s) and {} step output(s): {} problem(s); {} layer entr(ies) removed",
+                r.blobs_checked,
+                r.steps_checked,
+                r.problems.len(),
+                r.layers_removed
+            );
+            if r.problems.is_empty() && r.layers_removed == 0 {
+                EXIT_OK
+            } else {
+                EXIT_NO
+            }
+        }
+        Err(e) => {
+            eprintln!("error: cache verify in {}: {e}", dir.display());
             EXIT_ERROR
         }
     }
