@@ -100,6 +100,7 @@ pub fn lock_path(build_file: &Path) -> PathBuf {
 pub fn load_plan(request: &BuildRequest, cache: &Cache) -> Result<(Plan, Diagnostics), BuildError> {
     let mut diags = Diagnostics::default();
     let mut input = request.plan_input.clone();
+    input.only = request.names.clone();
     if input.lock.is_none() {
         match crate::lock::Lock::read(&lock_path(&request.file)) {
             Ok(lock) => input.lock = lock,

@@ -398,6 +398,8 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
                 _ => crate::plan::StepLog::Lines,
             },
             progress: args.progress,
+            // Filled in from `names` by the build.
+            only: Vec::new(),
         },
         cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,

@@ -159,6 +159,9 @@ pub struct PlanInput {
     pub lock: Option<Lock>,
     /// `--locked`: every input must be pinned, by the build file or a current lock.
     pub locked: bool,
+    /// The images and steps a build was asked for (`pinfold build NAME…`): only what
+    /// they need is planned. Empty: everything.
+    pub only: Vec<String>,
     /// How much the build says of its steps (`--quiet`, `--verbose`). Not read by
     /// planning; carried here so that every request to build has it.
     pub step_log: StepLog,
@@ -259,6 +262,8 @@ pub fn plan(
     cache: Option<&Cache>,
     diags: &mut Diagnostics,
 ) -> Option<Plan> {
+    let narrowed = steps::narrowed_to(file, &input.only);
+    let file = narrowed.as_ref().unwrap_or(file);
     let mut cx = Cx {
         source,
         root,

@@ -153,6 +153,54 @@ pub fn graph(file: &BuildFile) -> BTreeMap<Node, Vec<(Node, SourceSpan)>> {
     edges
 }
 
+/// The build file narrowed to what `names` need: those images and steps, the images
+/// and steps they need, and the bases, downloads and archives these use. So
+/// `pinfold build NAME` opens, fetches and walks nothing for other images. `None`
+/// when nothing is named, or a name is neither an image nor a step (the whole file is
+/// then planned, so that the build can suggest the closest name).
+pub fn narrowed_to(file: &BuildFile, names: &[String]) -> Option<BuildFile> {
+    if names.is_empty() {
+        return None;
+    }
+    let targets: Vec<Node> = names
+        .iter()
+        .map(|n| {
+            if file.images.iter().any(|i| &i.name.value == n) {
+                Some(Node::Image(n.clone()))
+            } else if file.steps.iter().any(|s| &s.name.value == n) {
+                Some(Node::Step(n.clone()))
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let needed: BTreeSet<Node> = needed_order(&graph(file), &targets).into_iter().collect();
+    let mut out = file.clone();
+    out.images.retain(|i| needed.contains(&Node::Image(i.name.value.clone())));
+    out.steps.retain(|s| needed.contains(&Node::Step(s.name.value.clone())));
+    let mut bases: BTreeSet<&str> = BTreeSet::new();
+    let mut inputs: BTreeSet<&str> = BTreeSet::new();
+    for image in &out.images {
+        if let Some(lang::FromDecl::Base(base)) = image.from.as_ref().map(|f| &f.value) {
+            bases.insert(base);
+        }
+        let entries =
+            image.layers.iter().chain(image.overrides.iter().flat_map(|o| &o.layers)).flat_map(|l| &l.entries);
+        for entry in entries {
+            if let EntryDecl::Download { name, .. } | EntryDecl::Extract { name, .. } = entry {
+                inputs.insert(&name.value);
+            }
+        }
+    }
+    bases.extend(out.steps.iter().filter_map(|s| s.image.as_ref()).map(|i| i.value.as_str()));
+    let (bases, inputs): (BTreeSet<String>, BTreeSet<String>) =
+        (bases.into_iter().map(str::to_string).collect(), inputs.into_iter().map(str::to_string).collect());
+    out.bases.retain(|b| bases.contains(&b.name.value));
+    out.downloads.retain(|d| inputs.contains(&d.name.value));
+    out.archives.retain(|a| inputs.contains(&a.name.value));
+    Some(out)
+}
+
 /// Every cycle of the graph, each once, as its path of (node, span of the edge
 /// leaving it).
 pub fn cycles(edges: &BTreeMap<Node, Vec<(Node, SourceSpan)>>) -> Vec<Vec<(Node, SourceSpan)>> {

@@ -475,3 +475,45 @@ fn copy_of_the_build_directory_to_the_root_skips_git_and_previous_outputs() {
     .unwrap();
     Test::new().dir(&src).args(["build", "--no-cache"]).run().code(2).stderr_contains("climbs out of the image");
 }
+
+#[test]
+fn building_one_image_reads_and_fetches_nothing_for_the_others() {
+    let tmp = tempdir();
+    std::fs::write(tmp.path().join("hello.txt"), "hello\n").unwrap();
+    // `other` copies a file that is not there, downloads from a port nothing listens
+    // on and starts from a base whose layout is missing: all errors, when it is built.
+    std::fs::write(
+        tmp.path().join("pinfold.kdl"),
+        r#"pinfold 1
+epoch 1704067200
+base gone {
+    layout "no/such/layout"
+    digest "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+}
+download tool url="http://127.0.0.1:9/tool" sha256="0000000000000000000000000000000000000000000000000000000000000000"
+image wanted {
+    from scratch
+    layer l { copy "hello.txt" to="/hello.txt" }
+}
+image other {
+    from gone
+    layer l {
+        copy "missing.txt" to="/missing.txt"
+        download tool to="/bin/tool"
+    }
+}
+"#,
+    )
+    .unwrap();
+    let ran = Test::new().dir(tmp.path()).args(["build", "wanted", "--no-cache", "--offline"]).run().success();
+    assert_eq!(ran.built().len(), 1);
+    // The whole file: every error of `other`, at once.
+    Test::new()
+        .dir(tmp.path())
+        .args(["build", "--no-cache", "--offline"])
+        .run()
+        .code(2)
+        .stderr_contains("no/such/layout")
+        .stderr_contains("missing.txt")
+        .stderr_contains("tool");
+}
