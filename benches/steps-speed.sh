@@ -74,7 +74,7 @@ step busy$i {
 KDL
   done
 } > "$src/pinfold.kdl"
-# Its own build file: a plan walks what every image of its file copies.
+# In a build file of its own, so that each number is one kind of work.
 cat > "$src/copied.kdl" <<'KDL'
 pinfold 1
 epoch 1704067200
