@@ -295,6 +295,9 @@ fn cache_verify_reads_everything_and_removes_what_rotted() {
         .find(|p| p.is_file())
         .unwrap();
     rot(&count);
+    let unnoticed = f.pinfold().args(["build", "app"]).run().success();
+    assert!(unnoticed.steps().iter().all(|(_, o)| o == "cached"), "{:?}", unnoticed.steps());
+    assert!(!unnoticed.stderr().contains("warning"), "{}", unnoticed.stderr());
     // verify finds both, names them, removes them, and says no (exit 1).
     let blob_name = blob.file_name().unwrap().to_str().unwrap().to_string();
     f.pinfold()
