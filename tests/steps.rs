@@ -282,22 +282,23 @@ fn cache_verify_reads_everything_and_removes_what_rotted() {
     let Some(f) = Fixture::new() else { return };
     let first = f.pinfold().args(["build", "app"]).run().success();
     f.pinfold().args(["cache", "verify"]).run().success().stderr_contains("0 problem(s)");
-    // Rot one blob and one step output, keeping size and time: builds trust both
-    // (reading every blob on every build would cost more than the cache saves).
+    // Rot one blob, keeping its size and time: builds trust it (reading every blob on
+    // every build would cost more than the cache saves; the ctime that the write
+    // changed is not part of a blob's stamp, as every build's hard links change it).
     let blobs = f.cache.join("blobs/sha256");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     let blob = names.last().unwrap().clone();
     rot(&blob);
+    let unnoticed = f.pinfold().args(["build", "app"]).run().success().stderr_contains("0 layer(s) built");
+    assert!(!unnoticed.stderr().contains("warning"), "{}", unnoticed.stderr());
+    // And a step output.
     let count = std::fs::read_dir(f.cache.join("steps"))
         .unwrap()
         .map(|e| e.unwrap().path().join("count.txt"))
         .find(|p| p.is_file())
         .unwrap();
     rot(&count);
-    let unnoticed = f.pinfold().args(["build", "app"]).run().success();
-    assert!(unnoticed.steps().iter().all(|(_, o)| o == "cached"), "{:?}", unnoticed.steps());
-    assert!(!unnoticed.stderr().contains("warning"), "{}", unnoticed.stderr());
     // verify finds both, names them, removes them, and says no (exit 1).
     let blob_name = blob.file_name().unwrap().to_str().unwrap().to_string();
     f.pinfold()
