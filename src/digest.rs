@@ -152,6 +152,12 @@ impl<R: io::Read> io::Read for VerifyingReader<R> {
     }
 }
 
+/// The sha256 of a file's content, read in a stream.
+pub fn sha256_of_file(path: &std::path::Path) -> io::Result<Digest> {
+    let file = std::fs::File::open(path)?;
+    VerifyingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish().map(|(digest, _)| digest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,11 +103,7 @@ pub fn collect(cache: &Cache, max_size: Option<u64>) -> io::Result<GcReport> {
             }
             match entry {
                 Entry::Step { dir, size } => {
-                    // Renamed away first, so that a build never sees half of it.
-                    let doomed = cache.step_tempdir()?;
-                    std::fs::rename(&dir, doomed.path().join("gone"))?;
-                    drop(doomed);
-                    let _ = std::fs::remove_file(super::step_sums_path(&dir));
+                    cache.discard_step(&dir)?;
                     report.steps_removed += 1;
                     report.bytes_freed += size;
                     total -= size;

@@ -154,10 +154,7 @@ impl Cache {
             return None;
         }
         if stored.stamp != Some(BlobStamp::of(&stat)) {
-            let hashed = std::fs::File::open(&path).and_then(|f| {
-                crate::digest::VerifyingReader::new(std::io::BufReader::with_capacity(1 << 20, f)).finish()
-            });
-            match hashed.map(|(digest, _)| digest) {
+            match crate::digest::sha256_of_file(&path) {
                 Ok(actual) if actual == stored.blob.digest => {
                     // Still right: remembered, so that it is not read again.
                     let _ = self.store_layer(key, &stored.blob);
@@ -197,6 +194,18 @@ impl Cache {
         }
     }
 
+    /// Removes a step's stored outputs and their listing (for gc, verify and a hit
+    /// that failed its check). The directory is renamed into `tmp` first, so that a
+    /// build never reads half of it; its listing goes after, and one left alone by
+    /// an interruption is removed by the next gc.
+    pub(crate) fn discard_step(&self, dir: &Path) -> io::Result<()> {
+        let doomed = self.step_tempdir()?;
+        std::fs::rename(dir, doomed.path().join("gone"))?;
+        drop(doomed);
+        let _ = std::fs::remove_file(step_sums_path(dir));
+        Ok(())
+    }
+
     /// The directory of a step's outputs, when that step ran before with this key and
     /// its outputs are still what it made: each is checked against the listing stored
     /// with it (content by the remembered fingerprints, so an unchanged file is not
@@ -219,11 +228,7 @@ impl Cache {
                         dir.display()
                     ));
                 }
-                let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
-                if std::fs::rename(&dir, &doomed).is_ok() {
-                    let _ = std::fs::remove_dir_all(&doomed);
-                }
-                let _ = std::fs::remove_file(step_sums_path(&dir));
+                let _ = self.discard_step(&dir);
                 return None;
             }
         }

@@ -5,7 +5,7 @@
 //! found too. What is wrong is removed, so the next build makes it again.
 
 use super::{list_outputs, step_sums_path, Cache, FileHashes, OutputEntry, StoredLayer};
-use crate::digest::{Digest, VerifyingReader};
+use crate::digest::Digest;
 use rayon::prelude::*;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -58,10 +58,7 @@ pub fn verify(cache: &Cache) -> io::Result<VerifyReport> {
             report
                 .problems
                 .push(format!("the step outputs in {} are not what the step made (or have no listing)", dir.display()));
-            let doomed = cache.step_tempdir()?;
-            std::fs::rename(&dir, doomed.path().join("gone"))?;
-            drop(doomed);
-            let _ = std::fs::remove_file(step_sums_path(&dir));
+            cache.discard_step(&dir)?;
         }
     }
     Ok(report)
@@ -79,11 +76,9 @@ fn check_blob(path: &Path) -> Option<(PathBuf, String)> {
     let Ok(expected) = format!("sha256:{name}").parse::<Digest>() else {
         return Some((path.to_path_buf(), format!("{} is not named by a sha256 digest", path.display())));
     };
-    let hashed =
-        std::fs::File::open(path).and_then(|f| VerifyingReader::new(io::BufReader::with_capacity(1 << 20, f)).finish());
-    match hashed {
-        Ok((actual, _)) if actual == expected => None,
-        Ok((actual, _)) => Some((path.to_path_buf(), format!("the blob {expected} hashes to {actual}"))),
+    match crate::digest::sha256_of_file(path) {
+        Ok(actual) if actual == expected => None,
+        Ok(actual) => Some((path.to_path_buf(), format!("the blob {expected} hashes to {actual}"))),
         Err(e) => Some((path.to_path_buf(), format!("the blob {expected} cannot be read: {e}"))),
     }
 }
