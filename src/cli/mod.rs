@@ -235,21 +235,32 @@ pub fn main() -> i32 {
     }
 }
 
+/// The cache for `cache gc` and `cache verify`, locked against builds: what they
+/// remove may be what a build just looked up. `None` (after a note) when there is no
+/// cache; `Err` holds the exit code of a usage error, already reported.
+fn open_cache_alone(dir: Option<PathBuf>) -> Result<Option<(PathBuf, crate::cache::Cache)>, i32> {
+    let Some(dir) = dir.or_else(crate::cache::Cache::default_dir) else {
+        return Err(usage_error("no cache directory: set PINFOLD_CACHE_DIR or HOME, or give --cache-dir"));
+    };
+    if !dir.is_dir() {
+        eprintln!("pinfold: no cache at {}", dir.display());
+        return Ok(None);
+    }
+    match crate::cache::Cache::open_with(&dir, crate::cache::CacheLock::Exclusive) {
+        Ok(cache) => Ok(Some((dir, cache))),
+        Err(e) => Err(usage_error(format!("the cache at {}: {e}", dir.display()))),
+    }
+}
+
 fn run_cache_gc(args: CacheGcArgs) -> i32 {
     let max_size = match args.max_size.as_deref().map(crate::cache::gc::parse_size).transpose() {
         Ok(m) => m,
         Err(e) => return usage_error(format!("--max-size {e}")),
     };
-    let Some(dir) = args.cache_dir.or_else(crate::cache::Cache::default_dir) else {
-        return usage_error("no cache directory: set PINFOLD_CACHE_DIR or HOME, or give --cache-dir");
-    };
-    if !dir.is_dir() {
-        eprintln!("pinfold: no cache at {}", dir.display());
-        return EXIT_OK;
-    }
-    let cache = match crate::cache::Cache::open_with(&dir, crate::cache::CacheLock::Exclusive) {
-        Ok(c) => c,
-        Err(e) => return usage_error(format!("the cache at {}: {e}", dir.display())),
+    let (dir, cache) = match open_cache_alone(args.cache_dir) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return EXIT_OK,
+        Err(code) => return code,
     };
     match crate::cache::gc::collect(&cache, max_size) {
         Ok(r) => {
@@ -267,17 +278,10 @@ fn run_cache_gc(args: CacheGcArgs) -> i32 {
 }
 
 fn run_cache_verify(args: CacheVerifyArgs) -> i32 {
-    let Some(dir) = args.cache_dir.or_else(crate::cache::Cache::default_dir) else {
-        return usage_error("no cache directory: set PINFOLD_CACHE_DIR or HOME, or give --cache-dir");
-    };
-    if !dir.is_dir() {
-        eprintln!("pinfold: no cache at {}", dir.display());
-        return EXIT_OK;
-    }
-    // Alone, as gc: what it removes may be what a build just looked up.
-    let cache = match crate::cache::Cache::open_with(&dir, crate::cache::CacheLock::Exclusive) {
-        Ok(c) => c,
-        Err(e) => return usage_error(format!("the cache at {}: {e}", dir.display())),
+    let (dir, cache) = match open_cache_alone(args.cache_dir) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return EXIT_OK,
+        Err(code) => return code,
     };
     match crate::cache::verify::verify(&cache) {
         Ok(r) => {
