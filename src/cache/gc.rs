@@ -5,7 +5,7 @@
 //! every run. Downloads, pulled bases and unpacked root file systems are left alone.
 
 use super::Cache;
-use crate::layer::LayerBlob;
+use pinfold_image::layer::LayerBlob;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
@@ -62,7 +62,7 @@ fn mtime(path: &std::path::Path) -> SystemTime {
 
 /// Collects the cache; `max_size`: the most that step outputs and layer blobs may take.
 pub fn collect(cache: &Cache, max_size: Option<u64>) -> io::Result<GcReport> {
-    crate::fsutil::sweep_dead_temporaries(&cache.root.join("tmp"));
+    pinfold_image::fsutil::sweep_dead_temporaries(&cache.root.join("tmp"));
     let mut report = GcReport::default();
     let mut entries: Vec<(SystemTime, Entry)> = Vec::new();
     // Blob → (size, how many layer entries use it).

@@ -15,12 +15,14 @@
 //! never see half an entry; a blob named by a digest is never rewritten in place.
 
 pub mod gc;
+pub mod remote;
 pub mod verify;
 
-use crate::digest::Digest;
-use crate::fsutil::write_atomic;
-use crate::layer::{Compression, EntryKind, FileSource, LayerBlob, LayerTree};
-use crate::walk::FileStat;
+use pinfold_image::digest::Digest;
+use pinfold_image::fsutil::write_atomic;
+use pinfold_image::layer::{Compression, EntryKind, FileSource, LayerBlob, LayerTree};
+use pinfold_image::store::BlobStore;
+use pinfold_image::walk::FileStat;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -67,16 +69,9 @@ impl LayerKey {
 }
 
 impl Cache {
-    /// The cache directory: `PINFOLD_CACHE_DIR`, else `$XDG_CACHE_HOME/pinfold`, else
-    /// `$HOME/.cache/pinfold`.
+    /// The default cache directory ([`crate::env::default_cache_dir`]).
     pub fn default_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("PINFOLD_CACHE_DIR").filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(dir));
-        }
-        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(dir).join("pinfold"));
-        }
-        std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".cache").join("pinfold"))
+        crate::env::default_cache_dir()
     }
 
     pub fn open(root: &Path) -> io::Result<Self> {
@@ -102,7 +97,7 @@ impl Cache {
             eprintln!("pinfold: waiting for the cache at {}: {holder}", root.display());
             rustix::fs::flock(&file, wait_op)?;
         }
-        crate::fsutil::sweep_dead_temporaries(&root.join("tmp"));
+        pinfold_image::fsutil::sweep_dead_temporaries(&root.join("tmp"));
         Ok(Cache { root: root.to_path_buf(), _temporary: None, _lock: file, warnings: Mutex::default() })
     }
 
@@ -120,24 +115,24 @@ impl Cache {
         &self.root
     }
 
+    /// The content-addressed blobs of this cache, as the registry client and the
+    /// fetchers store them.
+    pub fn store(&self) -> BlobStore {
+        BlobStore::new(&self.root)
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(digest.hex())
+        self.store().blob_path(digest)
     }
 
     /// A temporary file for a blob being written; [`Cache::commit_blob`] names it.
     pub fn blob_tempfile(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("blob")).tempfile_in(self.root.join("tmp"))
+        self.store().blob_tempfile()
     }
 
-    /// Moves a fully written and hashed blob to its name. When another build already
-    /// stored the same digest, its file stays and this one is dropped.
+    /// Moves a fully written and hashed blob to its name (see [`BlobStore::commit_blob`]).
     pub fn commit_blob(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> io::Result<PathBuf> {
-        let dest = self.blob_path(digest);
-        if dest.exists() {
-            return Ok(dest);
-        }
-        tmp.persist(&dest).map_err(|e| e.error)?;
-        Ok(dest)
+        self.store().commit_blob(tmp, digest)
     }
 
     /// The blob a key produced, when both the entry and a blob that is still what was
@@ -154,7 +149,7 @@ impl Cache {
             return None;
         }
         if stored.stamp != Some(BlobStamp::of(&stat)) {
-            match crate::digest::sha256_of_file(&path) {
+            match pinfold_image::digest::sha256_of_file(&path) {
                 Ok(actual) if actual == stored.blob.digest => {
                     // Still right: remembered, so that it is not read again.
                     let _ = self.store_layer(key, &stored.blob);
@@ -188,7 +183,7 @@ impl Cache {
     /// Removes a file of the cache: renamed into `tmp` first, so that nothing reads
     /// half of it under its name.
     pub(crate) fn discard(&self, path: &Path) {
-        let doomed = self.root.join("tmp").join(format!("{}discarded", crate::fsutil::temp_prefix("bad")));
+        let doomed = self.root.join("tmp").join(format!("{}discarded", pinfold_image::fsutil::temp_prefix("bad")));
         if std::fs::rename(path, &doomed).is_ok() {
             let _ = std::fs::remove_file(&doomed);
         }
@@ -240,7 +235,7 @@ impl Cache {
     /// its outputs can be renamed into place).
     pub fn step_tempdir(&self) -> io::Result<tempfile::TempDir> {
         // The kind holds no `-`: the sweep of dead temporaries reads the pid after it.
-        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("step")).tempdir_in(self.root.join("tmp"))
+        tempfile::Builder::new().prefix(&pinfold_image::fsutil::temp_prefix("step")).tempdir_in(self.root.join("tmp"))
     }
 
     /// Moves a step's fully collected outputs to their key. When another build stored
@@ -285,7 +280,7 @@ pub(crate) enum OutputEntry {
 
 /// The outputs below `dir`, sorted by path.
 pub(crate) fn list_outputs(dir: &Path, hashes: &FileHashes) -> io::Result<Vec<OutputEntry>> {
-    crate::walk::entries(dir, &|_| false)?
+    pinfold_image::walk::entries(dir, &|_| false)?
         .into_par_iter()
         .map(|(rel, stat)| {
             let path = dir.join(&rel);
@@ -478,7 +473,7 @@ pub fn layer_key(tree: &LayerTree, compression: Compression, epoch: u64, hashes:
     };
     field(KEY_VERSION.as_bytes());
     field(env!("CARGO_PKG_VERSION").as_bytes());
-    field(&crate::layer::compress::COMPRESSION_REVISION.to_le_bytes());
+    field(&pinfold_image::layer::compress::COMPRESSION_REVISION.to_le_bytes());
     field(compression.to_string().as_bytes());
     field(&epoch.to_le_bytes());
     for ((path, entry), content) in tree.iter().zip(contents) {
@@ -521,7 +516,7 @@ pub fn step_key(
     };
     field(STEP_KEY_VERSION.as_bytes());
     field(env!("CARGO_PKG_VERSION").as_bytes());
-    field(&crate::layer::compress::COMPRESSION_REVISION.to_le_bytes());
+    field(&pinfold_image::layer::compress::COMPRESSION_REVISION.to_le_bytes());
     field(&(definition.len() as u64).to_le_bytes());
     for d in definition {
         field(d);
@@ -541,7 +536,7 @@ pub fn step_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::LayerEntry;
+    use pinfold_image::layer::LayerEntry;
 
     #[test]
     fn a_source_file_that_cannot_be_read_is_named_in_the_error() {

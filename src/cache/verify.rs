@@ -5,7 +5,7 @@
 //! found too. What is wrong is removed, so the next build makes it again.
 
 use super::{list_outputs, step_sums_path, Cache, FileHashes, OutputEntry, StoredLayer};
-use crate::digest::Digest;
+use pinfold_image::digest::Digest;
 use rayon::prelude::*;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn check_blob(path: &Path) -> Option<(PathBuf, String)> {
     let Ok(expected) = format!("sha256:{name}").parse::<Digest>() else {
         return Some((path.to_path_buf(), format!("{} is not named by a sha256 digest", path.display())));
     };
-    match crate::digest::sha256_of_file(path) {
+    match pinfold_image::digest::sha256_of_file(path) {
         Ok(actual) if actual == expected => None,
         Ok(actual) => Some((path.to_path_buf(), format!("the blob {expected} hashes to {actual}"))),
         Err(e) => Some((path.to_path_buf(), format!("the blob {expected} cannot be read: {e}"))),

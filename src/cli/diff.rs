@@ -45,12 +45,8 @@ pub(super) fn print_report(report: &Report, json: bool) {
 }
 
 pub fn run(args: DiffArgs) -> i32 {
-    let context = BuildContext {
-        file: args.file.clone(),
-        plan_input: PlanInput { source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(), ..Default::default() },
-        cache_dir: None,
-        no_cache: false,
-    };
+    let context =
+        BuildContext { file: args.file.clone(), plan_input: PlanInput::from_env(), cache_dir: None, no_cache: false };
     let source::Pair { built, a, b } = match source::open_pair(&args.a, &args.b, &context) {
         Ok(pair) => pair,
         Err(e) => return fail(&e),

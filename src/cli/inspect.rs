@@ -3,9 +3,7 @@
 //! image also checks every JSON blob against its digest.
 
 use super::{EXIT_ERROR, EXIT_OK};
-use crate::build::{self, BuildRequest};
-use crate::oci::read::OpenedImage;
-use crate::oci::reference::ImageRef;
+use pinfold_image::oci::reference::ImageRef;
 use serde_json::json;
 
 pub fn run(args: super::InspectArgs) -> i32 {
@@ -13,29 +11,14 @@ pub fn run(args: super::InspectArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return super::usage_error(e),
     };
-    let reference = match reference {
-        ImageRef::Name(name) => {
-            let request = BuildRequest {
-                file: args.file.clone(),
-                names: vec![name.clone()],
-                plan_input: crate::plan::PlanInput {
-                    source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-                    ..Default::default()
-                },
-                out_root: build::default_out_root(),
-                ..Default::default()
-            };
-            match build::build(&request) {
-                Ok(_) => ImageRef::Layout { dir: request.out_root.join(&name), reference: None },
-                Err(e) => {
-                    eprint!("{}", build::render_error(&e));
-                    return EXIT_ERROR;
-                }
-            }
+    let reference = match crate::resolve::build_if_name(&reference, &args.file, None) {
+        Ok(r) => r,
+        Err(rendered) => {
+            eprint!("{rendered}");
+            return EXIT_ERROR;
         }
-        other => other,
     };
-    let image = match OpenedImage::open(&reference) {
+    let image = match crate::resolve::open_image(&reference) {
         Ok(i) => i,
         Err(e) => return super::usage_error(format!("{reference}: {e}")),
     };

@@ -3,24 +3,15 @@
 
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::build::{self, BuildError, BuildRequest};
-use crate::lock::Lock;
-use crate::plan::PlanInput;
+use pinfold_lang::lock::Lock;
 use std::collections::BTreeMap;
 
 pub fn run(args: super::LockArgs) -> i32 {
-    let request = BuildRequest {
-        file: args.file.clone(),
-        plan_input: PlanInput {
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-            fetch: crate::input::FetchOptions { offline: args.inputs.offline, mirror: args.inputs.mirror.clone() },
-            // Resolve afresh: the old lock is what we compare against, not an input.
-            lock: Some(Lock::default()),
-            ..Default::default()
-        },
-        cache_dir: args.inputs.cache_dir.clone(),
-        out_root: build::default_out_root(),
-        ..Default::default()
-    };
+    let mut request = BuildRequest::new(&args.file, &[]);
+    request.plan_input.fetch = args.inputs.fetch_options();
+    // Resolve afresh: the old lock is what we compare against, not an input.
+    request.plan_input.lock = Some(Lock::default());
+    request.cache_dir = args.inputs.cache_dir.clone();
     let path = build::lock_path(&args.file);
     let old = match Lock::read(&path) {
         Ok(old) => old.unwrap_or_default(),

@@ -11,11 +11,11 @@ mod test;
 mod verify;
 
 use crate::build::{self, BuildError, BuildRequest};
-use crate::lang::Platform;
-use crate::layer::Compression;
-use crate::oci::reference::ImageRef;
 use crate::plan::PlanInput;
 use clap::{Parser, Subcommand};
+use pinfold_image::layer::Compression;
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::Platform;
 use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
@@ -50,7 +50,7 @@ pub enum Command {
     /// Show an image's index, manifests, config and layers.
     Inspect(InspectArgs),
     /// Lint build files, Dockerfiles and dependency files for unpinned inputs.
-    Lint(crate::lint::LintArgs),
+    Lint(pinfold_lint::LintArgs),
     /// Resolve unpinned inputs and write pinfold.lock.
     Lock(LockArgs),
     /// Compare two images, from the index down to single files; exit 1 when they differ.
@@ -132,6 +132,12 @@ pub struct InputArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl InputArgs {
+    pub fn fetch_options(&self) -> crate::input::FetchOptions {
+        crate::input::FetchOptions { offline: self.offline, mirror: self.mirror.clone() }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Images to build (default: all).
@@ -182,8 +188,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "docker://HOST/REPO")]
     pub cache: Option<String>,
     /// How --cache is used: read (never written) or readwrite.
-    #[arg(long, value_name = "MODE", default_value = "readwrite", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::registry::CacheMode>()))]
-    pub cache_mode: crate::registry::CacheMode,
+    #[arg(long, value_name = "MODE", default_value = "readwrite", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::cache::remote::CacheMode>()))]
+    pub cache_mode: crate::cache::remote::CacheMode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,20 +215,20 @@ pub fn main() -> i32 {
             };
         }
     };
-    let creds = cli.registry.creds.as_deref().map(crate::registry::auth::Credentials::parse_user_pass).transpose();
+    let creds = cli.registry.creds.as_deref().map(pinfold_registry::auth::Credentials::parse_user_pass).transpose();
     let creds = match creds {
         Ok(c) => c,
         Err(e) => return usage_error(format!("--creds: {e}")),
     };
-    crate::registry::configure(crate::registry::Options {
+    crate::env::configure_registries(pinfold_registry::Options {
         creds,
         insecure: cli.registry.insecure_registries.clone(),
-        docker_config: crate::registry::default_docker_config(),
+        docker_config: pinfold_registry::default_docker_config(),
     });
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Lint(args) => crate::lint::cli_main(args),
+        Command::Lint(args) => pinfold_lint::cli_main(args),
         Command::Lock(args) => lock::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Verify(args) => verify::run(args),
@@ -332,9 +338,9 @@ fn run_graph(args: GraphArgs) -> i32 {
         Err(e) => return usage_error(format!("cannot read the build file {}: {e}", args.file.display())),
     };
     let name = args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into());
-    let source = crate::diag::Source::new(name, text);
-    let mut diags = crate::diag::Diagnostics::default();
-    let Some(file) = crate::lang::parse(&source, &mut diags) else {
+    let source = pinfold_lang::diag::Source::new(name, text);
+    let mut diags = pinfold_lang::diag::Diagnostics::default();
+    let Some(file) = pinfold_lang::parse(&source, &mut diags) else {
         eprint!("{}", diags.render_for_stderr());
         return EXIT_ERROR;
     };
@@ -390,10 +396,10 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
         names: args.names.clone(),
         output,
         plan_input: PlanInput {
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            source_date_epoch: crate::env::source_date_epoch(),
             only_platforms,
             compression,
-            fetch: crate::input::FetchOptions { offline: args.inputs.offline, mirror: args.inputs.mirror.clone() },
+            fetch: args.inputs.fetch_options(),
             lock: None,
             locked: args.locked,
             step_log: match (args.quiet, args.verbose) {
@@ -409,9 +415,9 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
         no_cache: args.no_cache,
         out_root: build::default_out_root(),
         registry_cache: match &args.cache {
-            Some(c) => {
-                Some(crate::registry::RegistryCache::parse(c, args.cache_mode).map_err(|e| format!("--cache {e}"))?)
-            }
+            Some(c) => Some(
+                crate::cache::remote::RegistryCache::parse(c, args.cache_mode).map_err(|e| format!("--cache {e}"))?,
+            ),
             None => None,
         },
     })
@@ -472,7 +478,7 @@ fn run_build(args: BuildArgs) -> i32 {
         Err(e) => {
             eprint!("{}", build::render_error(&e));
             if let BuildError::Invalid(d) = &e {
-                let n = d.0.iter().filter(|d| d.severity == crate::diag::Severity::Error).count();
+                let n = d.0.iter().filter(|d| d.severity == pinfold_lang::diag::Severity::Error).count();
                 eprintln!("error: {n} error(s) in the build file; nothing was written");
             }
             EXIT_ERROR

@@ -3,8 +3,8 @@
 //! program's exit code; 125 when pinfold cannot start it, 126 when it is not
 //! executable, 127 when it is not found (the contract, `cli-contract.md`).
 
-use crate::oci::reference::ImageRef;
-use crate::run::{self, Engine, Network, RunError, RunOptions, Volume};
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_sandbox::{self as run, Engine, Network, RunError, RunOptions, Volume};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,10 +72,10 @@ fn start(args: RunArgs) -> Result<i32, RunError> {
         .collect::<Result<Vec<_>, _>>()?;
     let network: Network = args.network.parse().map_err(RunError::Usage)?;
     let engine = Engine::select(&args.engine)?;
-    let cache = run::open_cache(args.cache_dir.as_deref())?;
-    let (label, opened) = run::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
+    let cache = crate::resolve::open_cache(args.cache_dir.as_deref())?;
+    let (label, opened) = crate::resolve::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
     let image = run::select_platform(&opened, platform.as_ref())?;
-    let prepared = run::PreparedImage::new(&label, &opened, image, &cache);
+    let prepared = run::PreparedImage::new(&label, &opened, image, cache.root());
     let options = RunOptions {
         entrypoint: args.entrypoint,
         command: args.command,

@@ -4,12 +4,13 @@
 //! Exit 0 when every test passed, 1 when one failed, 2 when they could not be run.
 
 use super::EXIT_ERROR;
-use crate::diag::{Diagnostics, Source};
-use crate::lang::Platform;
-use crate::oci::reference::ImageRef;
-use crate::run::check::{self, Case};
-use crate::run::report::Report;
-use crate::run::{self, cst, Engine, PreparedImage, RunError};
+use crate::testing::check::{self, Case};
+use crate::testing::cst;
+use crate::testing::report::Report;
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::diag::{Diagnostics, Source};
+use pinfold_lang::Platform;
+use pinfold_sandbox::{self as run, Engine, PreparedImage, RunError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -67,11 +68,11 @@ pub fn run(args: TestArgs) -> i32 {
 }
 
 /// The `test` blocks of each image of the build file.
-fn declared_tests(file: &Path) -> Result<Vec<(String, Vec<crate::lang::TestDecl>)>, RunError> {
+fn declared_tests(file: &Path) -> Result<Vec<(String, Vec<pinfold_lang::TestDecl>)>, RunError> {
     let text = std::fs::read_to_string(file).map_err(RunError::io(format!("cannot read {}", file.display())))?;
     let source = Source::new(file.display().to_string(), text);
     let mut diags = Diagnostics::default();
-    let parsed = crate::lang::parse(&source, &mut diags);
+    let parsed = pinfold_lang::parse(&source, &mut diags);
     match parsed {
         Some(build_file) if !diags.has_errors() => {
             Ok(build_file.images.into_iter().map(|i| (i.name.value, i.tests)).collect())
@@ -113,11 +114,11 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
         references.iter().filter_map(|r| if let ImageRef::Name(n) = r { Some(n.clone()) } else { None }).collect();
     let mut images: Vec<(String, ImageRef)> = Vec::new();
     if !names.is_empty() || references.is_empty() {
-        images = run::build_images(&args.file, &names, args.cache_dir.as_deref())?;
+        images = crate::resolve::build_names(&args.file, &names, args.cache_dir.as_deref()).map_err(RunError::Build)?;
     }
     images.extend(references.iter().filter(|r| !matches!(r, ImageRef::Name(_))).map(|r| (r.to_string(), r.clone())));
 
-    let cache = run::open_cache(args.cache_dir.as_deref())?;
+    let cache = crate::resolve::open_cache(args.cache_dir.as_deref())?;
     let mut targets: Vec<(PreparedImage, Vec<Case>)> = Vec::new();
     for (label, reference) in &images {
         let cases: Vec<Case> = match &config_cases {
@@ -132,7 +133,7 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
             eprintln!("pinfold: note: image `{label}` declares no test");
             continue;
         }
-        let opened = crate::oci::read::OpenedImage::open(reference)
+        let opened = crate::resolve::open_image(reference)
             .map_err(|source| RunError::Read { reference: reference.to_string(), source })?;
         let manifests: Vec<_> = opened
             .manifests
@@ -149,7 +150,7 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
             )));
         }
         for m in manifests {
-            targets.push((PreparedImage::new(label, &opened, m, &cache), cases.clone()));
+            targets.push((PreparedImage::new(label, &opened, m, cache.root()), cases.clone()));
         }
     }
     if targets.is_empty() {

@@ -41,7 +41,7 @@ pub fn run(args: VerifyArgs) -> i32 {
         name: args.name.clone(),
         file: args.file.clone(),
         rev: args.rev.clone(),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        source_date_epoch: crate::env::source_date_epoch(),
         fetch: crate::input::FetchOptions { offline: args.offline, mirror: args.mirror.clone() },
     };
     let outcome = match verify::verify(&request) {

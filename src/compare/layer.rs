@@ -12,8 +12,8 @@
 //! that a blob whose bytes were changed is reported as tampered (it is not the blob
 //! its digest names) rather than as merely unreadable.
 
-use crate::digest::{Digest, HashingWriter};
-use crate::oci::archive::{Archive, ArchiveError};
+use pinfold_image::digest::{Digest, HashingWriter};
+use pinfold_image::oci::archive::{Archive, ArchiveError};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -286,7 +286,7 @@ fn read_entry<R: Read>(mut entry: tar::Entry<'_, R>) -> io::Result<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer::{CompressWriter, Compression, DeterministicTar};
+    use pinfold_image::layer::{CompressWriter, Compression, DeterministicTar};
 
     fn layer(compression: Compression) -> (Vec<u8>, Digest) {
         let mut tar = DeterministicTar::new(HashingWriter::new(Vec::new()), 42);

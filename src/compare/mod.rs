@@ -36,10 +36,10 @@ pub use report::{Difference, FileChange, FileDiff, Report, Side, SideInfo, Tampe
 pub use source::View;
 
 use crate::build::BuildError;
-use crate::digest::Digest;
-use crate::oci::read::{platforms_match, LayerSource, PlatformImage, ReadError};
 use align::Step;
 use layer::{Depth, Entry, Scan};
+use pinfold_image::digest::Digest;
+use pinfold_image::oci::read::{platforms_match, LayerSource, PlatformImage, ReadError};
 use rayon::prelude::*;
 use report::{LayerRef, Object};
 use serde_json::Value;
@@ -148,7 +148,7 @@ fn parse(bytes: &[u8]) -> Value {
 
 /// A blob to read, and what it must be.
 struct Job {
-    archive: Arc<crate::oci::archive::Archive>,
+    archive: Arc<pinfold_image::oci::archive::Archive>,
     label: String,
     layer: LayerSource,
     depth: Depth,
@@ -206,7 +206,8 @@ impl Engine {
             return;
         }
         let (va, vb) = (parse(&ta.bytes), parse(&tb.bytes));
-        let (ia, ib) = (crate::oci::media::is_index(&ta.media_type), crate::oci::media::is_index(&tb.media_type));
+        let (ia, ib) =
+            (pinfold_image::oci::media::is_index(&ta.media_type), pinfold_image::oci::media::is_index(&tb.media_type));
         if ia != ib {
             self.report.differences.push(Difference::Json {
                 object: Object::Index,

@@ -3,7 +3,7 @@
 //! layer and shortens long lists. Scripts select on `kind` and `change`.
 
 use super::layer::Entry;
-use crate::digest::Digest;
+use pinfold_image::digest::Digest;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -279,7 +279,7 @@ fn file_line(f: &FileDiff) -> String {
 }
 
 fn time_text(secs: u64) -> String {
-    crate::oci::assemble::rfc3339(secs.min(253_402_300_799))
+    pinfold_image::oci::assemble::rfc3339(secs.min(253_402_300_799))
 }
 
 /// The human form: a verdict line, then the findings.

@@ -1,5 +1,5 @@
 //! The two sides of a comparison, from any reference form of the contract: stored
-//! images are opened through the verifying reader of [`crate::oci::read`]; a bare
+//! images are opened through the verifying reader of [`pinfold_image::oci::read`]; a bare
 //! NAME is first built from the build file into a temporary layout.
 //!
 //! Two things are added over [`OpenedImage::open`]. A JSON blob that does not match
@@ -11,13 +11,13 @@
 use super::report::{Side, SideInfo, Tampered};
 use super::CompareError;
 use crate::build::{self, BuildRequest, BuiltImage};
-use crate::diag::Diagnostics;
-use crate::digest::Digest;
-use crate::oci::archive::{blob_member, Archive};
-use crate::oci::read::{OpenedImage, ReadError};
-use crate::oci::reference::ImageRef;
-use crate::oci::{media, REF_NAME_ANNOTATION};
 use crate::plan::PlanInput;
+use pinfold_image::digest::Digest;
+use pinfold_image::oci::archive::{blob_member, Archive};
+use pinfold_image::oci::read::{OpenedImage, ReadError};
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_image::oci::{media, REF_NAME_ANNOTATION};
+use pinfold_lang::diag::Diagnostics;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -53,9 +53,9 @@ pub enum Opened {
 
 /// Opens a stored image (not a NAME: see [`build_name`]).
 pub fn open(reference: &ImageRef, label: &str, side: Side) -> Result<Opened, CompareError> {
-    let result = match OpenedImage::open(reference) {
+    let result = match crate::resolve::open_image(reference) {
         Err(e @ ReadError::Ambiguous { .. }) => match sole_image_name(reference) {
-            Some(name) => OpenedImage::open(&with_reference(reference, name)),
+            Some(name) => crate::resolve::open_image(&with_reference(reference, name)),
             None => Err(e),
         },
         other => other,
@@ -187,14 +187,12 @@ pub fn build_name(name: &str, context: &BuildContext) -> Result<Built, CompareEr
     let dir = tempfile::Builder::new().prefix("pinfold-rebuild-").tempdir().map_err(CompareError::Temp)?;
     let reference = ImageRef::Layout { dir: dir.path().join("image"), reference: None };
     let request = BuildRequest {
-        file: context.file.clone(),
-        names: vec![name.to_string()],
         output: Some(reference.clone()),
         plan_input: context.plan_input.clone(),
         cache_dir: context.cache_dir.clone(),
         no_cache: context.no_cache,
         out_root: dir.path().to_path_buf(),
-        registry_cache: None,
+        ..BuildRequest::new(&context.file, &[name.to_string()])
     };
     let report = build::build(&request)?;
     let image = report

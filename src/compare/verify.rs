@@ -14,12 +14,12 @@ use super::report::{Report, Side, Tampered};
 use super::source::{self, BuildContext, Opened, View};
 use super::{compare, CompareError, Options};
 use crate::cache::Cache;
-use crate::diag::Diagnostics;
-use crate::digest::Digest;
 use crate::input::FetchOptions;
-use crate::lang::Platform;
-use crate::oci::reference::ImageRef;
 use crate::plan::PlanInput;
+use pinfold_image::digest::Digest;
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::diag::Diagnostics;
+use pinfold_lang::Platform;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]
@@ -120,9 +120,9 @@ fn published_name(reference: &ImageRef) -> Option<String> {
 /// then reports in full.
 fn declared_images(file: &Path) -> Vec<(String, Vec<Platform>)> {
     let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
-    let source = crate::diag::Source::new(file.display().to_string(), text);
+    let source = pinfold_lang::diag::Source::new(file.display().to_string(), text);
     let mut diags = Diagnostics::default();
-    let Some(parsed) = crate::lang::parse(&source, &mut diags) else { return Vec::new() };
+    let Some(parsed) = pinfold_lang::parse(&source, &mut diags) else { return Vec::new() };
     let default: Vec<Platform> = crate::plan::DEFAULT_PLATFORM.parse().into_iter().collect();
     parsed
         .images
@@ -276,7 +276,7 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
                 .manifests
                 .iter()
                 .filter_map(|m| m.platform.clone())
-                .filter(|p| own.iter().any(|o| crate::oci::read::platforms_match(o, p)))
+                .filter(|p| own.iter().any(|o| pinfold_image::oci::read::platforms_match(o, p)))
                 .collect();
             if shared.is_empty() {
                 own

@@ -8,8 +8,8 @@
 //! made in a temporary directory and renamed into place.
 
 use crate::cache::Cache;
-use crate::digest::Digest;
-use crate::layer::tree::normalize_image_path;
+use pinfold_image::digest::Digest;
+use pinfold_image::layer::tree::normalize_image_path;
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -35,8 +35,9 @@ pub fn extract_archive(blob: &Path, digest: &Digest, cache: &Cache) -> Result<Pa
         return Ok(dest);
     }
     std::fs::create_dir_all(cache.root().join("extracted"))?;
-    let tmp =
-        tempfile::Builder::new().prefix(&crate::fsutil::temp_prefix("extract")).tempdir_in(cache.root().join("tmp"))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&pinfold_image::fsutil::temp_prefix("extract"))
+        .tempdir_in(cache.root().join("tmp"))?;
     unpack(open_decompressed(blob)?, tmp.path())?;
     match std::fs::rename(tmp.path(), &dest) {
         Ok(()) => {}

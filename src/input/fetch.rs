@@ -6,7 +6,7 @@
 //! `file://`). `--offline` stops before the URL.
 
 use crate::cache::Cache;
-use crate::digest::{Digest, HashingWriter};
+use pinfold_image::digest::{Digest, HashingWriter};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 

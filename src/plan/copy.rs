@@ -7,11 +7,11 @@
 //! separate files; sockets, FIFOs and devices are refused.
 
 use super::Cx;
-use crate::diag::Diagnostic;
-use crate::lang::{Attributes, Spanned};
-use crate::layer::tree::normalize_image_path;
-use crate::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
-use crate::walk::FileStat;
+use pinfold_image::layer::tree::normalize_image_path;
+use pinfold_image::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
+use pinfold_image::walk::FileStat;
+use pinfold_lang::diag::Diagnostic;
+use pinfold_lang::{Attributes, Spanned};
 use std::path::Path;
 
 /// Names never copied from the build file's own directory.
@@ -109,7 +109,7 @@ impl Cx<'_> {
         // the repository unreproducible (or contain its previous build).
         let at_root = dir == self.root;
         let skipped = |rel: &str| at_root && SKIPPED_AT_ROOT.contains(&rel);
-        let found = match crate::walk::entries(dir, &skipped) {
+        let found = match pinfold_image::walk::entries(dir, &skipped) {
             Ok(found) => found,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.error(
@@ -151,7 +151,7 @@ impl Cx<'_> {
             let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
             let mut d = Diagnostic::error("pinfold::unknown-input", format!("no download is named `{}`", name.value))
                 .at(name.span, "not a declared download");
-            d.help = Some(match crate::lang::parse::did_you_mean(&name.value, &known) {
+            d.help = Some(match pinfold_lang::parse::did_you_mean(&name.value, &known) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "declare it at the top level: `download NAME url=\"…\" sha256=\"…\"`".into(),
             });
@@ -215,7 +215,7 @@ impl Cx<'_> {
             let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
             let mut d = Diagnostic::error("pinfold::unknown-input", format!("no archive is named `{}`", name.value))
                 .at(name.span, "not a declared archive");
-            d.help = crate::lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
             self.error(d);
             return false;
         };

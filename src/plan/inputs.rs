@@ -5,11 +5,11 @@
 
 use super::Cx;
 use crate::cache::Cache;
-use crate::diag::Diagnostic;
-use crate::digest::Digest;
 use crate::input::{extract_archive, fetch};
-use crate::lang::{ArchiveDecl, BuildFile, DownloadDecl, Platform, Spanned};
-use crate::lock::LockedFile;
+use pinfold_image::digest::Digest;
+use pinfold_lang::diag::Diagnostic;
+use pinfold_lang::lock::LockedFile;
+use pinfold_lang::{ArchiveDecl, BuildFile, DownloadDecl, Platform, Spanned};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

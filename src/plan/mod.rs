@@ -1,6 +1,6 @@
 //! The validated build plan: names resolved, files found, bases opened and checked
 //! against their digests, every layer's tree made for every platform. What reaches
-//! [`crate::layer`] and [`crate::oci`] from here has no error left in it.
+//! [`pinfold_image::layer`] and [`pinfold_image::oci`] from here has no error left in it.
 
 pub mod copy;
 pub mod epoch;
@@ -8,13 +8,15 @@ pub mod inputs;
 pub mod steps;
 
 use crate::cache::Cache;
-use crate::diag::{Diagnostic, Diagnostics, Source};
 use crate::input::FetchOptions;
-use crate::lang::{self, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
-use crate::layer::{Compression, EntryKind, FileSource, LayerEntry, LayerTree};
-use crate::lock::Lock;
-use crate::oci::read::OpenedImage;
-use crate::oci::reference::ImageRef;
+use pinfold_image::layer::{Compression, EntryKind, FileSource, LayerEntry, LayerTree};
+pub use pinfold_image::oci::assemble::set_env;
+use pinfold_image::oci::assemble::{BaseSpec, ConfigSpec, TargetSpec};
+use pinfold_image::oci::read::OpenedImage;
+use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::diag::{Diagnostic, Diagnostics, Source};
+use pinfold_lang::lock::Lock;
+use pinfold_lang::{self as lang, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,8 +73,25 @@ pub struct BaseImage {
 }
 
 impl BaseImage {
-    pub fn platform_image(&self) -> &crate::oci::read::PlatformImage {
+    pub fn platform_image(&self) -> &pinfold_image::oci::read::PlatformImage {
         &self.image.manifests[self.manifest]
+    }
+}
+
+impl TargetPlan {
+    /// What the image crate needs of this target to assemble its config and manifest.
+    pub fn spec(&self) -> TargetSpec<'_> {
+        TargetSpec {
+            platform: &self.platform,
+            base: self.base.as_ref().map(|b| BaseSpec {
+                name: &b.name,
+                image: &b.image,
+                platform_image: b.platform_image(),
+            }),
+            config: &self.config,
+            layer_names: self.layers.iter().map(|l| l.name.as_str()).collect(),
+            annotations: &self.annotations,
+        }
     }
 }
 
@@ -86,62 +105,48 @@ pub struct LayerPlan {
     pub pending: Vec<EntryDecl>,
 }
 
-/// The config nodes of an image with its platform's override applied; merged with
-/// the base's config when the image is assembled.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigPlan {
-    pub env: Vec<(String, String)>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub expose: Vec<String>,
-    pub volumes: Vec<String>,
-    pub stop_signal: Option<String>,
-}
+/// The config nodes of an image with its platform's override applied.
+pub type ConfigPlan = ConfigSpec;
 
-impl ConfigPlan {
-    fn apply(&mut self, decl: &ConfigDecl) {
-        for (key, value) in &decl.env {
-            set_env(&mut self.env, &key.value, &value.value);
+/// Applies an image's (or a platform override's) config nodes, later ones winning.
+fn apply_config(config: &mut ConfigPlan, decl: &ConfigDecl) {
+    for (key, value) in &decl.env {
+        set_env(&mut config.env, &key.value, &value.value);
+    }
+    if let Some(e) = &decl.entrypoint {
+        config.entrypoint = Some(e.value.clone());
+    }
+    if let Some(c) = &decl.cmd {
+        config.cmd = Some(c.value.clone());
+    }
+    if let Some(w) = &decl.workdir {
+        config.workdir = Some(w.value.clone());
+    }
+    if let Some(u) = &decl.user {
+        config.user = Some(u.value.clone());
+    }
+    for (k, v) in &decl.labels {
+        config.labels.insert(k.value.clone(), v.value.clone());
+    }
+    for p in &decl.expose {
+        if !config.expose.contains(&p.value) {
+            config.expose.push(p.value.clone());
         }
-        if let Some(e) = &decl.entrypoint {
-            self.entrypoint = Some(e.value.clone());
+    }
+    for v in &decl.volumes {
+        if !config.volumes.contains(&v.value) {
+            config.volumes.push(v.value.clone());
         }
-        if let Some(c) = &decl.cmd {
-            self.cmd = Some(c.value.clone());
-        }
-        if let Some(w) = &decl.workdir {
-            self.workdir = Some(w.value.clone());
-        }
-        if let Some(u) = &decl.user {
-            self.user = Some(u.value.clone());
-        }
-        for (k, v) in &decl.labels {
-            self.labels.insert(k.value.clone(), v.value.clone());
-        }
-        for p in &decl.expose {
-            if !self.expose.contains(&p.value) {
-                self.expose.push(p.value.clone());
-            }
-        }
-        for v in &decl.volumes {
-            if !self.volumes.contains(&v.value) {
-                self.volumes.push(v.value.clone());
-            }
-        }
-        if let Some(s) = &decl.stop_signal {
-            self.stop_signal = Some(s.value.clone());
-        }
+    }
+    if let Some(s) = &decl.stop_signal {
+        config.stop_signal = Some(s.value.clone());
     }
 }
 
-/// Sets `key` in an ordered environment: a key given again keeps its first place.
-pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
-    match env.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => env.push((key.to_string(), value.to_string())),
+impl PlanInput {
+    /// The plan's input with the environment's `SOURCE_DATE_EPOCH` and nothing else.
+    pub fn from_env() -> Self {
+        PlanInput { source_date_epoch: crate::env::source_date_epoch(), ..Default::default() }
     }
 }
 
@@ -203,7 +208,7 @@ pub fn load(path: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut D
     let source = Source::new(name, text);
     let file = lang::parse(&source, diags)?;
     let planned = plan_in_dir(path, &file, &source, input, cache, diags).map(|mut plan| {
-        plan.resolved.build_file = crate::lock::build_file_checksum(&source.text).unwrap_or_default();
+        plan.resolved.build_file = pinfold_lang::lock::build_file_checksum(&source.text).unwrap_or_default();
         plan
     });
     // Shown in the order of the file, whichever stage found them.
@@ -242,7 +247,7 @@ fn check_lock(lock: Option<&Lock>, text: &str, diags: &mut Diagnostics) {
             Diagnostic::error("pinfold::lock", "--locked, and there is no pinfold.lock beside the build file")
                 .help("run `pinfold lock` and commit pinfold.lock"),
         ),
-        Some(lock) if Some(&lock.build_file) != crate::lock::build_file_checksum(text).as_ref() => diags.push(
+        Some(lock) if Some(&lock.build_file) != pinfold_lang::lock::build_file_checksum(text).as_ref() => diags.push(
             Diagnostic::error(
                 "pinfold::lock",
                 "--locked, and pinfold.lock is stale: the build file changed since it was written",
@@ -271,7 +276,7 @@ pub fn plan(
         lock: input.lock.clone(),
         locked: input.locked,
         fetch: input.fetch.clone(),
-        resolved: Lock { version: crate::lock::LOCK_VERSION, ..Default::default() },
+        resolved: Lock { version: pinfold_lang::lock::LOCK_VERSION, ..Default::default() },
         inputs: inputs::ResolvedInputs::default(),
         platform: None,
         step_outputs: file
@@ -345,7 +350,7 @@ pub fn plan(
                     }
                     Some((_, None)) => None, // already reported
                     Some((base_decl, Some(image))) => match image.manifests.iter().position(|m| {
-                        m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, &platform))
+                        m.platform.as_ref().is_some_and(|p| pinfold_image::oci::read::platforms_match(p, &platform))
                     }) {
                         Some(manifest) => Some(BaseImage { name: name.clone(), image: image.clone(), manifest }),
                         None => {
@@ -368,11 +373,11 @@ pub fn plan(
                 _ => None,
             };
             let mut config = ConfigPlan::default();
-            config.apply(&decl.config);
+            apply_config(&mut config, &decl.config);
             let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> =
                 decl.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
             for o in decl.overrides.iter().filter(|o| o.platform.value == platform) {
-                config.apply(&o.config);
+                apply_config(&mut config, &o.config);
                 for l in &o.layers {
                     match layer_decls.iter_mut().find(|(n, _)| *n == l.name.value) {
                         Some((_, entries)) => entries.extend(l.entries.iter()),
@@ -505,7 +510,7 @@ impl Cx<'_> {
             );
             return None;
         }
-        let image = match OpenedImage::open(&reference) {
+        let image = match crate::resolve::open_image(&reference) {
             Ok(image) => image,
             Err(e) => {
                 self.error(
@@ -528,7 +533,7 @@ impl Cx<'_> {
                 .lock
                 .as_ref()
                 .and_then(|l| l.bases.get(&decl.name.value))
-                .and_then(|d| d.parse::<crate::digest::Digest>().ok());
+                .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
             match locked {
                 Some(pinned) if pinned != image.top.digest => {
                     self.error(
@@ -554,7 +559,7 @@ impl Cx<'_> {
             self.resolved.bases.insert(decl.name.value.clone(), image.top.digest.to_string());
             return Some(Arc::new(image));
         };
-        let Ok(pinned) = digest.value.parse::<crate::digest::Digest>() else { return None };
+        let Ok(pinned) = digest.value.parse::<pinfold_image::digest::Digest>() else { return None };
         if image.top.digest != pinned {
             self.error(
                 Diagnostic::error(
@@ -585,7 +590,7 @@ impl Cx<'_> {
         platforms: &[Platform],
     ) -> Option<Arc<OpenedImage>> {
         let name = &decl.name.value;
-        let reference = match crate::registry::Reference::parse(&r.value) {
+        let reference = match pinfold_registry::Reference::parse(&r.value) {
             Ok(reference) => reference,
             Err(e) => {
                 self.error(
@@ -594,7 +599,7 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let declared = decl.digest.as_ref().and_then(|d| d.value.parse::<crate::digest::Digest>().ok());
+        let declared = decl.digest.as_ref().and_then(|d| d.value.parse::<pinfold_image::digest::Digest>().ok());
         if let (Some(node), Some(inline), Some(span)) =
             (declared, reference.digest, decl.digest.as_ref().map(|d| d.span))
         {
@@ -608,14 +613,24 @@ impl Cx<'_> {
                 return None;
             }
         }
-        let locked =
-            self.lock.as_ref().and_then(|l| l.bases.get(name)).and_then(|d| d.parse::<crate::digest::Digest>().ok());
+        let locked = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.bases.get(name))
+            .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
         let pin = declared.or(reference.digest).or(locked);
-        let image = match crate::registry::open_base(&reference, pin, cache, platforms, self.fetch.offline) {
+        let image = match pinfold_registry::open_base(
+            crate::env::registries(),
+            &reference,
+            pin,
+            cache.map(|c| c.store()).as_ref(),
+            platforms,
+            self.fetch.offline,
+        ) {
             Ok(image) => image,
             Err(e) => {
                 let code = match e {
-                    crate::oci::read::ReadError::DigestMismatch { .. } => "pinfold::digest-mismatch",
+                    pinfold_image::oci::read::ReadError::DigestMismatch { .. } => "pinfold::digest-mismatch",
                     _ => "pinfold::base-unreadable",
                 };
                 self.error(
@@ -739,7 +754,7 @@ impl Cx<'_> {
 
     fn insert(&mut self, tree: &mut LayerTree, path: &Spanned<String>, entry: LayerEntry) -> bool {
         // lang already reported paths that do not normalize.
-        let Some(normalized) = crate::layer::tree::normalize_image_path(&path.value) else { return false };
+        let Some(normalized) = pinfold_image::layer::tree::normalize_image_path(&path.value) else { return false };
         if let Err(conflict) = tree.insert(normalized, entry) {
             self.error(
                 Diagnostic::error(

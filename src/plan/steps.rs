@@ -1,13 +1,13 @@
 //! Steps: the commands of `step NAME { … }` blocks, resolved for a build (image,
 //! input files, platform, environment), and the graph of steps and images that
-//! they form, checked for cycles. They run in [`crate::run::step`].
+//! they form, checked for cycles. They run in [`crate::build::step`].
 
 use super::{BaseImage, Cx, DEFAULT_PLATFORM};
-use crate::diag::Diagnostic;
-use crate::lang::{self, BuildFile, EntryDecl, Platform, StepDecl, StepInput};
-use crate::oci::read::OpenedImage;
-use crate::walk::FileStat;
 use miette::SourceSpan;
+use pinfold_image::oci::read::OpenedImage;
+use pinfold_image::walk::FileStat;
+use pinfold_lang::diag::Diagnostic;
+use pinfold_lang::{self as lang, BuildFile, EntryDecl, Platform, StepDecl, StepInput};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -585,11 +585,9 @@ impl Cx<'_> {
     fn run_image(&mut self, step: &StepPlan, platform: &Platform, images: &[super::ImagePlan]) -> Option<RunImage> {
         match &step.image {
             StepImage::Base { name, image, span, declared } => {
-                match image
-                    .manifests
-                    .iter()
-                    .position(|m| m.platform.as_ref().is_some_and(|p| crate::oci::read::platforms_match(p, platform)))
-                {
+                match image.manifests.iter().position(|m| {
+                    m.platform.as_ref().is_some_and(|p| pinfold_image::oci::read::platforms_match(p, platform))
+                }) {
                     Some(manifest) => {
                         Some(RunImage::Base(BaseImage { name: name.clone(), image: image.clone(), manifest }))
                     }
@@ -652,8 +650,9 @@ impl Cx<'_> {
                 .at(pattern.span, "a step input")
         };
         if is_glob(&pattern.value) {
-            let all = walked
-                .get_or_insert_with(|| crate::walk::regular_files(self.root, SKIPPED_DIRS).map_err(|e| e.to_string()));
+            let all = walked.get_or_insert_with(|| {
+                pinfold_image::walk::regular_files(self.root, SKIPPED_DIRS).map_err(|e| e.to_string())
+            });
             let all = match all {
                 Ok(all) => all,
                 Err(e) => {
@@ -681,7 +680,7 @@ impl Cx<'_> {
                 return false;
             }
             match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => match crate::walk::regular_files(&path, SKIPPED_DIRS) {
+                Ok(m) if m.is_dir() => match pinfold_image::walk::regular_files(&path, SKIPPED_DIRS) {
                     Ok(below) => found.extend(below.into_iter().map(|(f, stat)| (format!("{rel}/{f}"), Some(stat)))),
                     Err(e) => {
                         let d = unreadable(&e.to_string());

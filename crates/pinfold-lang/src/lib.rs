@@ -1,0 +1,25 @@
+//! pinfold-lang: the build language. `pinfold.kdl` text → a typed syntax tree whose every value
+//! keeps its span ([`syntax`]). KDL itself is parsed by the `kdl` crate (KDL 2.0); this
+//! module checks the shape of the document (known nodes, arguments, properties and
+//! their types) and reports every problem of a file at once, not only the first.
+//!
+//! What the names refer to (bases, files on disk, digests of content) is checked one
+//! stage later, in the application's plan. The reference of the language is
+//! `spec/language.md`.
+//!
+//! Beside the syntax: [`diag`], the one diagnostic model (codes as a type, spans,
+//! rendering with miette) that build-file errors and lint findings share, and
+//! [`lock`], the format of `pinfold.lock`.
+//!
+//! It imports only `pinfold-image` (platforms, image paths, compression names): it
+//! opens no file a build file names and runs nothing. Entry point: [`parse()`].
+
+pub mod diag;
+pub mod lock;
+pub mod parse;
+pub mod syntax;
+pub mod test_block;
+
+pub use parse::parse;
+pub use syntax::*;
+pub use test_block::TestDecl;
