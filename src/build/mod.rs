@@ -10,6 +10,7 @@ use pinfold_image::layer::{self, LayerBlob};
 use pinfold_image::oci::assemble::{assemble_image, AssembledImage};
 use pinfold_image::oci::output::OutputError;
 use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::{Diagnostic, Diagnostics};
 pub mod step;
 
@@ -122,7 +123,7 @@ pub fn load_plan(request: &BuildRequest, cache: &Cache) -> Result<(Plan, Diagnos
             Ok(lock) => input.lock = lock,
             Err(e) => {
                 diags.push(
-                    Diagnostic::error("pinfold::lock", e.to_string())
+                    Diagnostic::error(Code::Lock, e.to_string())
                         .help("fix or remove pinfold.lock, then run `pinfold lock`"),
                 );
                 return Err(BuildError::Invalid(diags));
@@ -292,7 +293,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     }
     let _ = hashes.save();
     for w in cache.take_warnings() {
-        warnings.push(Diagnostic::warning("pinfold::cache", w));
+        warnings.push(Diagnostic::warning(Code::Cache, w));
     }
     let images = selected.iter().map(|i| written[&i.name].0.clone()).collect();
     Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
@@ -395,7 +396,7 @@ fn build_images(
         crate::cache::remote::store_built(remote, &built, &mut shared_warnings);
     }
     for w in shared_warnings {
-        warnings.push(Diagnostic::warning("pinfold::shared-cache", w));
+        warnings.push(Diagnostic::warning(Code::SharedCache, w));
     }
     done.extend(built);
 
@@ -475,12 +476,12 @@ pub fn render_error(error: &BuildError) -> String {
         BuildError::Invalid(diags) => diags.render_for_stderr(),
         BuildError::Step(message) => {
             let mut d = Diagnostics::default();
-            d.push(Diagnostic::error("pinfold::step", message.clone()));
+            d.push(Diagnostic::error(Code::Step, message.clone()));
             d.render_for_stderr()
         }
         other => {
             let mut d = Diagnostics::default();
-            d.push(Diagnostic::error("pinfold::build", other.to_string()));
+            d.push(Diagnostic::error(Code::Build, other.to_string()));
             d.render_for_stderr()
         }
     }

@@ -10,6 +10,7 @@ use super::Cx;
 use pinfold_image::layer::tree::normalize_image_path;
 use pinfold_image::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
 use pinfold_image::walk::FileStat;
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::Diagnostic;
 use pinfold_lang::{Attributes, Spanned};
 use std::path::Path;
@@ -27,7 +28,7 @@ impl Cx<'_> {
     ) -> bool {
         if let Some(why) = self.escapes_root(&source.value) {
             self.error(
-                Diagnostic::error("pinfold::path-escape", format!("`{}` is outside the build file's directory", source.value))
+                Diagnostic::error(Code::PathEscape, format!("`{}` is outside the build file's directory", source.value))
                     .at(source.span, why)
                     .help("a build reads only files below its build file, so that a checkout of the repository has all it needs"),
             );
@@ -41,7 +42,7 @@ impl Cx<'_> {
             Ok(m) => m,
             Err(e) => {
                 let d = Diagnostic::error(
-                    "pinfold::path-missing",
+                    Code::PathMissing,
                     format!("`{}` cannot be read: {}", source.value, plain_io(&e)),
                 )
                 .at(source.span, "no such file or directory below the build file");
@@ -57,7 +58,7 @@ impl Cx<'_> {
             _ => {
                 self.error(
                     Diagnostic::error(
-                        "pinfold::path-escape",
+                        Code::PathEscape,
                         format!("`{}` resolves outside the build file's directory", source.value),
                     )
                     .at(source.span, "a symlink on this path leads out of the repository"),
@@ -113,7 +114,7 @@ impl Cx<'_> {
             Ok(found) => found,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.error(
-                    Diagnostic::error("pinfold::bad-path", format!("below `{}`, {e}", source.value))
+                    Diagnostic::error(Code::BadPath, format!("below `{}`, {e}", source.value))
                         .at(source.span, "copied from here")
                         .help("rename the file: image paths must be valid UTF-8 to be portable"),
                 );
@@ -121,7 +122,7 @@ impl Cx<'_> {
             }
             Err(e) => {
                 self.error(
-                    Diagnostic::error("pinfold::path-missing", format!("cannot read below `{}`: {e}", source.value))
+                    Diagnostic::error(Code::PathMissing, format!("cannot read below `{}`: {e}", source.value))
                         .at(source.span, "while walking this directory"),
                 );
                 return false;
@@ -149,7 +150,7 @@ impl Cx<'_> {
         }
         let Some(files) = self.inputs.downloads.get(&name.value) else {
             let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no download is named `{}`", name.value))
+            let mut d = Diagnostic::error(Code::UnknownInput, format!("no download is named `{}`", name.value))
                 .at(name.span, "not a declared download");
             d.help = Some(match pinfold_lang::parse::did_you_mean(&name.value, &known) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -166,7 +167,7 @@ impl Cx<'_> {
         let Some((_, path)) = file.cloned() else {
             let p = platform.map_or_else(|| "this platform".to_string(), |p| p.to_string());
             self.error(
-                Diagnostic::error("pinfold::input-platform", format!("download `{}` has no file for {p}", name.value))
+                Diagnostic::error(Code::InputPlatform, format!("download `{}` has no file for {p}", name.value))
                     .at(name.span, "used here")
                     .help("add `platform \"…\" url=… sha256=…` for it to the download"),
             );
@@ -180,11 +181,8 @@ impl Cx<'_> {
             Ok(m) => m.len(),
             Err(e) => {
                 self.error(
-                    Diagnostic::error(
-                        "pinfold::store",
-                        format!("the stored download `{}` cannot be read: {e}", name.value),
-                    )
-                    .at(name.span, "used here"),
+                    Diagnostic::error(Code::Store, format!("the stored download `{}` cannot be read: {e}", name.value))
+                        .at(name.span, "used here"),
                 );
                 return false;
             }
@@ -213,7 +211,7 @@ impl Cx<'_> {
         }
         let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
             let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error("pinfold::unknown-input", format!("no archive is named `{}`", name.value))
+            let mut d = Diagnostic::error(Code::UnknownInput, format!("no archive is named `{}`", name.value))
                 .at(name.span, "not a declared archive");
             d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
             self.error(d);
@@ -251,11 +249,8 @@ impl Cx<'_> {
                 Ok(t) => t,
                 Err(e) => {
                     self.error(
-                        Diagnostic::error(
-                            "pinfold::path-missing",
-                            format!("cannot read the link `{}`: {e}", path.display()),
-                        )
-                        .at(source.span, "copied from here"),
+                        Diagnostic::error(Code::PathMissing, format!("cannot read the link `{}`: {e}", path.display()))
+                            .at(source.span, "copied from here"),
                     );
                     return false;
                 }
@@ -263,7 +258,7 @@ impl Cx<'_> {
             let Some(target) = target.to_str() else {
                 self.error(
                     Diagnostic::error(
-                        "pinfold::bad-path",
+                        Code::BadPath,
                         format!("the link `{}` points to a name that is not UTF-8", path.display()),
                     )
                     .at(source.span, "copied from here"),
@@ -274,7 +269,7 @@ impl Cx<'_> {
         } else {
             self.error(
                 Diagnostic::error(
-                    "pinfold::special-file",
+                    Code::SpecialFile,
                     format!("`{}` is a socket, FIFO or device, which a layer cannot hold reproducibly", path.display()),
                 )
                 .at(source.span, "copied from here")
@@ -291,7 +286,7 @@ impl Cx<'_> {
 
     fn conflict(&mut self, at: &Spanned<String>, path: &str) -> bool {
         self.error(
-            Diagnostic::error("pinfold::path-conflict", format!("`/{path}` is written twice in this layer"))
+            Diagnostic::error(Code::PathConflict, format!("`/{path}` is written twice in this layer"))
                 .at(at.span, "written again here"),
         );
         false

@@ -7,6 +7,7 @@ use super::Cx;
 use crate::cache::Cache;
 use crate::input::{extract_archive, fetch};
 use pinfold_image::digest::Digest;
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::Diagnostic;
 use pinfold_lang::lock::LockedFile;
 use pinfold_lang::{ArchiveDecl, BuildFile, DownloadDecl, Platform, Spanned};
@@ -31,12 +32,9 @@ impl Cx<'_> {
     /// Reports an input that nothing pins.
     pub(super) fn unpinned(&mut self, what: String, span: miette::SourceSpan, help: &str) {
         let mut d = if self.locked {
-            Diagnostic::error(
-                "pinfold::unpinned",
-                format!("{what} is not pinned, and --locked requires every input pinned"),
-            )
+            Diagnostic::error(Code::Unpinned, format!("{what} is not pinned, and --locked requires every input pinned"))
         } else {
-            Diagnostic::warning("pinfold::unpinned", format!("{what} is not pinned: the build used what it found"))
+            Diagnostic::warning(Code::Unpinned, format!("{what} is not pinned: the build used what it found"))
         };
         d = d.at(span, "no pin here or in pinfold.lock").help(help);
         self.error(d);
@@ -48,10 +46,7 @@ impl Cx<'_> {
             return resolved;
         }
         let Some(cache) = cache else {
-            self.error(Diagnostic::error(
-                "pinfold::store",
-                "downloads and archives need the store of a cache directory",
-            ));
+            self.error(Diagnostic::error(Code::Store, "downloads and archives need the store of a cache directory"));
             return resolved;
         };
         for d in &file.downloads {
@@ -117,7 +112,7 @@ impl Cx<'_> {
                         _ => source.url.span,
                     };
                     self.error(
-                        Diagnostic::error("pinfold::download", format!("download `{}`: {e}", d.name.value))
+                        Diagnostic::error(Code::Download, format!("download `{}`: {e}", d.name.value))
                             .at(span, "fetched from here"),
                     );
                 }
@@ -132,7 +127,7 @@ impl Cx<'_> {
                 if let Some(why) = self.escapes_root(&p.value) {
                     self.error(
                         Diagnostic::error(
-                            "pinfold::path-escape",
+                            Code::PathEscape,
                             format!("`{}` is outside the build file's directory", p.value),
                         )
                         .at(p.span, why),
@@ -173,7 +168,7 @@ impl Cx<'_> {
                     _ => source.span,
                 };
                 self.error(
-                    Diagnostic::error("pinfold::archive", format!("archive `{}`: {e}", a.name.value))
+                    Diagnostic::error(Code::Archive, format!("archive `{}`: {e}", a.name.value))
                         .at(span, "read from here"),
                 );
                 return None;
@@ -186,7 +181,7 @@ impl Cx<'_> {
             Ok(dir) => Some(dir),
             Err(e) => {
                 self.error(
-                    Diagnostic::error("pinfold::archive", format!("archive `{}`: {e}", a.name.value))
+                    Diagnostic::error(Code::Archive, format!("archive `{}`: {e}", a.name.value))
                         .at(source.span, "this archive")
                         .help("an archive may hold only files, directories and symlinks inside itself"),
                 );

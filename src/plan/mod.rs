@@ -14,6 +14,7 @@ pub use pinfold_image::oci::assemble::set_env;
 use pinfold_image::oci::assemble::{BaseSpec, ConfigSpec, TargetSpec};
 use pinfold_image::oci::read::OpenedImage;
 use pinfold_image::oci::reference::ImageRef;
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::{Diagnostic, Diagnostics, Source};
 use pinfold_lang::lock::Lock;
 use pinfold_lang::{self as lang, BaseSource, BuildFile, ConfigDecl, EntryDecl, FromDecl, Platform, Spanned};
@@ -192,13 +193,13 @@ pub fn load(path: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut D
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(_) => {
-                diags.push(Diagnostic::error("pinfold::unreadable", format!("{} is not UTF-8 text", path.display())));
+                diags.push(Diagnostic::error(Code::Unreadable, format!("{} is not UTF-8 text", path.display())));
                 return None;
             }
         },
         Err(e) => {
             diags.push(
-                Diagnostic::error("pinfold::unreadable", format!("cannot read the build file {}: {e}", path.display()))
+                Diagnostic::error(Code::Unreadable, format!("cannot read the build file {}: {e}", path.display()))
                     .help("name it with -f FILE, or run pinfold in the directory that holds pinfold.kdl"),
             );
             return None;
@@ -227,10 +228,7 @@ fn plan_in_dir(
     let root = match path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
         Ok(root) => root,
         Err(e) => {
-            diags.push(Diagnostic::error(
-                "pinfold::unreadable",
-                format!("cannot resolve the build file's directory: {e}"),
-            ));
+            diags.push(Diagnostic::error(Code::Unreadable, format!("cannot resolve the build file's directory: {e}")));
             return None;
         }
     };
@@ -244,12 +242,12 @@ fn plan_in_dir(
 fn check_lock(lock: Option<&Lock>, text: &str, diags: &mut Diagnostics) {
     match lock {
         None => diags.push(
-            Diagnostic::error("pinfold::lock", "--locked, and there is no pinfold.lock beside the build file")
+            Diagnostic::error(Code::Lock, "--locked, and there is no pinfold.lock beside the build file")
                 .help("run `pinfold lock` and commit pinfold.lock"),
         ),
         Some(lock) if Some(&lock.build_file) != pinfold_lang::lock::build_file_checksum(text).as_ref() => diags.push(
             Diagnostic::error(
-                "pinfold::lock",
+                Code::Lock,
                 "--locked, and pinfold.lock is stale: the build file changed since it was written",
             )
             .help("run `pinfold lock` to resolve the build file again, and commit pinfold.lock"),
@@ -291,7 +289,7 @@ pub fn plan(
         None => match epoch::resolve(root, input.source_date_epoch.as_deref()) {
             Ok(found) => found,
             Err(message) => {
-                cx.diags.push(Diagnostic::error("pinfold::epoch", message));
+                cx.diags.push(Diagnostic::error(Code::Epoch, message));
                 (0, EpochOrigin::Zero)
             }
         },
@@ -313,7 +311,7 @@ pub fn plan(
                 let known: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
                 cx.error(
                     Diagnostic::error(
-                        "pinfold::unused-platform-block",
+                        Code::UnusedPlatformBlock,
                         format!("image `{}` is not built for {}", decl.name.value, o.platform.value),
                     )
                     .at(o.platform.span, "this block would never apply")
@@ -339,7 +337,7 @@ pub fn plan(
                 Some((FromDecl::Base(name), span)) => match bases.get(name.as_str()) {
                     None => {
                         let names: Vec<&str> = bases.keys().copied().collect();
-                        let mut d = Diagnostic::error("pinfold::unknown-base", format!("no base is named `{name}`"))
+                        let mut d = Diagnostic::error(Code::UnknownBase, format!("no base is named `{name}`"))
                             .at(span, "not a declared base");
                         d.help = Some(match lang::parse::did_you_mean(name, &names) {
                             Some(s) => format!("did you mean `{s}`?"),
@@ -356,7 +354,7 @@ pub fn plan(
                         None => {
                             cx.error(
                                 Diagnostic::error(
-                                    "pinfold::base-platform",
+                                    Code::BasePlatform,
                                     format!(
                                         "base `{name}` has no image for {platform}, which image `{}` is built for",
                                         decl.name.value
@@ -503,7 +501,7 @@ impl Cx<'_> {
         if let Some(escape) = self.escapes_root(&location.value) {
             self.error(
                 Diagnostic::error(
-                    "pinfold::path-escape",
+                    Code::PathEscape,
                     format!("`{}` is outside the build file's directory", location.value),
                 )
                 .at(location.span, escape),
@@ -516,7 +514,7 @@ impl Cx<'_> {
                 self.error(
                     // Paths relative to the build file: the message is the same on every machine.
                     Diagnostic::error(
-                        "pinfold::base-unreadable",
+                        Code::BaseUnreadable,
                         format!(
                             "cannot open base `{}`: {}",
                             decl.name.value,
@@ -538,7 +536,7 @@ impl Cx<'_> {
                 Some(pinned) if pinned != image.top.digest => {
                     self.error(
                         Diagnostic::error(
-                            "pinfold::digest-mismatch",
+                            Code::DigestMismatch,
                             format!(
                                 "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
                                 decl.name.value, image.top.digest
@@ -563,7 +561,7 @@ impl Cx<'_> {
         if image.top.digest != pinned {
             self.error(
                 Diagnostic::error(
-                    "pinfold::digest-mismatch",
+                    Code::DigestMismatch,
                     format!(
                         "base `{}` does not match its pinned digest: pinned {pinned}, found {}",
                         decl.name.value, image.top.digest
@@ -593,9 +591,7 @@ impl Cx<'_> {
         let reference = match pinfold_registry::Reference::parse(&r.value) {
             Ok(reference) => reference,
             Err(e) => {
-                self.error(
-                    Diagnostic::error("pinfold::bad-value", e.to_string()).at(r.span, "not HOST/REPO[:TAG]@sha256:…"),
-                );
+                self.error(Diagnostic::error(Code::BadValue, e.to_string()).at(r.span, "not HOST/REPO[:TAG]@sha256:…"));
                 return None;
             }
         };
@@ -605,7 +601,7 @@ impl Cx<'_> {
         {
             if node != inline {
                 self.error(
-                    Diagnostic::error("pinfold::conflicting-source", format!("base `{name}` is pinned to two digests"))
+                    Diagnostic::error(Code::ConflictingSource, format!("base `{name}` is pinned to two digests"))
                         .at(span, format!("pins {node}"))
                         .also_at(r.span, format!("pins {inline}"))
                         .help("keep one: the `@sha256:…` of the reference or the `digest` node"),
@@ -630,8 +626,8 @@ impl Cx<'_> {
             Ok(image) => image,
             Err(e) => {
                 let code = match e {
-                    pinfold_image::oci::read::ReadError::DigestMismatch { .. } => "pinfold::digest-mismatch",
-                    _ => "pinfold::base-unreadable",
+                    pinfold_image::oci::read::ReadError::DigestMismatch { .. } => Code::DigestMismatch,
+                    _ => Code::BaseUnreadable,
                 };
                 self.error(
                     Diagnostic::error(code, format!("cannot pull base `{name}`: {e}"))
@@ -717,7 +713,7 @@ impl Cx<'_> {
             if let Err(conflict) = tree.extend(part) {
                 self.error(
                     Diagnostic::error(
-                        "pinfold::path-conflict",
+                        Code::PathConflict,
                         format!("`/{}` is written twice in this layer", conflict.path),
                     )
                     .at(entry.span(), "writes it again")
@@ -733,7 +729,7 @@ impl Cx<'_> {
         match self.step_outputs.get(&step.value) {
             None => {
                 let known: Vec<&str> = self.step_outputs.keys().map(String::as_str).collect();
-                let mut d = Diagnostic::error("pinfold::unknown-step", format!("no step is named `{}`", step.value))
+                let mut d = Diagnostic::error(Code::UnknownStep, format!("no step is named `{}`", step.value))
                     .at(step.span, "not a step of this file");
                 d.help = lang::parse::did_you_mean(&step.value, &known).map(|s| format!("did you mean `{s}`?"));
                 self.error(d);
@@ -741,7 +737,7 @@ impl Cx<'_> {
             Some(outputs) if !steps::covered_by_outputs(&source.value, outputs.iter().map(String::as_str)) => {
                 self.error(
                     Diagnostic::error(
-                        "pinfold::unknown-output",
+                        Code::UnknownOutput,
                         format!("step `{}` declares no output `{}`", step.value, source.value),
                     )
                     .at(source.span, "not among the step's outputs")
@@ -757,11 +753,8 @@ impl Cx<'_> {
         let Some(normalized) = pinfold_image::layer::tree::normalize_image_path(&path.value) else { return false };
         if let Err(conflict) = tree.insert(normalized, entry) {
             self.error(
-                Diagnostic::error(
-                    "pinfold::path-conflict",
-                    format!("`/{}` is written twice in this layer", conflict.path),
-                )
-                .at(path.span, "written again here"),
+                Diagnostic::error(Code::PathConflict, format!("`/{}` is written twice in this layer", conflict.path))
+                    .at(path.span, "written again here"),
             );
             return false;
         }
@@ -789,7 +782,7 @@ pub fn apply_step_copies(
         let Some(dir) = id.and_then(|id| outputs.get(&id)).map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
         else {
             diags.push(
-                Diagnostic::error("pinfold::step", format!("step `{}` has not run", step.value))
+                Diagnostic::error(Code::Step, format!("step `{}` has not run", step.value))
                     .at(step.span, "used here")
                     .in_source(&plan.source),
             );
@@ -813,7 +806,7 @@ pub fn apply_step_copies(
             if let Err(conflict) = tree.extend(part) {
                 cx.error(
                     Diagnostic::error(
-                        "pinfold::path-conflict",
+                        Code::PathConflict,
                         format!("`/{}` is written twice in this layer", conflict.path),
                     )
                     .at(*span, "writes it again"),

@@ -6,6 +6,7 @@ use super::{BaseImage, Cx, DEFAULT_PLATFORM};
 use miette::SourceSpan;
 use pinfold_image::oci::read::OpenedImage;
 use pinfold_image::walk::FileStat;
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::Diagnostic;
 use pinfold_lang::{self as lang, BuildFile, EntryDecl, Platform, StepDecl, StepInput};
 use std::collections::{BTreeMap, BTreeSet};
@@ -374,7 +375,7 @@ impl Cx<'_> {
         for cycle in cycles(&graph(file)) {
             let path: Vec<String> =
                 cycle.iter().map(|(n, _)| n.to_string()).chain(std::iter::once(cycle[0].0.to_string())).collect();
-            let mut d = Diagnostic::error("pinfold::cycle", format!("a cycle: {}", path.join(" → ")))
+            let mut d = Diagnostic::error(Code::Cycle, format!("a cycle: {}", path.join(" → ")))
                 .at(cycle[0].1, format!("{} needs {}", cycle[0].0, path[1]));
             for (i, (node, span)) in cycle.iter().enumerate().skip(1) {
                 d = d.also_at(*span, format!("{node} needs {}", path[i + 1]));
@@ -414,11 +415,9 @@ impl Cx<'_> {
             None => {
                 let mut known: Vec<&str> = bases.keys().copied().collect();
                 known.extend(file.images.iter().map(|i| i.name.value.as_str()));
-                let mut d = Diagnostic::error(
-                    "pinfold::unknown-image",
-                    format!("no base or image is named `{}`", image_name.value),
-                )
-                .at(image_name.span, "not a base or an image of this file");
+                let mut d =
+                    Diagnostic::error(Code::UnknownImage, format!("no base or image is named `{}`", image_name.value))
+                        .at(image_name.span, "not a base or an image of this file");
                 d.help = Some(match lang::parse::did_you_mean(&image_name.value, &known) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "a step runs in a `base` or an `image` of the build file".into(),
@@ -436,9 +435,8 @@ impl Cx<'_> {
                 StepInput::Step { step, paths } => match file.steps.iter().find(|s| s.name.value == step.value) {
                     None => {
                         let known: Vec<&str> = file.steps.iter().map(|s| s.name.value.as_str()).collect();
-                        let mut d =
-                            Diagnostic::error("pinfold::unknown-step", format!("no step is named `{}`", step.value))
-                                .at(step.span, "not a step of this file");
+                        let mut d = Diagnostic::error(Code::UnknownStep, format!("no step is named `{}`", step.value))
+                            .at(step.span, "not a step of this file");
                         d.help = lang::parse::did_you_mean(&step.value, &known).map(|s| format!("did you mean `{s}`?"));
                         self.error(d);
                         ok = false;
@@ -448,7 +446,7 @@ impl Cx<'_> {
                             if !covered_by_outputs(&p.value, other.outputs.iter().map(|o| o.value.as_str())) {
                                 self.error(
                                     Diagnostic::error(
-                                        "pinfold::unknown-output",
+                                        Code::UnknownOutput,
                                         format!("step `{}` declares no output `{}`", step.value, p.value),
                                     )
                                     .at(p.span, "not among its outputs"),
@@ -463,7 +461,7 @@ impl Cx<'_> {
         }
         if decl.outputs.is_empty() {
             self.error(
-                Diagnostic::error("pinfold::missing-node", format!("step `{name}` declares no outputs"))
+                Diagnostic::error(Code::MissingNode, format!("step `{name}` declares no outputs"))
                     .at(decl.name.span, "no `outputs`")
                     .help("add `outputs \"PATH\"…`: what the step makes, relative to its work directory"),
             );
@@ -594,7 +592,7 @@ impl Cx<'_> {
                     None => {
                         self.error(
                             Diagnostic::error(
-                                "pinfold::base-platform",
+                                Code::BasePlatform,
                                 format!(
                                     "base `{name}` has no image for {platform}, which step `{}` runs on",
                                     step.name
@@ -619,7 +617,7 @@ impl Cx<'_> {
                 let have: Vec<String> = built.into_iter().flatten().map(|t| t.platform.to_string()).collect();
                 self.error(
                     Diagnostic::error(
-                        "pinfold::base-platform",
+                        Code::BasePlatform,
                         format!("image `{name}` is not built for {platform}, which step `{}` runs on", step.name),
                     )
                     .at(
@@ -646,7 +644,7 @@ impl Cx<'_> {
     ) -> bool {
         let mut found: Vec<(String, Option<FileStat>)> = Vec::new();
         let unreadable = |e: &str| {
-            Diagnostic::error("pinfold::unreadable", format!("cannot read the files of `{}`: {e}", pattern.value))
+            Diagnostic::error(Code::Unreadable, format!("cannot read the files of `{}`: {e}", pattern.value))
                 .at(pattern.span, "a step input")
         };
         if is_glob(&pattern.value) {
@@ -672,7 +670,7 @@ impl Cx<'_> {
             if path.exists() && !path.canonicalize().is_ok_and(|real| real.starts_with(self.root)) {
                 self.error(
                     Diagnostic::error(
-                        "pinfold::path-escape",
+                        Code::PathEscape,
                         format!("`{}` resolves outside the build file's directory", pattern.value),
                     )
                     .at(pattern.span, "a symlink on this path leads out of the repository"),
@@ -691,12 +689,9 @@ impl Cx<'_> {
                 Ok(m) if m.is_file() => found.push((rel.to_string(), Some(FileStat::from_metadata(&m)))),
                 Ok(_) => {
                     self.error(
-                        Diagnostic::error(
-                            "pinfold::special-file",
-                            format!("`{}` is not a regular file", pattern.value),
-                        )
-                        .at(pattern.span, "a step input")
-                        .help("step inputs are regular files, or directories of them"),
+                        Diagnostic::error(Code::SpecialFile, format!("`{}` is not a regular file", pattern.value))
+                            .at(pattern.span, "a step input")
+                            .help("step inputs are regular files, or directories of them"),
                     );
                     return false;
                 }
@@ -705,7 +700,7 @@ impl Cx<'_> {
         }
         if found.is_empty() {
             self.error(
-                Diagnostic::error("pinfold::path-missing", format!("`{}` matches no file", pattern.value))
+                Diagnostic::error(Code::PathMissing, format!("`{}` matches no file", pattern.value))
                     .at(pattern.span, "no file below the build file matches"),
             );
             return false;

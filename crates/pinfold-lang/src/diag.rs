@@ -37,6 +37,284 @@ impl std::str::FromStr for Severity {
     }
 }
 
+/// Every code pinfold itself emits (lint rules have their own ids, [`Code::Rule`]).
+/// Scripts match on the text of a code, so a variant's text never changes; the table
+/// in `spec/language.md` is checked against [`Code::ALL`] by a test, so the spec lists
+/// exactly the codes that exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    /// `pinfold::archive`
+    Archive,
+    /// `pinfold::bad-compression`
+    BadCompression,
+    /// `pinfold::bad-digest`
+    BadDigest,
+    /// `pinfold::bad-name`
+    BadName,
+    /// `pinfold::bad-path`
+    BadPath,
+    /// `pinfold::bad-platform`
+    BadPlatform,
+    /// `pinfold::bad-regex`
+    BadRegex,
+    /// `pinfold::bad-type`
+    BadType,
+    /// `pinfold::bad-value`
+    BadValue,
+    /// `pinfold::base-platform`
+    BasePlatform,
+    /// `pinfold::base-unreadable`
+    BaseUnreadable,
+    /// `pinfold::build`
+    Build,
+    /// `pinfold::cache`
+    Cache,
+    /// `pinfold::conflicting-source`
+    ConflictingSource,
+    /// `pinfold::cycle`
+    Cycle,
+    /// `pinfold::digest-mismatch`
+    DigestMismatch,
+    /// `pinfold::download`
+    Download,
+    /// `pinfold::duplicate-name`
+    DuplicateName,
+    /// `pinfold::duplicate-node`
+    DuplicateNode,
+    /// `pinfold::duplicate-platform`
+    DuplicatePlatform,
+    /// `pinfold::empty-image`
+    EmptyImage,
+    /// `pinfold::empty-step`
+    EmptyStep,
+    /// `pinfold::empty-test`
+    EmptyTest,
+    /// `pinfold::epoch`
+    Epoch,
+    /// `pinfold::input-platform`
+    InputPlatform,
+    /// `pinfold::lint::parse`
+    LintParse,
+    /// `pinfold::lint::unreadable`
+    LintUnreadable,
+    /// `pinfold::lock`
+    Lock,
+    /// `pinfold::misplaced-version`
+    MisplacedVersion,
+    /// `pinfold::missing-argument`
+    MissingArgument,
+    /// `pinfold::missing-from`
+    MissingFrom,
+    /// `pinfold::missing-node`
+    MissingNode,
+    /// `pinfold::missing-property`
+    MissingProperty,
+    /// `pinfold::missing-run`
+    MissingRun,
+    /// `pinfold::missing-source`
+    MissingSource,
+    /// `pinfold::missing-version`
+    MissingVersion,
+    /// `pinfold::path-conflict`
+    PathConflict,
+    /// `pinfold::path-escape`
+    PathEscape,
+    /// `pinfold::path-missing`
+    PathMissing,
+    /// `pinfold::shared-cache`
+    SharedCache,
+    /// `pinfold::special-file`
+    SpecialFile,
+    /// `pinfold::step`
+    Step,
+    /// `pinfold::step-network`
+    StepNetwork,
+    /// `pinfold::store`
+    Store,
+    /// `pinfold::syntax`
+    Syntax,
+    /// `pinfold::too-many-arguments`
+    TooManyArguments,
+    /// `pinfold::unexpected-children`
+    UnexpectedChildren,
+    /// `pinfold::unknown-base`
+    UnknownBase,
+    /// `pinfold::unknown-image`
+    UnknownImage,
+    /// `pinfold::unknown-input`
+    UnknownInput,
+    /// `pinfold::unknown-node`
+    UnknownNode,
+    /// `pinfold::unknown-output`
+    UnknownOutput,
+    /// `pinfold::unknown-property`
+    UnknownProperty,
+    /// `pinfold::unknown-step`
+    UnknownStep,
+    /// `pinfold::unpinned`
+    Unpinned,
+    /// `pinfold::unreadable`
+    Unreadable,
+    /// `pinfold::unsupported-version`
+    UnsupportedVersion,
+    /// `pinfold::unused-platform-block`
+    UnusedPlatformBlock,
+    /// A lint rule's id (`PF101`), defined by the rule.
+    Rule(&'static str),
+}
+
+impl Code {
+    /// Every code but the lint rules', in the order of their text.
+    pub const ALL: &'static [Code] = &[
+        Code::Archive,
+        Code::BadCompression,
+        Code::BadDigest,
+        Code::BadName,
+        Code::BadPath,
+        Code::BadPlatform,
+        Code::BadRegex,
+        Code::BadType,
+        Code::BadValue,
+        Code::BasePlatform,
+        Code::BaseUnreadable,
+        Code::Build,
+        Code::Cache,
+        Code::ConflictingSource,
+        Code::Cycle,
+        Code::DigestMismatch,
+        Code::Download,
+        Code::DuplicateName,
+        Code::DuplicateNode,
+        Code::DuplicatePlatform,
+        Code::EmptyImage,
+        Code::EmptyStep,
+        Code::EmptyTest,
+        Code::Epoch,
+        Code::InputPlatform,
+        Code::LintParse,
+        Code::LintUnreadable,
+        Code::Lock,
+        Code::MisplacedVersion,
+        Code::MissingArgument,
+        Code::MissingFrom,
+        Code::MissingNode,
+        Code::MissingProperty,
+        Code::MissingRun,
+        Code::MissingSource,
+        Code::MissingVersion,
+        Code::PathConflict,
+        Code::PathEscape,
+        Code::PathMissing,
+        Code::SharedCache,
+        Code::SpecialFile,
+        Code::Step,
+        Code::StepNetwork,
+        Code::Store,
+        Code::Syntax,
+        Code::TooManyArguments,
+        Code::UnexpectedChildren,
+        Code::UnknownBase,
+        Code::UnknownImage,
+        Code::UnknownInput,
+        Code::UnknownNode,
+        Code::UnknownOutput,
+        Code::UnknownProperty,
+        Code::UnknownStep,
+        Code::Unpinned,
+        Code::Unreadable,
+        Code::UnsupportedVersion,
+        Code::UnusedPlatformBlock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Archive => "pinfold::archive",
+            Code::BadCompression => "pinfold::bad-compression",
+            Code::BadDigest => "pinfold::bad-digest",
+            Code::BadName => "pinfold::bad-name",
+            Code::BadPath => "pinfold::bad-path",
+            Code::BadPlatform => "pinfold::bad-platform",
+            Code::BadRegex => "pinfold::bad-regex",
+            Code::BadType => "pinfold::bad-type",
+            Code::BadValue => "pinfold::bad-value",
+            Code::BasePlatform => "pinfold::base-platform",
+            Code::BaseUnreadable => "pinfold::base-unreadable",
+            Code::Build => "pinfold::build",
+            Code::Cache => "pinfold::cache",
+            Code::ConflictingSource => "pinfold::conflicting-source",
+            Code::Cycle => "pinfold::cycle",
+            Code::DigestMismatch => "pinfold::digest-mismatch",
+            Code::Download => "pinfold::download",
+            Code::DuplicateName => "pinfold::duplicate-name",
+            Code::DuplicateNode => "pinfold::duplicate-node",
+            Code::DuplicatePlatform => "pinfold::duplicate-platform",
+            Code::EmptyImage => "pinfold::empty-image",
+            Code::EmptyStep => "pinfold::empty-step",
+            Code::EmptyTest => "pinfold::empty-test",
+            Code::Epoch => "pinfold::epoch",
+            Code::InputPlatform => "pinfold::input-platform",
+            Code::LintParse => "pinfold::lint::parse",
+            Code::LintUnreadable => "pinfold::lint::unreadable",
+            Code::Lock => "pinfold::lock",
+            Code::MisplacedVersion => "pinfold::misplaced-version",
+            Code::MissingArgument => "pinfold::missing-argument",
+            Code::MissingFrom => "pinfold::missing-from",
+            Code::MissingNode => "pinfold::missing-node",
+            Code::MissingProperty => "pinfold::missing-property",
+            Code::MissingRun => "pinfold::missing-run",
+            Code::MissingSource => "pinfold::missing-source",
+            Code::MissingVersion => "pinfold::missing-version",
+            Code::PathConflict => "pinfold::path-conflict",
+            Code::PathEscape => "pinfold::path-escape",
+            Code::PathMissing => "pinfold::path-missing",
+            Code::SharedCache => "pinfold::shared-cache",
+            Code::SpecialFile => "pinfold::special-file",
+            Code::Step => "pinfold::step",
+            Code::StepNetwork => "pinfold::step-network",
+            Code::Store => "pinfold::store",
+            Code::Syntax => "pinfold::syntax",
+            Code::TooManyArguments => "pinfold::too-many-arguments",
+            Code::UnexpectedChildren => "pinfold::unexpected-children",
+            Code::UnknownBase => "pinfold::unknown-base",
+            Code::UnknownImage => "pinfold::unknown-image",
+            Code::UnknownInput => "pinfold::unknown-input",
+            Code::UnknownNode => "pinfold::unknown-node",
+            Code::UnknownOutput => "pinfold::unknown-output",
+            Code::UnknownProperty => "pinfold::unknown-property",
+            Code::UnknownStep => "pinfold::unknown-step",
+            Code::Unpinned => "pinfold::unpinned",
+            Code::Unreadable => "pinfold::unreadable",
+            Code::UnsupportedVersion => "pinfold::unsupported-version",
+            Code::UnusedPlatformBlock => "pinfold::unused-platform-block",
+            Code::Rule(id) => id,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<Code> for &str {
+    fn eq(&self, code: &Code) -> bool {
+        *self == code.as_str()
+    }
+}
+
+impl PartialEq<Code> for String {
+    fn eq(&self, code: &Code) -> bool {
+        self == code.as_str()
+    }
+}
+
+impl From<Code> for String {
+    fn from(code: Code) -> String {
+        code.as_str().to_string()
+    }
+}
+
 /// The text a diagnostic points into, shared by all diagnostics of one file.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -83,7 +361,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code: code.into(),
             severity: Severity::Error,
@@ -96,7 +374,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
@@ -247,5 +525,24 @@ impl miette::Diagnostic for WithName<'_> {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         self.inner.labels()
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::Code;
+    use std::collections::BTreeSet;
+
+    /// The table of codes in `spec/language.md` lists exactly the codes that exist.
+    #[test]
+    fn the_spec_lists_every_code_and_no_other() {
+        let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/language.md")).unwrap();
+        let start = spec.find("| code | meaning |").expect("the table of codes");
+        let table = &spec[start..start + spec[start..].find("\n\n").unwrap()];
+        let re = regex::Regex::new(r"`(pinfold::[a-z:-]+)`").unwrap();
+        let listed: BTreeSet<&str> = re.captures_iter(table).map(|c| c.get(1).unwrap().as_str()).collect();
+        let emitted: BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed.difference(&emitted).collect::<Vec<_>>(), Vec::<&&str>::new(), "listed but never emitted");
+        assert_eq!(emitted.difference(&listed).collect::<Vec<_>>(), Vec::<&&str>::new(), "emitted but not listed");
     }
 }

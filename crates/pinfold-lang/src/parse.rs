@@ -3,6 +3,7 @@
 //! shows all of a file's errors.
 
 use super::syntax::*;
+use crate::diag::Code;
 use crate::diag::{Diagnostic, Diagnostics, Source};
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
@@ -15,7 +16,7 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
         Err(err) => {
             for d in err.diagnostics {
                 let message = d.message.unwrap_or_else(|| "invalid KDL".to_string());
-                let mut diag = Diagnostic::error("pinfold::syntax", format!("invalid KDL: {message}"))
+                let mut diag = Diagnostic::error(Code::Syntax, format!("invalid KDL: {message}"))
                     .at(d.span, d.label.unwrap_or_else(|| "here".to_string()))
                     .in_source(source);
                 diag.help = d.help.or_else(|| {
@@ -84,7 +85,7 @@ pub fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 impl Cx<'_> {
     pub(super) fn error(
         &mut self,
-        code: &str,
+        code: Code,
         message: impl Into<String>,
         span: SourceSpan,
         label: impl Into<String>,
@@ -96,7 +97,7 @@ impl Cx<'_> {
     fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
         let name = node.name().value();
         let diag = self.error(
-            "pinfold::unknown-node",
+            Code::UnknownNode,
             format!("unknown node `{name}` {context}"),
             name_span(node),
             "not a node of the build language here",
@@ -119,7 +120,7 @@ impl Cx<'_> {
             }
             let node_name = node.name().value();
             let diag = self.error(
-                "pinfold::unknown-property",
+                Code::UnknownProperty,
                 format!("unknown property `{}` on `{node_name}`", key.value()),
                 entry.span(),
                 "not a property of this node",
@@ -138,7 +139,7 @@ impl Cx<'_> {
         let name = node.name().value();
         if list.len() < min {
             let diag = self.error(
-                "pinfold::missing-argument",
+                Code::MissingArgument,
                 format!("`{name}` needs {what}"),
                 node.span(),
                 format!("{} argument(s) given", list.len()),
@@ -147,7 +148,7 @@ impl Cx<'_> {
         } else if list.len() > max {
             let extra = list[max];
             self.error(
-                "pinfold::too-many-arguments",
+                Code::TooManyArguments,
                 format!("`{name}` takes {what}, and {} argument(s) were given", list.len()),
                 extra.span(),
                 "this and what follows are not used",
@@ -159,7 +160,7 @@ impl Cx<'_> {
     pub(super) fn no_children(&mut self, node: &KdlNode) {
         if let Some(children) = node.children() {
             self.error(
-                "pinfold::unexpected-children",
+                Code::UnexpectedChildren,
                 format!("`{}` takes no block", node.name().value()),
                 children.span(),
                 "remove this block",
@@ -172,7 +173,7 @@ impl Cx<'_> {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
             other => {
                 let diag = self.error(
-                    "pinfold::bad-type",
+                    Code::BadType,
                     format!("{what} must be a string, found {}", type_name(other)),
                     entry.span(),
                     "expected a string",
@@ -190,7 +191,7 @@ impl Cx<'_> {
             KdlValue::Integer(i) if (0..=max).contains(i) => Some(Spanned::new(*i as u64, entry.span())),
             KdlValue::Integer(i) => {
                 self.error(
-                    "pinfold::bad-value",
+                    Code::BadValue,
                     format!("{what} must be between 0 and {max}, found {i}"),
                     entry.span(),
                     "out of range",
@@ -199,7 +200,7 @@ impl Cx<'_> {
             }
             other => {
                 let diag = self.error(
-                    "pinfold::bad-type",
+                    Code::BadType,
                     format!("{what} must be an integer, found {}", type_name(other)),
                     entry.span(),
                     "expected an integer",
@@ -238,7 +239,7 @@ impl Cx<'_> {
             let name = node.name().value();
             if name != "pinfold" && file.version.is_none() && index == 0 {
                 let diag = self.error(
-                    "pinfold::missing-version",
+                    Code::MissingVersion,
                     "a build file starts with the language version: `pinfold 1`",
                     name_span(node),
                     "expected `pinfold 1` before this",
@@ -251,7 +252,7 @@ impl Cx<'_> {
                     self.no_children(node);
                     if index != 0 {
                         self.error(
-                            "pinfold::misplaced-version",
+                            Code::MisplacedVersion,
                             "`pinfold` must be the first node of the build file",
                             name_span(node),
                             "move this to the top",
@@ -263,7 +264,7 @@ impl Cx<'_> {
                     {
                         if v.value != 1 {
                             let diag = self.error(
-                                "pinfold::unsupported-version",
+                                Code::UnsupportedVersion,
                                 format!("language version {} is not supported by this pinfold", v.value),
                                 v.span,
                                 "this pinfold reads version 1",
@@ -318,7 +319,7 @@ impl Cx<'_> {
         }
         if doc.nodes().is_empty() {
             self.diags.push(
-                Diagnostic::error("pinfold::missing-version", "the build file is empty")
+                Diagnostic::error(Code::MissingVersion, "the build file is empty")
                     .help("start with `pinfold 1`, then declare an `image`")
                     .in_source(self.source),
             );
@@ -342,7 +343,7 @@ impl Cx<'_> {
                 let first = name_span(nodes[0]);
                 for again in &nodes[1..] {
                     let diag = self.error(
-                        "pinfold::duplicate-node",
+                        Code::DuplicateNode,
                         format!("`{name}` is given more than once"),
                         name_span(again),
                         "given again here",
@@ -359,7 +360,7 @@ impl Cx<'_> {
             if let Some(first) = seen.get(name.value.as_str()) {
                 let first = *first;
                 let diag = self.error(
-                    "pinfold::duplicate-name",
+                    Code::DuplicateName,
                     format!("{what} `{}` is defined more than once", name.value),
                     name.span,
                     "defined again here",
@@ -377,7 +378,7 @@ impl Cx<'_> {
         let name = self.string(list.first()?, what)?;
         if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             let diag = self.error(
-                "pinfold::bad-name",
+                Code::BadName,
                 format!("`{}` is not a valid name", name.value),
                 name.span,
                 "letters, digits, `-`, `_` and `.` only",
@@ -398,7 +399,7 @@ impl Cx<'_> {
                 Ok(p) => {
                     if platforms.iter().any(|q: &Spanned<Platform>| q.value == p) {
                         self.error(
-                            "pinfold::duplicate-platform",
+                            Code::DuplicatePlatform,
                             format!("platform {p} is listed twice"),
                             s.span,
                             "listed again",
@@ -408,7 +409,7 @@ impl Cx<'_> {
                     }
                 }
                 Err(message) => {
-                    let diag = self.error("pinfold::bad-platform", message, s.span, "not a platform");
+                    let diag = self.error(Code::BadPlatform, message, s.span, "not a platform");
                     diag.help = Some("write platforms as \"linux/amd64\" or \"linux/arm64\"".into());
                 }
             }
@@ -423,7 +424,7 @@ impl Cx<'_> {
             self.arity(node, 1, 1, "a compression: \"gzip\", \"gzip:LEVEL\", \"zstd\", \"zstd:LEVEL\" or \"none\"");
         let value = self.string(list.first()?, "the compression")?;
         if let Err(message) = value.value.parse::<pinfold_image::layer::Compression>() {
-            self.error("pinfold::bad-compression", message.to_string(), value.span, "unknown compression");
+            self.error(Code::BadCompression, message.to_string(), value.span, "unknown compression");
             return None;
         }
         Some(value)
@@ -435,7 +436,7 @@ impl Cx<'_> {
         let mut base = BaseDecl { name, source: None, reference: None, digest: None, span: node.span() };
         let Some(children) = node.children() else {
             let diag = self.error(
-                "pinfold::missing-source",
+                Code::MissingSource,
                 format!("base `{}` says nothing of where its image is", base.name.value),
                 node.span(),
                 "this base has no block",
@@ -473,7 +474,7 @@ impl Cx<'_> {
                     if kind == "digest" {
                         if let Err(e) = value.value.parse::<pinfold_image::digest::Digest>() {
                             let diag = self.error(
-                                "pinfold::bad-digest",
+                                Code::BadDigest,
                                 format!("`{}` is not a digest: {e}", value.value),
                                 value.span,
                                 "not a sha256 digest",
@@ -491,7 +492,7 @@ impl Cx<'_> {
         }
         if source_nodes.len() > 1 {
             let diag = self.error(
-                "pinfold::conflicting-source",
+                Code::ConflictingSource,
                 format!("base `{}` names more than one source", base.name.value),
                 name_span(source_nodes[1]),
                 "second source",
@@ -501,7 +502,7 @@ impl Cx<'_> {
         }
         if base.source.is_none() && source_nodes.is_empty() {
             let diag = self.error(
-                "pinfold::missing-source",
+                Code::MissingSource,
                 format!("base `{}` says nothing of where its image is", base.name.value),
                 base.name.span,
                 "no layout, oci-archive, docker-archive or image",
@@ -527,7 +528,7 @@ impl Cx<'_> {
         };
         let Some(children) = node.children() else {
             let diag = self.error(
-                "pinfold::empty-image",
+                Code::EmptyImage,
                 format!("image `{}` has no block", image.name.value),
                 node.span(),
                 "no block",
@@ -551,7 +552,7 @@ impl Cx<'_> {
                         };
                         if image.from.is_some() {
                             self.error(
-                                "pinfold::duplicate-node",
+                                Code::DuplicateNode,
                                 "`from` is given more than once",
                                 name_span(child),
                                 "given again here",
@@ -577,7 +578,7 @@ impl Cx<'_> {
                         if let Some(first) = image.overrides.iter().find(|p| p.platform.value == o.platform.value) {
                             let first = first.platform.span;
                             let diag = self.error(
-                                "pinfold::duplicate-platform",
+                                Code::DuplicatePlatform,
                                 format!("platform {} has two override blocks", o.platform.value),
                                 o.platform.span,
                                 "second block",
@@ -597,7 +598,7 @@ impl Cx<'_> {
         }
         if image.from.is_none() {
             let diag = self.error(
-                "pinfold::missing-from",
+                Code::MissingFrom,
                 format!("image `{}` does not say what it starts from", image.name.value),
                 image.name.span,
                 "no `from` in this image",
@@ -616,7 +617,7 @@ impl Cx<'_> {
         let platform = match value.value.parse::<Platform>() {
             Ok(p) => Spanned::new(p, value.span),
             Err(message) => {
-                self.error("pinfold::bad-platform", message, value.span, "not a platform");
+                self.error(Code::BadPlatform, message, value.span, "not a platform");
                 return None;
             }
         };
@@ -670,7 +671,7 @@ impl Cx<'_> {
                     "workdir" => {
                         if !value.value.starts_with('/') {
                             self.error(
-                                "pinfold::bad-value",
+                                Code::BadValue,
                                 "`workdir` must be an absolute path",
                                 value.span,
                                 "not absolute",
@@ -704,7 +705,7 @@ impl Cx<'_> {
                 let list = self.arity(node, 1, usize::MAX, "one or more absolute paths");
                 for v in self.strings(&list, "a volume") {
                     if !v.value.starts_with('/') {
-                        self.error("pinfold::bad-value", "a volume is an absolute path", v.span, "not absolute");
+                        self.error(Code::BadValue, "a volume is an absolute path", v.span, "not absolute");
                     }
                     config.volumes.push(v);
                 }
@@ -718,12 +719,8 @@ impl Cx<'_> {
     pub(super) fn env_properties(&mut self, node: &KdlNode, example: &str) -> Vec<(Spanned<String>, Spanned<String>)> {
         let list = args(node);
         if let Some(first) = list.first() {
-            let diag = self.error(
-                "pinfold::bad-type",
-                "`env` takes properties, KEY=\"value\"",
-                first.span(),
-                "not a property",
-            );
+            let diag =
+                self.error(Code::BadType, "`env` takes properties, KEY=\"value\"", first.span(), "not a property");
             diag.help = Some(example.to_string());
         }
         let mut pairs = Vec::new();
@@ -733,7 +730,7 @@ impl Cx<'_> {
             any = true;
             if key.value().is_empty() || key.value().contains('=') {
                 self.error(
-                    "pinfold::bad-value",
+                    Code::BadValue,
                     format!("`{}` is not an environment variable name", key.value()),
                     entry.span(),
                     "bad name",
@@ -760,7 +757,7 @@ impl Cx<'_> {
                 KdlValue::String(s) => s.clone(),
                 other => {
                     self.error(
-                        "pinfold::bad-type",
+                        Code::BadType,
                         format!("a port is an integer or a string, found {}", type_name(other)),
                         entry.span(),
                         "not a port",
@@ -772,7 +769,7 @@ impl Cx<'_> {
                 Some(port) => ports.push(Spanned::new(port, entry.span())),
                 None => {
                     let diag =
-                        self.error("pinfold::bad-value", format!("`{text}` is not a port"), entry.span(), "not a port");
+                        self.error(Code::BadValue, format!("`{text}` is not a port"), entry.span(), "not a port");
                     diag.help = Some("a port is 1 to 65535, optionally followed by /tcp, /udp or /sctp".into());
                 }
             }
@@ -802,7 +799,7 @@ impl Cx<'_> {
                     let to = self.string_prop(child, "to", "the destination");
                     if prop(child, "to").is_none() {
                         let diag = self.error(
-                            "pinfold::missing-property",
+                            Code::MissingProperty,
                             "`copy` needs a destination: to=\"/path\"",
                             child.span(),
                             "no `to`",
@@ -844,7 +841,7 @@ impl Cx<'_> {
                         None if kind == "extract" => Some(Spanned::new("/".to_string(), child.span())),
                         None => {
                             self.error(
-                                "pinfold::missing-property",
+                                Code::MissingProperty,
                                 "`download` needs a destination: to=\"/path\"",
                                 child.span(),
                                 "no `to`",
@@ -863,12 +860,7 @@ impl Cx<'_> {
                     let list = self.arity(child, 1, 1, "a path, and target=\"…\"");
                     let path = list.first().and_then(|e| self.string(e, "the path"));
                     if prop(child, "target").is_none() {
-                        self.error(
-                            "pinfold::missing-property",
-                            "`symlink` needs target=\"…\"",
-                            child.span(),
-                            "no `target`",
-                        );
+                        self.error(Code::MissingProperty, "`symlink` needs target=\"…\"", child.span(), "no `target`");
                     }
                     let target = self.string_prop(child, "target", "the target");
                     match (path, target) {
@@ -881,7 +873,7 @@ impl Cx<'_> {
                 // The root is a destination of `copy`; climbing above it is not.
                 if pinfold_image::layer::tree::normalize_image_path(&format!("{}/x", to.value)).is_none() {
                     self.error(
-                        "pinfold::bad-path",
+                        Code::BadPath,
                         format!("`{}` climbs out of the image with `..`", to.value),
                         to.span,
                         "not a path inside the image",
@@ -891,7 +883,7 @@ impl Cx<'_> {
             for path in [entry_path(&entry)].into_iter().flatten() {
                 if pinfold_image::layer::tree::normalize_image_path(&path.value).is_none() {
                     self.error(
-                        "pinfold::bad-path",
+                        Code::BadPath,
                         format!("`{}` does not name a path inside the image", path.value),
                         path.span,
                         "the root itself, or a path that climbs out with `..`",
@@ -909,7 +901,7 @@ impl Cx<'_> {
             value.value.len() == 64 && value.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex_ok {
             let diag = self.error(
-                "pinfold::bad-digest",
+                Code::BadDigest,
                 format!("`{}` is not a sha256", value.value),
                 value.span,
                 "not 64 lowercase hex digits",
@@ -924,7 +916,7 @@ impl Cx<'_> {
         let url = self.string_prop(node, "url", "`url`")?;
         if !["https://", "http://", "file://"].iter().any(|p| url.value.starts_with(p)) {
             let diag = self.error(
-                "pinfold::bad-value",
+                Code::BadValue,
                 format!("`{}` is not an http, https or file URL", url.value),
                 url.span,
                 "unsupported URL",
@@ -943,7 +935,7 @@ impl Cx<'_> {
                 self.check_props(node, &["url", "sha256"]);
                 if prop(node, "url").is_none() {
                     self.error(
-                        "pinfold::missing-property",
+                        Code::MissingProperty,
                         format!("download `{}` needs url=\"…\"", decl.name.value),
                         node.span(),
                         "no `url`",
@@ -968,13 +960,13 @@ impl Cx<'_> {
                     let platform = match p.value.parse::<Platform>() {
                         Ok(platform) => Spanned::new(platform, p.span),
                         Err(message) => {
-                            self.error("pinfold::bad-platform", message, p.span, "not a platform");
+                            self.error(Code::BadPlatform, message, p.span, "not a platform");
                             continue;
                         }
                     };
                     if prop(child, "url").is_none() {
                         self.error(
-                            "pinfold::missing-property",
+                            Code::MissingProperty,
                             "a download's platform needs url=\"…\"",
                             child.span(),
                             "no `url`",
@@ -998,7 +990,7 @@ impl Cx<'_> {
             && p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
         if !clean {
             let diag = self.error(
-                "pinfold::bad-path",
+                Code::BadPath,
                 format!("{what} `{}` must be a relative path without `..`", path.value),
                 path.span,
                 "not a clean relative path",
@@ -1026,7 +1018,7 @@ impl Cx<'_> {
         };
         let Some(children) = node.children() else {
             let diag = self.error(
-                "pinfold::empty-step",
+                Code::EmptyStep,
                 format!("step `{}` has no block", step.name.value),
                 node.span(),
                 "no block",
@@ -1084,7 +1076,7 @@ impl Cx<'_> {
                     if let Some(w) = config.workdir {
                         if w.value == "/" || !pinfold_image::layer::tree::is_clean_absolute(&w.value) {
                             self.error(
-                                "pinfold::bad-value",
+                                Code::BadValue,
                                 "a step's `workdir` must be a clean absolute path other than `/`",
                                 w.span,
                                 "not usable as the work directory",
@@ -1101,14 +1093,14 @@ impl Cx<'_> {
                             Ok(p) if kind == "platform" => step.platform = Some(Spanned::new(p, s.span)),
                             Ok(p) => step.build_platform = Some(Spanned::new(p, s.span)),
                             Err(message) => {
-                                self.error("pinfold::bad-platform", message, s.span, "not a known platform");
+                                self.error(Code::BadPlatform, message, s.span, "not a known platform");
                             }
                         }
                     }
                 }
                 "network" => {
                     let diag = self.error(
-                        "pinfold::step-network",
+                        Code::StepNetwork,
                         "a step never has the network",
                         name_span(child),
                         "not supported",
@@ -1123,7 +1115,7 @@ impl Cx<'_> {
         }
         if step.image.is_none() {
             let diag = self.error(
-                "pinfold::missing-node",
+                Code::MissingNode,
                 format!("step `{}` names no image to run in", step.name.value),
                 name_span(node),
                 "no `image`",
@@ -1132,7 +1124,7 @@ impl Cx<'_> {
         }
         if step.run.is_empty() {
             let diag = self.error(
-                "pinfold::missing-node",
+                Code::MissingNode,
                 format!("step `{}` has no command", step.name.value),
                 name_span(node),
                 "no `run`",
@@ -1150,7 +1142,7 @@ impl Cx<'_> {
         let url = if prop(node, "url").is_some() { self.url_prop(node) } else { None };
         if prop(node, "path").is_some() == prop(node, "url").is_some() {
             let diag = self.error(
-                "pinfold::missing-source",
+                Code::MissingSource,
                 format!("archive `{}` needs either path=\"…\" or url=\"…\"", name.value),
                 node.span(),
                 "one source",
@@ -1173,7 +1165,7 @@ impl Cx<'_> {
             let value = written.rsplit('=').next().unwrap_or_default().trim();
             if attrs.mode.is_some() && !value.starts_with("0o") && value != "0" {
                 let diag = self.error(
-                    "pinfold::bad-value",
+                    Code::BadValue,
                     format!("`mode={value}` is not written in octal"),
                     e.span(),
                     "a decimal number",
@@ -1271,18 +1263,18 @@ mod tests {
             "pinfold 1\nstep s {\n inputs \"../outside\"\n outputs \"/abs\"\n network #true\n workdir \"/\"\n}\n",
         );
         let codes: Vec<&str> = diags.0.iter().map(|d| d.code.as_str()).collect();
-        for code in ["pinfold::bad-path", "pinfold::step-network", "pinfold::bad-value", "pinfold::missing-node"] {
-            assert!(codes.contains(&code), "{code} not in {codes:?}");
+        for code in [Code::BadPath, Code::StepNetwork, Code::BadValue, Code::MissingNode] {
+            assert!(codes.contains(&code.as_str()), "{code} not in {codes:?}");
         }
-        assert_eq!(codes.iter().filter(|c| **c == "pinfold::missing-node").count(), 2, "{codes:?}");
-        assert_eq!(codes.iter().filter(|c| **c == "pinfold::bad-path").count(), 2, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == Code::MissingNode).count(), 2, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == Code::BadPath).count(), 2, "{codes:?}");
     }
 
     #[test]
     fn every_error_of_a_file_is_reported_at_once() {
         let (_, diags) = parse_str("pinfold 1\nimgae x {}\nimage y {\n from scratch\n workdri \"/\"\n layer l { dir \"/x\" mode=\"0o755\" }\n}\n");
         let codes: Vec<&str> = diags.0.iter().map(|d| d.code.as_str()).collect();
-        assert_eq!(codes, ["pinfold::unknown-node", "pinfold::unknown-node", "pinfold::bad-type"]);
+        assert_eq!(codes, [Code::UnknownNode, Code::UnknownNode, Code::BadType]);
         assert!(diags.render_plain().contains("did you mean `image`?"));
         assert!(diags.render_plain().contains("did you mean `workdir`?"));
     }

@@ -11,6 +11,7 @@
 
 use super::parse::{args, did_you_mean, prop, Cx};
 use super::syntax::Spanned;
+use crate::diag::Code;
 use crate::diag::{Diagnostics, Source};
 use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
@@ -186,12 +187,8 @@ impl Cx<'_> {
         let written = self.source.text.get(span.offset()..span.offset() + span.len()).unwrap_or_default();
         let value = written.rsplit('=').next().unwrap_or_default().trim();
         if !value.starts_with("0o") && value != "0" {
-            let diag = self.error(
-                "pinfold::bad-value",
-                format!("`mode={value}` is not written in octal"),
-                span,
-                "a decimal number",
-            );
+            let diag =
+                self.error(Code::BadValue, format!("`mode={value}` is not written in octal"), span, "a decimal number");
             diag.help = Some(format!("modes are octal: write mode=0o{value}"));
             return None;
         }
@@ -203,7 +200,7 @@ impl Cx<'_> {
             Ok(_) => true,
             Err(e) => {
                 let diag = self.error(
-                    "pinfold::bad-regex",
+                    Code::BadRegex,
                     format!("`{}` is not a regular expression", value.value),
                     value.span,
                     "does not compile",
@@ -220,7 +217,7 @@ impl Cx<'_> {
         let path = self.string(list.first()?, "the path")?;
         if !path.value.starts_with('/') || pinfold_image::layer::tree::normalize_image_path(&path.value).is_none() {
             let diag = self.error(
-                "pinfold::bad-path",
+                Code::BadPath,
                 format!("`{}` is not an absolute path inside the image", path.value),
                 path.span,
                 "not an absolute path below `/`",
@@ -237,7 +234,7 @@ impl Cx<'_> {
         let name = self.string(list.first()?, "a test's name")?;
         if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             let diag = self.error(
-                "pinfold::bad-name",
+                Code::BadName,
                 format!("`{}` is not a valid name", name.value),
                 name.span,
                 "letters, digits, `-`, `_` and `.` only",
@@ -247,7 +244,7 @@ impl Cx<'_> {
         let mut test = TestDecl { name, command: None, checks: Vec::new(), span: node.span() };
         let Some(children) = node.children().filter(|c| !c.nodes().is_empty()) else {
             let diag = self.error(
-                "pinfold::empty-test",
+                Code::EmptyTest,
                 format!("test `{}` checks nothing", test.name.value),
                 node.span(),
                 "no checks in this test",
@@ -262,7 +259,7 @@ impl Cx<'_> {
             let kind = child.name().value();
             if !TEST_NODES.contains(&kind) {
                 let diag = self.error(
-                    "pinfold::unknown-node",
+                    Code::UnknownNode,
                     format!("unknown node `{kind}` in a test"),
                     child.name().span(),
                     "not a node of the build language here",
@@ -280,7 +277,7 @@ impl Cx<'_> {
                     self.check_props(child, &["timeout"]);
                     if let Some(first) = run_span {
                         let diag = self.error(
-                            "pinfold::duplicate-node",
+                            Code::DuplicateNode,
                             "a test runs one command",
                             child.name().span(),
                             "second `run`",
@@ -295,7 +292,7 @@ impl Cx<'_> {
                     let timeout = match prop(child, "timeout") {
                         Some(e) => match self.integer(e, "`timeout` (seconds)", 7 * 24 * 3600) {
                             Some(t) if t.value == 0 => {
-                                self.error("pinfold::bad-value", "`timeout` is at least 1 second", t.span, "zero");
+                                self.error(Code::BadValue, "`timeout` is at least 1 second", t.span, "zero");
                                 None
                             }
                             other => other,
@@ -315,7 +312,7 @@ impl Cx<'_> {
                         if let Some((_, first)) = &stdin {
                             let first = *first;
                             let diag = self.error(
-                                "pinfold::duplicate-node",
+                                Code::DuplicateNode,
                                 "`stdin` is given more than once",
                                 child.name().span(),
                                 "given again here",
@@ -340,7 +337,7 @@ impl Cx<'_> {
                         ["equals", "contains", "matches"].iter().filter_map(|k| prop(child, k)).collect();
                     if given.len() != 1 {
                         let diag = self.error(
-                            "pinfold::missing-property",
+                            Code::MissingProperty,
                             format!("`{kind}` takes exactly one of equals=, contains=, matches="),
                             span,
                             format!("{} given", given.len()),
@@ -378,7 +375,7 @@ impl Cx<'_> {
                         }
                         Some(s) => {
                             let diag = self.error(
-                                "pinfold::bad-digest",
+                                Code::BadDigest,
                                 format!("`{}` is not a sha256", s.value),
                                 s.span,
                                 "not 64 lowercase hex digits",
@@ -403,7 +400,7 @@ impl Cx<'_> {
                     self.check_props(child, &["target"]);
                     let path = self.image_path(child);
                     if prop(child, "target").is_none() {
-                        self.error("pinfold::missing-property", "`symlink` needs target=\"…\"", span, "no `target`");
+                        self.error(Code::MissingProperty, "`symlink` needs target=\"…\"", span, "no `target`");
                     }
                     let target = prop(child, "target").and_then(|e| self.string(e, "the target"));
                     if let (Some(path), Some(target)) = (path, target) {
@@ -413,7 +410,7 @@ impl Cx<'_> {
                 "expect-env" => {
                     if let Some(first) = args(child).first() {
                         let diag = self.error(
-                            "pinfold::bad-type",
+                            Code::BadType,
                             "`expect-env` takes properties, KEY=\"value\"",
                             first.span(),
                             "not a property",
@@ -492,7 +489,7 @@ impl Cx<'_> {
                 ] {
                     if let Some(span) = span {
                         let diag = self.error(
-                            "pinfold::missing-run",
+                            Code::MissingRun,
                             format!("{what} in test `{}`, which runs no command", test.name.value),
                             span,
                             "needs a `run` in the same test",
@@ -592,14 +589,7 @@ mod tests {
         let codes: Vec<&str> = diags.0.iter().map(|d| d.code.as_str()).collect();
         assert_eq!(
             codes,
-            [
-                "pinfold::bad-value",
-                "pinfold::missing-property",
-                "pinfold::bad-path",
-                "pinfold::bad-regex",
-                "pinfold::unknown-node",
-                "pinfold::missing-run"
-            ],
+            [Code::BadValue, Code::MissingProperty, Code::BadPath, Code::BadRegex, Code::UnknownNode, Code::MissingRun],
             "{}",
             diags.render_plain()
         );
@@ -611,6 +601,6 @@ mod tests {
         let (_, diags) = parse("test t { file \"/x\" mode=755\n}");
         assert!(diags.render_plain().contains("mode=0o755"), "{}", diags.render_plain());
         let (_, diags) = parse("test t {}");
-        assert_eq!(diags.0[0].code, "pinfold::empty-test");
+        assert_eq!(diags.0[0].code, Code::EmptyTest);
     }
 }

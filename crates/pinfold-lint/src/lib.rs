@@ -34,6 +34,7 @@ pub mod suppress;
 pub use cli::{cli_main, run, LintArgs, OutputFormat};
 pub use rule::Rule;
 
+use pinfold_lang::diag::Code;
 use pinfold_lang::diag::{Diagnostic, Diagnostics, Severity, Source};
 use rayon::prelude::*;
 use rule::{Ctx, RawFinding};
@@ -169,7 +170,7 @@ impl LintError {
 }
 
 fn read_error(path: &Path, message: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error("pinfold::lint::unreadable", format!("{}: {message}", path.display()))
+    Diagnostic::error(Code::LintUnreadable, format!("{}: {message}", path.display()))
 }
 
 /// Lints files and directories. No path means the current directory. A directory
@@ -286,7 +287,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
 }
 
 fn first(e: LintError) -> Diagnostic {
-    e.problems.into_iter().next().unwrap_or_else(|| Diagnostic::error("pinfold::lint::parse", "cannot parse"))
+    e.problems.into_iter().next().unwrap_or_else(|| Diagnostic::error(Code::LintParse, "cannot parse"))
 }
 
 /// Lints text held in memory, as a file of `kind` called `name` (no includes are
@@ -349,7 +350,7 @@ fn lint_file(
         FileKind::Dockerfile => {
             let df = dockerfile::Dockerfile::parse(text).map_err(|e| {
                 LintError::one(
-                    Diagnostic::error("pinfold::lint::parse", e.message.clone())
+                    Diagnostic::error(Code::LintParse, e.message.clone())
                         .at(to_span(e.span), e.label)
                         .help(e.help)
                         .in_source(src),
@@ -393,7 +394,7 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
     let mut problems = Vec::new();
     for d in &e.diagnostics {
         let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_string());
-        let mut diag = Diagnostic::error("pinfold::lint::parse", message)
+        let mut diag = Diagnostic::error(Code::LintParse, message)
             .at(d.span, d.label.clone().unwrap_or_else(|| "here".to_string()))
             .in_source(src);
         if let Some(h) = &d.help {
@@ -402,9 +403,8 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
         problems.push(diag);
     }
     if problems.is_empty() {
-        problems.push(
-            Diagnostic::error("pinfold::lint::parse", format!("cannot parse {}: invalid KDL", src.name)).in_source(src),
-        );
+        problems
+            .push(Diagnostic::error(Code::LintParse, format!("cannot parse {}: invalid KDL", src.name)).in_source(src));
     }
     LintError { problems }
 }
@@ -416,7 +416,7 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
     let end = f.span.end.clamp(start, len);
     let (line, column) = src.line_col(start);
     let (end_line, end_column) = src.line_col(end);
-    let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(f.rule.id, f.message) }
+    let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(Code::Rule(f.rule.id), f.message) }
         .at(to_span(start..end), f.label.unwrap_or_else(|| f.rule.name.to_string()))
         .in_source(src);
     let help = f.help.unwrap_or_default();
