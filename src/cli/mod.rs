@@ -1,4 +1,4 @@
-//! The command line of the contract (`../shared/design/cli-contract.md`): names,
+//! The command line of the contract (`spec/cli.md`): names,
 //! flags, stdout and exit codes are binding, because CI scripts depend on them.
 //! Exit codes: 0 success; 1 the answer is no (findings, failed tests, images differ);
 //! 2 pinfold could not do its work.

@@ -1,7 +1,7 @@
 //! Layer compression whose bytes depend only on the uncompressed input and the chosen
 //! [`Compression`]: never on the machine, the number of threads, or how the caller
 //! sizes its writes. No compressor has a canonical output (see
-//! `shared/design/reproducibility-notes.md`), so the only way to get identical blobs
+//! `spec/reproducibility.md`), so the only way to get identical blobs
 //! everywhere is to pin the implementation and drive it the same way every time.
 //!
 //! # gzip: block-parallel deflate, as pigz does
