@@ -16,6 +16,7 @@
 
 pub mod diag;
 pub mod lock;
+pub mod packages;
 pub mod parse;
 pub mod syntax;
 pub mod test_block;

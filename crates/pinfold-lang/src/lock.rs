@@ -32,6 +32,68 @@ pub struct Lock {
     /// Archive name → what was read.
     #[serde(default)]
     pub archives: BTreeMap<String, LockedFile>,
+    /// Debian package set name → its resolution (absent when the file has none, so a
+    /// lock of a build file without package sets is what it always was).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub debian: BTreeMap<String, LockedDebian>,
+    /// Python package set name → its resolution.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub python: BTreeMap<String, LockedPython>,
+}
+
+/// A Debian package set as `pinfold lock` resolved it: the signed release files it
+/// read, and per platform the exact `.deb` files, by their path in the repository's
+/// pool and sha256 — never a mirror's host, so any mirror (or a vendor directory)
+/// serves the same lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockedDebian {
+    /// Suite → the `InRelease` file the resolution came from.
+    pub releases: BTreeMap<String, LockedRelease>,
+    /// Platform (`linux/amd64`) → packages, sorted by name.
+    pub platforms: BTreeMap<String, Vec<LockedDeb>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockedRelease {
+    pub sha256: String,
+    /// The release's `Date` field.
+    pub date: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockedDeb {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// The file's path below the repository's root (`pool/main/…/x_1.0_amd64.deb`).
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A Python package set as `pinfold lock` resolved it: per platform one wheel per
+/// distribution, by file name and sha256 — never an index's host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockedPython {
+    /// The target interpreter's version (`3.11`).
+    pub python: String,
+    /// Platform → wheels, sorted by distribution name.
+    pub platforms: BTreeMap<String, Vec<LockedWheel>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockedWheel {
+    pub name: String,
+    pub version: String,
+    /// The wheel's file name, as the index lists it.
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -32,13 +32,13 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
 }
 
 const TOP_LEVEL: &[&str] =
-    &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "image", "step"];
+    &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "debian", "python", "image", "step"];
 const STEP_CHILDREN: &[&str] = &["image", "inputs", "run", "outputs", "env", "workdir", "platform", "build-platform"];
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
     &["env", "entrypoint", "cmd", "workdir", "user", "label", "annotation", "expose", "volume", "stop-signal"];
 const IMAGE_ONLY: &[&str] = &["from", "layer", "platform", "platforms", "compression", "test"];
-const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "extract"];
+const ENTRY_NODES: &[&str] = &["copy", "file", "dir", "symlink", "download", "extract", "install"];
 /// Nodes of the sketch that later versions of the language add; named here so that
 /// the error says "not yet" instead of "unknown".
 const PLANNED: &[&str] = &["lint"];
@@ -94,7 +94,7 @@ impl Cx<'_> {
         self.diags.0.last_mut().expect("just pushed")
     }
 
-    fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
+    pub(super) fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
         let name = node.name().value();
         let diag = self.error(
             Code::UnknownNode,
@@ -215,11 +215,11 @@ impl Cx<'_> {
         }
     }
 
-    fn string_prop(&mut self, node: &KdlNode, key: &str, what: &str) -> Option<Spanned<String>> {
+    pub(super) fn string_prop(&mut self, node: &KdlNode, key: &str, what: &str) -> Option<Spanned<String>> {
         prop(node, key).and_then(|e| self.string(e, what))
     }
 
-    fn strings(&mut self, entries: &[&KdlEntry], what: &str) -> Vec<Spanned<String>> {
+    pub(super) fn strings(&mut self, entries: &[&KdlEntry], what: &str) -> Vec<Spanned<String>> {
         entries.iter().filter_map(|e| self.string(e, what)).collect()
     }
 
@@ -232,6 +232,8 @@ impl Cx<'_> {
             bases: Vec::new(),
             downloads: Vec::new(),
             archives: Vec::new(),
+            debian: Vec::new(),
+            python: Vec::new(),
             images: Vec::new(),
             steps: Vec::new(),
         };
@@ -314,6 +316,16 @@ impl Cx<'_> {
                         file.steps.push(step);
                     }
                 }
+                "debian" => {
+                    if let Some(set) = self.debian(node) {
+                        file.debian.push(set);
+                    }
+                }
+                "python" => {
+                    if let Some(set) = self.python(node) {
+                        file.python.push(set);
+                    }
+                }
                 _ => self.unknown_node(node, "at the top level", TOP_LEVEL),
             }
         }
@@ -330,6 +342,10 @@ impl Cx<'_> {
         self.duplicates(
             file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)),
             "download or archive",
+        );
+        self.duplicates(
+            file.debian.iter().map(|d| &d.name).chain(file.python.iter().map(|p| &p.name)),
+            "package set",
         );
         self.single_nodes(doc, &["pinfold", "epoch", "platforms", "compression"]);
         file
@@ -373,7 +389,7 @@ impl Cx<'_> {
         }
     }
 
-    fn name_arg(&mut self, node: &KdlNode, what: &str) -> Option<Spanned<String>> {
+    pub(super) fn name_arg(&mut self, node: &KdlNode, what: &str) -> Option<Spanned<String>> {
         let list = self.arity(node, 1, 1, what);
         let name = self.string(list.first()?, what)?;
         if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -788,6 +804,10 @@ impl Cx<'_> {
                 continue;
             }
             self.no_children(child);
+            if kind == "install" {
+                layer.entries.extend(self.install_entry(child));
+                continue;
+            }
             let attrs = self.attributes(child);
             let span = child.span();
             let entry = match kind {
@@ -895,7 +915,7 @@ impl Cx<'_> {
         Some(layer)
     }
 
-    fn sha256_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
+    pub(super) fn sha256_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
         let value = self.string_prop(node, "sha256", "`sha256`")?;
         let hex_ok =
             value.value.len() == 64 && value.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -912,7 +932,7 @@ impl Cx<'_> {
         Some(value)
     }
 
-    fn url_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
+    pub(super) fn url_prop(&mut self, node: &KdlNode) -> Option<Spanned<String>> {
         let url = self.string_prop(node, "url", "`url`")?;
         if !["https://", "http://", "file://"].iter().any(|p| url.value.starts_with(p)) {
             let diag = self.error(
@@ -983,7 +1003,7 @@ impl Cx<'_> {
     }
 
     /// Reports a path that is not relative and clean (no `..`, not absolute, not empty).
-    fn relative_path(&mut self, path: &Spanned<String>, what: &str) -> bool {
+    pub(super) fn relative_path(&mut self, path: &Spanned<String>, what: &str) -> bool {
         let p = std::path::Path::new(&path.value);
         let clean = !path.value.is_empty()
             && !p.is_absolute()
@@ -1185,7 +1205,7 @@ impl Cx<'_> {
 fn entry_path(entry: &EntryDecl) -> Option<&Spanned<String>> {
     match entry {
         // `copy dir to="/"` fills the image's root, as Docker's `COPY . /` does.
-        EntryDecl::Extract { .. } | EntryDecl::Copy { .. } => None,
+        EntryDecl::Extract { .. } | EntryDecl::Copy { .. } | EntryDecl::Install { .. } => None,
         EntryDecl::Download { to, .. } => Some(to),
         EntryDecl::File { path, .. } | EntryDecl::Dir { path, .. } | EntryDecl::Symlink { path, .. } => Some(path),
     }

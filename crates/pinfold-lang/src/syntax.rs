@@ -30,6 +30,10 @@ pub struct BuildFile {
     pub bases: Vec<BaseDecl>,
     pub downloads: Vec<DownloadDecl>,
     pub archives: Vec<ArchiveDecl>,
+    /// `debian NAME { … }`: Debian package sets (`spec/packages.md`).
+    pub debian: Vec<DebianDecl>,
+    /// `python NAME { … }`: Python package sets (`spec/packages.md`).
+    pub python: Vec<PythonDecl>,
     pub images: Vec<ImageDecl>,
     /// `step NAME { … }`: commands run in a sandbox (see `spec/steps.md`).
     pub steps: Vec<StepDecl>,
@@ -92,6 +96,45 @@ pub struct ArchiveDecl {
     pub path: Option<Spanned<String>>,
     pub url: Option<Spanned<String>>,
     pub sha256: Option<Spanned<String>>,
+    pub span: SourceSpan,
+}
+
+/// A Debian (or any apt repository's) package set: what to install, resolved by
+/// `pinfold lock` per platform to exact `.deb` files.
+#[derive(Debug, Clone)]
+pub struct DebianDecl {
+    pub name: Spanned<String>,
+    /// Several suites: the highest version of a package among them wins.
+    pub suites: Vec<Spanned<String>>,
+    pub components: Vec<Spanned<String>>,
+    pub packages: Vec<Spanned<String>>,
+    /// `platform "linux/arm64" { packages … }`: added for that platform only.
+    pub platform_packages: Vec<(Spanned<Platform>, Vec<Spanned<String>>)>,
+    /// Mirrors of the build file, tried first; else `--mirror`, else the machine's apt sources.
+    pub mirrors: Vec<Spanned<String>>,
+    /// A keyring below the build file, pinned by sha256; else the host's archive keyring.
+    pub keyring: Option<Spanned<String>>,
+    pub keyring_sha256: Option<Spanned<String>>,
+    /// Also install the suite's `Essential: yes` packages.
+    pub essential: bool,
+    pub span: SourceSpan,
+}
+
+/// A Python package set: requirements resolved by `pinfold lock` per platform to
+/// exact wheels for the target interpreter.
+#[derive(Debug, Clone)]
+pub struct PythonDecl {
+    pub name: Spanned<String>,
+    /// `requirements.txt` files below the build file.
+    pub requirements: Vec<Spanned<String>>,
+    /// Inline requirement specifiers (`numpy==2.1.*`).
+    pub packages: Vec<Spanned<String>>,
+    /// A PEP 751 lock taken as it is.
+    pub pylock: Option<Spanned<String>>,
+    /// The target interpreter's version (`3.11`).
+    pub python: Option<Spanned<String>>,
+    /// The index; else `PIP_INDEX_URL`, `UV_INDEX_URL` or pip's configuration.
+    pub index: Option<Spanned<String>>,
     pub span: SourceSpan,
 }
 
@@ -205,6 +248,13 @@ pub enum EntryDecl {
         attrs: Attributes,
         span: SourceSpan,
     },
+    /// `install NAME [to="/opt/venv"]`: a package set's files, as locked for the
+    /// platform built (for a python set, `to` is a virtual environment).
+    Install {
+        name: Spanned<String>,
+        to: Option<Spanned<String>>,
+        span: SourceSpan,
+    },
 }
 
 impl EntryDecl {
@@ -215,7 +265,8 @@ impl EntryDecl {
             | EntryDecl::Dir { span, .. }
             | EntryDecl::Symlink { span, .. }
             | EntryDecl::Download { span, .. }
-            | EntryDecl::Extract { span, .. } => *span,
+            | EntryDecl::Extract { span, .. }
+            | EntryDecl::Install { span, .. } => *span,
         }
     }
 }
