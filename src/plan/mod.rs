@@ -697,6 +697,16 @@ impl Cx<'_> {
                 }
                 EntryDecl::Download { name, to, attrs, .. } => self.download_entry(name, to, attrs, &mut part),
                 EntryDecl::Extract { name, to, attrs, .. } => self.extract_entry(name, to, attrs, &mut part),
+                EntryDecl::Install { name, .. } => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::UnknownInput,
+                            format!("package set `{}` cannot be installed yet", name.value),
+                        )
+                        .at(name.span, "package sets are parsed but not yet built"),
+                    );
+                    false
+                }
                 EntryDecl::Symlink { path, target, attrs, .. } => {
                     let entry = LayerEntry {
                         kind: EntryKind::Symlink { target: target.value.clone() },

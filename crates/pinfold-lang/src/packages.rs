@@ -101,7 +101,12 @@ impl Cx<'_> {
                         Some(kdl::KdlValue::Bool(b)) => decl.essential = *b,
                         Some(other) => {
                             let what = crate::parse::type_name(other);
-                            self.error(Code::BadType, format!("`essential` takes #true or #false, not {what}"), child.span(), "not a boolean");
+                            self.error(
+                                Code::BadType,
+                                format!("`essential` takes #true or #false, not {what}"),
+                                child.span(),
+                                "not a boolean",
+                            );
                         }
                         None => {}
                     }
@@ -161,9 +166,7 @@ impl Cx<'_> {
                     }
                 }
                 "packages" => decl.packages.extend(values),
-                "pylock" => {
-                    decl.pylock = values.into_iter().next().filter(|p| self.relative_path(p, "a pylock.toml"))
-                }
+                "pylock" => decl.pylock = values.into_iter().next().filter(|p| self.relative_path(p, "a pylock.toml")),
                 "python" => decl.python = values.into_iter().next(),
                 _ => decl.index = values.into_iter().next(),
             }
@@ -200,7 +203,12 @@ impl Cx<'_> {
         };
         if let Some(to) = &to {
             if !pinfold_image::layer::tree::is_clean_absolute(&to.value) {
-                self.error(Code::BadPath, format!("`{}` is not an absolute path in the image", to.value), to.span, "not absolute, or climbs with `..`");
+                self.error(
+                    Code::BadPath,
+                    format!("`{}` is not an absolute path in the image", to.value),
+                    to.span,
+                    "not absolute, or climbs with `..`",
+                );
             }
         }
         Some(EntryDecl::Install { name, to, span: child.span() })

@@ -31,8 +31,19 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
     Some(cx.build_file(&doc))
 }
 
-const TOP_LEVEL: &[&str] =
-    &["pinfold", "epoch", "platforms", "compression", "base", "download", "archive", "debian", "python", "image", "step"];
+const TOP_LEVEL: &[&str] = &[
+    "pinfold",
+    "epoch",
+    "platforms",
+    "compression",
+    "base",
+    "download",
+    "archive",
+    "debian",
+    "python",
+    "image",
+    "step",
+];
 const STEP_CHILDREN: &[&str] = &["image", "inputs", "run", "outputs", "env", "workdir", "platform", "build-platform"];
 const BASE_CHILDREN: &[&str] = &["layout", "oci-archive", "docker-archive", "image", "ref", "digest"];
 const CONFIG_NODES: &[&str] =
@@ -343,10 +354,7 @@ impl Cx<'_> {
             file.downloads.iter().map(|d| &d.name).chain(file.archives.iter().map(|a| &a.name)),
             "download or archive",
         );
-        self.duplicates(
-            file.debian.iter().map(|d| &d.name).chain(file.python.iter().map(|p| &p.name)),
-            "package set",
-        );
+        self.duplicates(file.debian.iter().map(|d| &d.name).chain(file.python.iter().map(|p| &p.name)), "package set");
         self.single_nodes(doc, &["pinfold", "epoch", "platforms", "compression"]);
         file
     }
