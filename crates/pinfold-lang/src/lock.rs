@@ -128,9 +128,12 @@ impl Lock {
         Ok(Some(lock))
     }
 
-    /// The lock's text: sorted keys (the maps are `BTreeMap`s), stable indentation.
+    /// The lock's text: keys sorted at every level (struct fields too, which serde
+    /// writes in declaration order: going through a `Value`, whose maps are sorted,
+    /// puts them in byte order), two-space indentation, a final newline.
     pub fn to_text(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a lock serializes");
+        let value = serde_json::to_value(self).expect("a lock serializes");
+        let mut text = serde_json::to_string_pretty(&value).expect("a value serializes");
         text.push('\n');
         text
     }
@@ -208,8 +211,38 @@ mod tests {
         let mut lock = Lock { version: 1, build_file: "sha256:00".into(), ..Default::default() };
         lock.bases.insert("zeta".into(), "sha256:1".into());
         lock.bases.insert("alpha".into(), "sha256:2".into());
+        lock.debian.insert(
+            "os".into(),
+            LockedDebian {
+                platforms: BTreeMap::from([(
+                    "linux/amd64".into(),
+                    vec![LockedDeb { name: "a".into(), version: "1".into(), ..Default::default() }],
+                )]),
+                ..Default::default()
+            },
+        );
         let text = lock.to_text();
         assert!(text.find("alpha").unwrap() < text.find("zeta").unwrap());
+        // Keys at every level in byte order, struct fields included.
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('"').and_then(|k| k.split_once("\":")).map(|(k, _)| k))
+            .collect();
+        let top: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim_start().trim_start_matches('"').split('"').next().unwrap())
+            .collect();
+        let mut sorted = top.clone();
+        sorted.sort();
+        assert_eq!(top, sorted, "top-level keys are sorted: {text}");
+        let entry: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| ["architecture", "name", "path", "sha256", "size", "version"].contains(k))
+            .take(6)
+            .collect();
+        assert_eq!(entry, ["architecture", "name", "path", "sha256", "size", "version"]);
         assert_eq!(serde_json::from_str::<Lock>(&text).unwrap(), lock);
     }
 }
