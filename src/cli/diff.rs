@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The first image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, or the NAME of an image in the build file (built first).
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
+    /// The first image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG][@DIGEST], or the NAME of an image in the build file (built first).
     pub a: String,
     /// The second image, in the same forms.
     pub b: String,

@@ -27,20 +27,36 @@ pub const EXIT_ERROR: i32 = 2;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
-/// How registries (`docker://`) are reached; taken by every command.
-#[derive(Debug, Clone, clap::Args)]
+/// How registries (`docker://`) are reached: only on the commands that reach one.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Registries")]
 pub struct RegistryArgs {
     /// Credentials for every registry, before ~/.docker/config.json ($DOCKER_CONFIG).
-    #[arg(long, global = true, value_name = "USER:PASS")]
+    #[arg(long, value_name = "USER:PASS")]
     pub creds: Option<String>,
     /// A registry reached over plain HTTP, or HTTPS without certificate checks (repeatable;
     /// localhost and 127.0.0.1 need none).
-    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// Makes these the registry options of this process ([`crate::env`]); an exit code
+    /// when `--creds` is malformed.
+    pub fn configure(&self) -> Result<(), i32> {
+        let creds = match self.creds.as_deref().map(pinfold_registry::auth::Credentials::parse_user_pass).transpose() {
+            Ok(c) => c,
+            Err(e) => return Err(usage_error(format!("--creds: {e}"))),
+        };
+        crate::env::configure_registries(pinfold_registry::Options {
+            creds,
+            insecure: self.insecure_registries.clone(),
+            docker_config: pinfold_registry::default_docker_config(),
+        });
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +127,8 @@ pub struct GraphArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LockArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// The build file.
     #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
     pub file: PathBuf,
@@ -140,6 +158,8 @@ impl InputArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Images to build (default: all).
     pub names: Vec<String>,
     /// The build file.
@@ -194,13 +214,31 @@ pub struct BuildArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, or a build-file image name.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG][@DIGEST], or the NAME of an image in the build file (built first).
     pub reference: String,
     /// The build file, for a NAME reference.
     #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]
     pub file: PathBuf,
     #[arg(long)]
     pub json: bool,
+}
+
+impl Command {
+    /// The registry flags of the commands that can reach a registry.
+    fn registry_args(&self) -> Option<&RegistryArgs> {
+        match self {
+            Command::Build(a) => Some(&a.registry),
+            Command::Inspect(a) => Some(&a.registry),
+            Command::Lock(a) => Some(&a.registry),
+            Command::Diff(a) => Some(&a.registry),
+            Command::Verify(a) => Some(&a.registry),
+            Command::Run(a) => Some(&a.registry),
+            Command::Test(a) => Some(&a.registry),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the command line; returns the exit code.
@@ -215,16 +253,11 @@ pub fn main() -> i32 {
             };
         }
     };
-    let creds = cli.registry.creds.as_deref().map(pinfold_registry::auth::Credentials::parse_user_pass).transpose();
-    let creds = match creds {
-        Ok(c) => c,
-        Err(e) => return usage_error(format!("--creds: {e}")),
-    };
-    crate::env::configure_registries(pinfold_registry::Options {
-        creds,
-        insecure: cli.registry.insecure_registries.clone(),
-        docker_config: pinfold_registry::default_docker_config(),
-    });
+    if let Some(registry) = cli.command.registry_args() {
+        if let Err(code) = registry.configure() {
+            return code;
+        }
+    }
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),

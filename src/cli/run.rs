@@ -10,7 +10,9 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The image: a build-file NAME (built first), oci:DIR[:REF], oci-archive:FILE or docker-archive:FILE.
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
+    /// The image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG][@DIGEST], or the NAME of an image in the build file (built first).
     pub reference: String,
     /// The build file, for a NAME.
     #[arg(short = 'f', long = "file", default_value = "pinfold.kdl")]

@@ -8,7 +8,7 @@ use crate::testing::check::{self, Case};
 use crate::testing::cst;
 use crate::testing::report::Report;
 use pinfold_image::oci::reference::ImageRef;
-use pinfold_lang::diag::{Diagnostics, Source};
+use pinfold_lang::diag::Diagnostics;
 use pinfold_lang::Platform;
 use pinfold_sandbox::{self as run, Engine, PreparedImage, RunError};
 use rayon::prelude::*;
@@ -23,6 +23,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
     /// Images to test: build-file names (default: all), or with --config any image reference.
     pub names: Vec<String>,
     /// The build file.
@@ -69,10 +71,11 @@ pub fn run(args: TestArgs) -> i32 {
 
 /// The `test` blocks of each image of the build file.
 fn declared_tests(file: &Path) -> Result<Vec<(String, Vec<pinfold_lang::TestDecl>)>, RunError> {
-    let text = std::fs::read_to_string(file).map_err(RunError::io(format!("cannot read {}", file.display())))?;
-    let source = Source::new(file.display().to_string(), text);
     let mut diags = Diagnostics::default();
-    let parsed = pinfold_lang::parse(&source, &mut diags);
+    let parsed = match pinfold_lang::read_build_file(file, &mut diags) {
+        Some(source) => pinfold_lang::parse(&source, &mut diags),
+        None => None,
+    };
     match parsed {
         Some(build_file) if !diags.has_errors() => {
             Ok(build_file.images.into_iter().map(|i| (i.name.value, i.tests)).collect())

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The published image: oci:DIR[:REF], oci-archive:FILE or docker-archive:FILE.
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
+    /// The published image: oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE or docker://HOST/REPO[:TAG][@DIGEST].
     pub published: String,
     /// The image of the build file to rebuild (default: the one its provenance names, else the published image's name, else the only image).
     pub name: Option<String>,

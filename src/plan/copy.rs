@@ -162,9 +162,9 @@ impl Cx<'_> {
         let platform = self.platform.clone();
         let file = files
             .iter()
-            .find(|(p, _)| p.is_some() && p.as_ref() == platform.as_ref())
-            .or_else(|| files.iter().find(|(p, _)| p.is_none()));
-        let Some((_, path)) = file.cloned() else {
+            .find(|(p, _, _)| p.is_some() && p.as_ref() == platform.as_ref())
+            .or_else(|| files.iter().find(|(p, _, _)| p.is_none()));
+        let Some((_, file_name, path)) = file.cloned() else {
             let p = platform.map_or_else(|| "this platform".to_string(), |p| p.to_string());
             self.error(
                 Diagnostic::error(Code::InputPlatform, format!("download `{}` has no file for {p}", name.value))
@@ -175,7 +175,11 @@ impl Cx<'_> {
         };
         let Some(mut dest) = normalize_image_path(&to.value) else { return false };
         if to.value.ends_with('/') {
-            dest = format!("{dest}/{}", name.value);
+            // A directory receives the file under the name its URL gives it (as `curl
+            // -O` and Docker's `ADD URL /dir/` name it); the download's name when the
+            // URL names none.
+            let file_name = if file_name.is_empty() { name.value.as_str() } else { file_name.as_str() };
+            dest = format!("{dest}/{file_name}");
         }
         let size = match std::fs::metadata(&path) {
             Ok(m) => m.len(),

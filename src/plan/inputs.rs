@@ -22,7 +22,8 @@ pub fn platform_key(platform: Option<&Platform>) -> String {
 /// What the inputs became: store paths of downloads and extracted archives.
 #[derive(Debug, Default)]
 pub struct ResolvedInputs {
-    pub downloads: BTreeMap<String, Vec<(Option<Platform>, PathBuf)>>,
+    /// Download name → (platform, the URL's last segment, the stored file).
+    pub downloads: BTreeMap<String, Vec<(Option<Platform>, String, PathBuf)>>,
     pub archives: BTreeMap<String, PathBuf>,
     /// Declared inputs that failed (already reported): their uses say nothing more.
     pub failed: std::collections::BTreeSet<String>,
@@ -83,7 +84,7 @@ impl Cx<'_> {
         locked.filter(|l| l.source == source).and_then(|l| format!("sha256:{}", l.sha256).parse().ok())
     }
 
-    fn resolve_download(&mut self, d: &DownloadDecl, cache: &Cache) -> Vec<(Option<Platform>, PathBuf)> {
+    fn resolve_download(&mut self, d: &DownloadDecl, cache: &Cache) -> Vec<(Option<Platform>, String, PathBuf)> {
         let mut out = Vec::new();
         for source in &d.sources {
             let key = platform_key(source.platform.as_ref().map(|p| &p.value));
@@ -104,7 +105,11 @@ impl Cx<'_> {
                         .entry(d.name.value.clone())
                         .or_default()
                         .insert(key, LockedFile { source: source.url.value.clone(), sha256: digest.hex() });
-                    out.push((source.platform.as_ref().map(|p| p.value.clone()), path));
+                    out.push((
+                        source.platform.as_ref().map(|p| p.value.clone()),
+                        url_file_name(&source.url.value),
+                        path,
+                    ));
                 }
                 Err(e) => {
                     let span = match (&e, &source.sha256) {
@@ -188,5 +193,28 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+}
+
+/// The file name a URL names: its last path segment, without query or fragment
+/// (`https://h/a/tool-1.2.tar.gz?x=1` → `tool-1.2.tar.gz`); empty when it names a
+/// directory.
+pub fn url_file_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let after_scheme = path.split_once("://").map_or(path, |(_, rest)| rest);
+    match after_scheme.split_once('/') {
+        Some((_, rest)) => rest.rsplit('/').next().unwrap_or_default().to_string(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn a_url_names_its_last_segment() {
+        assert_eq!(super::url_file_name("https://h/a/tool-1.2.tar.gz?x=1#f"), "tool-1.2.tar.gz");
+        assert_eq!(super::url_file_name("file:///srv/files/busybox"), "busybox");
+        assert_eq!(super::url_file_name("https://h/dir/"), "");
+        assert_eq!(super::url_file_name("https://h"), "");
     }
 }

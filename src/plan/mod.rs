@@ -189,24 +189,7 @@ pub enum StepLog {
 
 /// Parses and plans a build file; every problem of both stages goes into `diags`.
 pub fn load(path: &Path, input: &PlanInput, cache: Option<&Cache>, diags: &mut Diagnostics) -> Option<Plan> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(_) => {
-                diags.push(Diagnostic::error(Code::Unreadable, format!("{} is not UTF-8 text", path.display())));
-                return None;
-            }
-        },
-        Err(e) => {
-            diags.push(
-                Diagnostic::error(Code::Unreadable, format!("cannot read the build file {}: {e}", path.display()))
-                    .help("name it with -f FILE, or run pinfold in the directory that holds pinfold.kdl"),
-            );
-            return None;
-        }
-    };
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let source = Source::new(name, text);
+    let source = lang::read_build_file(path, diags)?;
     let file = lang::parse(&source, diags)?;
     let planned = plan_in_dir(path, &file, &source, input, cache, diags).map(|mut plan| {
         plan.resolved.build_file = pinfold_lang::lock::build_file_checksum(&source.text).unwrap_or_default();

@@ -223,3 +223,36 @@ fn lock_round_trip_and_crlf_build_files() {
         ran.stderr()
     );
 }
+
+#[test]
+fn a_download_into_a_directory_is_named_after_its_url() {
+    let tmp = tempdir();
+    let served = tmp.path().join("served/files");
+    std::fs::create_dir_all(&served).unwrap();
+    let payload = b"#!/bin/sh\necho named\n".to_vec();
+    std::fs::write(served.join("tool-1.2.sh"), &payload).unwrap();
+    let server = HttpServer::start(&tmp.path().join("served"));
+    let url = format!("http://127.0.0.1:{}/files/tool-1.2.sh?mirror=1", server.port);
+    std::fs::write(
+        tmp.path().join("pinfold.kdl"),
+        format!(
+            "pinfold 1\nepoch 0\ndownload tool url=\"{url}\" sha256=\"{}\"\nimage t {{\n    from scratch\n    layer l {{\n        download tool to=\"/opt/\" mode=0o755\n    }}\n}}\n",
+            sha(&payload)
+        ),
+    )
+    .unwrap();
+    Test::in_dir(tmp.path()).args(["build", "-o", "oci-archive:t.tar"]).run().success();
+    let listing = tool("tar", &["-xOf", &tmp.path().join("t.tar").display().to_string(), "index.json"]);
+    assert!(listing.contains("manifests"), "{listing}");
+    let unpacked = tmp.path().join("unpacked");
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    tool("tar", &["-xf", &tmp.path().join("t.tar").display().to_string(), "-C", &layout.display().to_string()]);
+    // Every layer blob, unpacked: the file is /opt/tool-1.2.sh.
+    for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let blob = blob.unwrap().path();
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let _ = Command::new("tar").arg("-xzf").arg(&blob).arg("-C").arg(&unpacked).stderr(Stdio::null()).status();
+    }
+    assert_eq!(std::fs::read(unpacked.join("opt/tool-1.2.sh")).unwrap(), payload);
+}

@@ -24,3 +24,27 @@ pub mod test_block;
 pub use parse::parse;
 pub use syntax::*;
 pub use test_block::TestDecl;
+
+/// Reads a build file as a [`diag::Source`] named by its file name, or reports why it
+/// cannot (`pinfold::unreadable`): every command that reads a build file says the same.
+pub fn read_build_file(path: &std::path::Path, diags: &mut diag::Diagnostics) -> Option<diag::Source> {
+    use diag::{Code, Diagnostic};
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => {
+                diags.push(Diagnostic::error(Code::Unreadable, format!("{} is not UTF-8 text", path.display())));
+                return None;
+            }
+        },
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(Code::Unreadable, format!("cannot read the build file {}: {e}", path.display()))
+                    .help("name it with -f FILE, or run pinfold in the directory that holds pinfold.kdl"),
+            );
+            return None;
+        }
+    };
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Some(diag::Source::new(name, text))
+}
