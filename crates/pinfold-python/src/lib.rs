@@ -13,7 +13,13 @@
 //! - [`pylock`]: PEP 751 export and import;
 //! - [`install`]: a wheel's files as they land in an image, without pip.
 
+pub mod discovery;
 pub mod error;
+mod html;
+pub mod http;
+pub mod index;
+pub mod metadata;
+mod remote_zip;
 pub mod requirements;
 pub mod target;
 pub mod wheel_name;
