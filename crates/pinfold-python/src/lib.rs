@@ -21,6 +21,7 @@ pub mod index;
 pub mod metadata;
 mod remote_zip;
 pub mod requirements;
+pub mod resolve;
 pub mod target;
 pub mod wheel_name;
 
