@@ -20,6 +20,7 @@ pub mod http;
 pub mod index;
 pub mod metadata;
 mod remote_zip;
+pub mod pylock;
 pub mod requirements;
 pub mod resolve;
 pub mod target;

@@ -53,7 +53,8 @@ pub struct LockedWheel {
     pub filename: String,
     /// Lowercase hex.
     pub sha256: String,
-    pub size: u64,
+    /// Bytes; always known from an index, optional in a pylock.toml.
+    pub size: Option<u64>,
     pub requires_python: Option<String>,
 }
 
@@ -346,7 +347,7 @@ impl<'a> Provider<'a> {
             version: version.to_string(),
             filename: file.filename,
             sha256,
-            size,
+            size: Some(size),
             requires_python: file.requires_python,
         })
     }
