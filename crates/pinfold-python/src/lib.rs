@@ -18,6 +18,7 @@ pub mod error;
 mod html;
 pub mod http;
 pub mod index;
+pub mod install;
 pub mod metadata;
 mod remote_zip;
 pub mod pylock;
