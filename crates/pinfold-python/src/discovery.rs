@@ -195,7 +195,9 @@ fn read_optional(file: &Path) -> Result<Option<String>, IndexError> {
         Err(source) => return Err(IndexError::Io { path: file.to_path_buf(), source }),
     };
     let mut bytes = Vec::new();
-    f.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes).map_err(|source| IndexError::Io { path: file.to_path_buf(), source })?;
+    f.take(MAX_CONFIG_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|source| IndexError::Io { path: file.to_path_buf(), source })?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
@@ -259,12 +261,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("pip.conf");
         std::fs::write(&conf, "[global]\nindex-url = https://conf.invalid/simple\nextra-index-url =\n    https://e1.invalid/simple\n    https://e2.invalid/simple\n").unwrap();
-        let s = sources(&[("PIP_INDEX_URL", "https://env.invalid/simple"), ("PIP_EXTRA_INDEX_URL", "https://e0.invalid/simple")], vec![conf.clone()]);
+        let s = sources(
+            &[("PIP_INDEX_URL", "https://env.invalid/simple"), ("PIP_EXTRA_INDEX_URL", "https://e0.invalid/simple")],
+            vec![conf.clone()],
+        );
         let got = discover_from(&s).unwrap();
         assert_eq!(got.index_url, "https://env.invalid/simple");
         assert_eq!(got.source, "PIP_INDEX_URL");
-        assert_eq!(got.extra_index_urls, ["https://e0.invalid/simple", "https://e1.invalid/simple", "https://e2.invalid/simple"]);
-        let got = discover_from(&sources(&[("UV_DEFAULT_INDEX", "https://uv.invalid/simple")], vec![conf.clone()])).unwrap();
+        assert_eq!(
+            got.extra_index_urls,
+            ["https://e0.invalid/simple", "https://e1.invalid/simple", "https://e2.invalid/simple"]
+        );
+        let got =
+            discover_from(&sources(&[("UV_DEFAULT_INDEX", "https://uv.invalid/simple")], vec![conf.clone()])).unwrap();
         assert_eq!(got.index_url, "https://uv.invalid/simple");
         let got = discover_from(&sources(&[], vec![conf.clone()])).unwrap();
         assert_eq!(got.index_url, "https://conf.invalid/simple");
@@ -310,7 +319,9 @@ mod tests {
 
     #[test]
     fn pip_config_file_devnull_disables_files() {
-        let vars: BTreeMap<_, _> = [("HOME".to_string(), "/root".to_string()), ("PIP_CONFIG_FILE".to_string(), "/dev/null".to_string())].into();
+        let vars: BTreeMap<_, _> =
+            [("HOME".to_string(), "/root".to_string()), ("PIP_CONFIG_FILE".to_string(), "/dev/null".to_string())]
+                .into();
         assert!(pip_config_files(&vars).is_empty());
     }
 }

@@ -15,13 +15,14 @@
 
 pub mod discovery;
 pub mod error;
+pub mod fetch;
 mod html;
 pub mod http;
 pub mod index;
 pub mod install;
 pub mod metadata;
-mod remote_zip;
 pub mod pylock;
+mod remote_zip;
 pub mod requirements;
 pub mod resolve;
 pub mod target;

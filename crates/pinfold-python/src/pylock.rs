@@ -200,7 +200,8 @@ impl Pylock {
 
     fn check_environment(&self, target: &Target) -> Result<(), PylockError> {
         if let Some(rp) = &self.parsed.requires_python {
-            let specs = VersionSpecifiers::from_str(rp).map_err(|e| invalid(&self.file, format!("requires-python: {e}")))?;
+            let specs =
+                VersionSpecifiers::from_str(rp).map_err(|e| invalid(&self.file, format!("requires-python: {e}")))?;
             if !specs.contains(&target.python.pep440()) {
                 return Err(invalid(&self.file, format!("requires-python {rp} excludes Python {}", target.python)));
             }
@@ -218,15 +219,25 @@ impl Pylock {
         Ok(())
     }
 
-    fn select_package(&self, p: &Package, target: &Target, tags: &[crate::target::Tag]) -> Result<LockedWheel, PylockError> {
+    fn select_package(
+        &self,
+        p: &Package,
+        target: &Target,
+        tags: &[crate::target::Tag],
+    ) -> Result<LockedWheel, PylockError> {
         if let Some(rp) = &p.requires_python {
             let ok = VersionSpecifiers::from_str(rp).is_ok_and(|s| s.contains(&target.python.pep440()));
             if !ok {
-                return Err(self.package_err(&p.name, format!("requires-python {rp} excludes Python {}", target.python)));
+                return Err(
+                    self.package_err(&p.name, format!("requires-python {rp} excludes Python {}", target.python))
+                );
             }
         }
         if p.vcs.is_some() || p.directory.is_some() || p.archive.is_some() {
-            return Err(self.package_err(&p.name, "only wheels are supported: build this source in a pinfold `step` and pass the wheel as a file".into()));
+            return Err(self.package_err(
+                &p.name,
+                "only wheels are supported: build this source in a pinfold `step` and pass the wheel as a file".into(),
+            ));
         }
         let best = p
             .wheels
@@ -235,10 +246,14 @@ impl Pylock {
             .min_by(|a, b| a.0.cmp(&b.0).then_with(|| wheel_name(a.1).cmp(&wheel_name(b.1))));
         let Some((_, w)) = best else {
             let why = if p.sdist.is_some() { "has only a source distribution" } else { "has no wheel" };
-            return Err(self.package_err(&p.name, format!("{why} for {}: build the wheel in a pinfold `step` and pass it as a file", target.describe())));
+            return Err(self.package_err(
+                &p.name,
+                format!("{why} for {}: build the wheel in a pinfold `step` and pass it as a file", target.describe()),
+            ));
         };
         if w.path.is_some() && w.url.is_none() {
-            return Err(self.package_err(&p.name, "wheels given by `path` are not supported: pass the file to the build".into()));
+            return Err(self
+                .package_err(&p.name, "wheels given by `path` are not supported: pass the file to the build".into()));
         }
         let filename = wheel_name(w).unwrap_or_default();
         let version = p.version.clone().or_else(|| WheelName::parse(&filename).map(|n| n.version)).unwrap_or_default();

@@ -98,9 +98,8 @@ pub(crate) fn wheel_metadata<R: Read + Seek>(reader: R, file: &str, limit: u64) 
 
 /// The METADATA member at the top level: exactly one `X.dist-info/METADATA`.
 fn metadata_member<'n>(names: impl Iterator<Item = &'n str>, file: &str) -> Option<String> {
-    let mut found: Vec<&str> = names
-        .filter(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
-        .collect();
+    let mut found: Vec<&str> =
+        names.filter(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1).collect();
     found.sort();
     match found.as_slice() {
         [one] => Some(one.to_string()),
@@ -112,7 +111,13 @@ fn metadata_member<'n>(names: impl Iterator<Item = &'n str>, file: &str) -> Opti
 }
 
 /// Download the whole wheel when ranges fail, check its sha256, then read METADATA.
-pub(crate) fn metadata_by_download(http: &Http, url: &str, file: &str, sha256: Option<&str>, limit: u64) -> Result<Vec<u8>, IndexError> {
+pub(crate) fn metadata_by_download(
+    http: &Http,
+    url: &str,
+    file: &str,
+    sha256: Option<&str>,
+    limit: u64,
+) -> Result<Vec<u8>, IndexError> {
     let tmp = tempfile::tempfile().map_err(|source| IndexError::Io { path: std::env::temp_dir(), source })?;
     let mut writer = crate::index::HashingWriter::new(tmp);
     http.stream(url, &mut writer, crate::index::MAX_WHEEL_BYTES)?;

@@ -99,8 +99,7 @@ impl Requirements {
 }
 
 fn canonical_root(root: &Path) -> Result<PathBuf, RequirementsError> {
-    root.canonicalize()
-        .map_err(|source| RequirementsError::Read { file: root.to_path_buf(), source })
+    root.canonicalize().map_err(|source| RequirementsError::Read { file: root.to_path_buf(), source })
 }
 
 /// Follows includes, remembering the chain to refuse cycles.
@@ -118,7 +117,13 @@ impl Reader {
         result
     }
 
-    fn parse_text(&mut self, text: &str, file: &Path, constraint: bool, out: &mut Requirements) -> Result<(), RequirementsError> {
+    fn parse_text(
+        &mut self,
+        text: &str,
+        file: &Path,
+        constraint: bool,
+        out: &mut Requirements,
+    ) -> Result<(), RequirementsError> {
         for (line_no, line) in logical_lines(text) {
             let origin = Origin { file: file.to_path_buf(), line: line_no };
             self.parse_line(&line, &origin, constraint, out)?;
@@ -126,7 +131,13 @@ impl Reader {
         Ok(())
     }
 
-    fn parse_line(&mut self, line: &str, origin: &Origin, constraint: bool, out: &mut Requirements) -> Result<(), RequirementsError> {
+    fn parse_line(
+        &mut self,
+        line: &str,
+        origin: &Origin,
+        constraint: bool,
+        out: &mut Requirements,
+    ) -> Result<(), RequirementsError> {
         let line = strip_comment(line).trim();
         if line.is_empty() {
             return Ok(());
@@ -150,7 +161,13 @@ impl Reader {
         Ok(())
     }
 
-    fn apply_file_options(&mut self, options: Vec<Opt>, origin: &Origin, constraint: bool, out: &mut Requirements) -> Result<(), RequirementsError> {
+    fn apply_file_options(
+        &mut self,
+        options: Vec<Opt>,
+        origin: &Origin,
+        constraint: bool,
+        out: &mut Requirements,
+    ) -> Result<(), RequirementsError> {
         for opt in options {
             match opt {
                 Opt::Requirement(f) => self.include(&f, origin, constraint, out)?,
@@ -165,15 +182,19 @@ impl Reader {
         Ok(())
     }
 
-    fn include(&mut self, name: &str, origin: &Origin, constraint: bool, out: &mut Requirements) -> Result<(), RequirementsError> {
+    fn include(
+        &mut self,
+        name: &str,
+        origin: &Origin,
+        constraint: bool,
+        out: &mut Requirements,
+    ) -> Result<(), RequirementsError> {
         let base = origin.file.parent().unwrap_or(Path::new(""));
         let path = base.join(name);
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
             return Err(at(origin, &format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files")));
         }
-        let canonical = path
-            .canonicalize()
-            .map_err(|e| at(origin, &format!("cannot read {}: {e}", path.display())))?;
+        let canonical = path.canonicalize().map_err(|e| at(origin, &format!("cannot read {}: {e}", path.display())))?;
         if self.stack.contains(&canonical) {
             return Err(at(origin, &format!("{} includes itself (a cycle)", path.display())));
         }
@@ -313,9 +334,8 @@ fn requirement_hashes(options: Vec<Opt>, origin: &Origin) -> Result<Vec<String>,
         let Opt::Hash(value) = opt else {
             return Err(at(origin, "only --hash may follow a requirement on its line"));
         };
-        let (algo, digest) = value
-            .split_once(':')
-            .ok_or_else(|| at(origin, &format!("--hash {value}: expected sha256:<hex>")))?;
+        let (algo, digest) =
+            value.split_once(':').ok_or_else(|| at(origin, &format!("--hash {value}: expected sha256:<hex>")))?;
         if algo != "sha256" {
             return Err(at(origin, &format!("--hash {algo}: pinfold checks sha256 digests only")));
         }
@@ -384,7 +404,8 @@ mod tests {
 
     #[test]
     fn hashes_across_continuations() {
-        let text = format!("numpy==2.1.0 \\\n    --hash=sha256:{H1} \\\n    --hash sha256:{}\nscipy\n", H2.to_uppercase());
+        let text =
+            format!("numpy==2.1.0 \\\n    --hash=sha256:{H1} \\\n    --hash sha256:{}\nscipy\n", H2.to_uppercase());
         let r = parse(&text).unwrap();
         assert_eq!(r.requirements[0].sha256, vec![H1.to_string(), H2.to_string()]);
         assert_eq!(r.requirements[0].origin.line, 1);

@@ -22,7 +22,7 @@
 //! and arrival order never change the answer.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,7 @@ use crate::error::{IndexError, ResolveError};
 use crate::index::{normalize_name, DistFile, IndexClient};
 use crate::requirements::Requirements;
 use crate::target::{Tag, Target};
-use crate::wheel_name::WheelName;
+use crate::wheel_name::{tag_ranks, WheelName};
 
 /// Threads fetching pages and metadata at once (network-bound; not the CPU count).
 const FETCH_THREADS: usize = 12;
@@ -100,6 +100,9 @@ enum Choice {
 }
 
 type Candidates = BTreeMap<Version, Choice>;
+/// A wheel's sort key among the files of its version: (yanked, tag rank, newest build
+/// first, the file); the smallest wins.
+type Ranked<'f> = (bool, usize, Reverse<(u64, String)>, &'f DistFile);
 type Range = Ranges<Version>;
 
 /// Resolves `requirements` for `target` through `client`.
@@ -110,9 +113,8 @@ pub fn resolve(client: &IndexClient, requirements: &Requirements, target: &Targe
     })?;
     let solution = pool.install(|| {
         provider.prefetch_all(&provider.root_deps);
-        pubgrub::resolve(&provider, Pkg::Root, Version::new([0u64]))
-    });
-    let solution = solution.map_err(|e| provider.explain(e))?;
+        pubgrub::resolve(&provider, Pkg::Root, Version::new([0u64])).map_err(|e| provider.explain(e))
+    })?;
     let mut packages = Vec::new();
     for (pkg, version) in solution {
         if let Pkg::Dist(name) = pkg {
@@ -126,7 +128,7 @@ pub fn resolve(client: &IndexClient, requirements: &Requirements, target: &Targe
 struct Provider<'a> {
     client: &'a IndexClient,
     target: &'a Target,
-    tags: Vec<Tag>,
+    tags: HashMap<Tag, usize>,
     env: MarkerEnvironment,
     python: Version,
     pre: bool,
@@ -150,7 +152,7 @@ impl<'a> Provider<'a> {
         let mut p = Provider {
             client,
             target,
-            tags: target.tags(),
+            tags: tag_ranks(&target.tags()),
             python: target.python.pep440(),
             pre: req.pre,
             root_deps: DependencyConstraints::default(),
@@ -202,7 +204,10 @@ impl<'a> Provider<'a> {
         }
         let Some(page) = self.client.project(name)? else {
             let origin = self.required_by.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
-            return Err(ResolveError::NotFound { name: name.to_string(), origin: origin.unwrap_or_else(|| "?".into()) });
+            return Err(ResolveError::NotFound {
+                name: name.to_string(),
+                origin: origin.unwrap_or_else(|| "?".into()),
+            });
         };
         let c = Arc::new(self.select_files(name, &page.files));
         self.candidates.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), c.clone());
@@ -213,11 +218,14 @@ impl<'a> Provider<'a> {
     /// target (non-yanked first, then tag priority, then build number, then name).
     fn select_files(&self, name: &str, files: &[DistFile]) -> Candidates {
         let pins = self.hashes.get(name);
-        let mut best: BTreeMap<Version, (bool, usize, Reverse<(u64, String)>, DistFile)> = BTreeMap::new();
+        let mut fits: HashMap<&str, bool> = HashMap::new();
+        let mut best: BTreeMap<Version, Ranked<'_>> = BTreeMap::new();
         let mut sdists: BTreeSet<Version> = BTreeSet::new();
         for f in files {
-            if !self.python_fits(f.requires_python.as_deref()) {
-                continue;
+            if let Some(rp) = f.requires_python.as_deref() {
+                if !*fits.entry(rp).or_insert_with(|| self.python_fits(Some(rp))) {
+                    continue;
+                }
             }
             if pins.is_some_and(|p| !f.sha256.as_ref().is_some_and(|h| p.contains(h))) {
                 continue;
@@ -228,18 +236,22 @@ impl<'a> Provider<'a> {
                 }
                 continue;
             };
-            let (Some(priority), Ok(version)) = (wheel.priority(&self.tags), Version::from_str(&wheel.version)) else {
+            let (Some(priority), Ok(version)) = (wheel.priority_in(&self.tags), Version::from_str(&wheel.version))
+            else {
                 continue;
             };
-            let key = (f.yanked, priority, Reverse(wheel.build_number()), f.clone());
-            let slot = best.entry(version).or_insert_with(|| key.clone());
-            if (key.0, key.1, &key.2, &key.3.filename) < (slot.0, slot.1, &slot.2, &slot.3.filename) {
-                *slot = key;
+            let key = (f.yanked, priority, Reverse(wheel.build_number()), f);
+            match best.get(&version) {
+                Some(slot)
+                    if (slot.0, slot.1, &slot.2, &slot.3.filename) <= (key.0, key.1, &key.2, &key.3.filename) => {}
+                _ => {
+                    best.insert(version, key);
+                }
             }
         }
         let mut out: Candidates = sdists.into_iter().map(|v| (v, Choice::SdistOnly)).collect();
         for (v, (yanked, _, _, file)) in best {
-            out.insert(v, Choice::Wheel { file, yanked });
+            out.insert(v, Choice::Wheel { file: file.clone(), yanked });
         }
         out
     }
@@ -275,13 +287,20 @@ impl<'a> Provider<'a> {
     }
 
     /// The requirements of `name` at `version` that apply to this target with `extras`.
-    fn requirements_of(&self, name: &str, version: &Version, extras: &[ExtraName]) -> Result<Result<Vec<Pep508>, String>, ResolveError> {
+    fn requirements_of(
+        &self,
+        name: &str,
+        version: &Version,
+        extras: &[ExtraName],
+    ) -> Result<Result<Vec<Pep508>, String>, ResolveError> {
         let file = self.wheel(name, version)?;
         let meta = self.client.metadata(&file)?;
         if !self.python_fits(meta.requires_python.as_deref()) {
             return Ok(Err(format!("requires Python {}", meta.requires_python.unwrap_or_default())));
         }
-        let reqs = meta.requirements().map_err(|m| ResolveError::Metadata { package: format!("{name} {version}"), message: m })?;
+        let reqs = meta
+            .requirements()
+            .map_err(|m| ResolveError::Metadata { package: format!("{name} {version}"), message: m })?;
         Ok(Ok(reqs.into_iter().filter(|r| r.evaluate_markers(&self.env, extras)).collect()))
     }
 
@@ -289,7 +308,11 @@ impl<'a> Provider<'a> {
         let (name, extras) = match pkg {
             Pkg::Root => return Ok(Dependencies::Available(self.root_deps.clone())),
             Pkg::Dist(n) => (n, Vec::new()),
-            Pkg::Extra(n, e) => (n, vec![ExtraName::from_str(e).map_err(|err| ResolveError::Metadata { package: n.clone(), message: err.to_string() })?]),
+            Pkg::Extra(n, e) => (
+                n,
+                vec![ExtraName::from_str(e)
+                    .map_err(|err| ResolveError::Metadata { package: n.clone(), message: err.to_string() })?],
+            ),
         };
         let reqs = match self.requirements_of(name, version, &extras)? {
             Ok(r) => r,
@@ -319,7 +342,8 @@ impl<'a> Provider<'a> {
     /// Fetches, in parallel, each dependency's page and the metadata of the version that
     /// will likely be picked. Only fills caches: errors come back when PubGrub asks.
     fn prefetch_all(&self, deps: &DependencyConstraints<Pkg, Range>) {
-        let mut todo: Vec<(&str, &Range)> = deps.iter().filter(|(p, _)| matches!(p, Pkg::Dist(_))).map(|(p, r)| (p.name(), r)).collect();
+        let mut todo: Vec<(&str, &Range)> =
+            deps.iter().filter(|(p, _)| matches!(p, Pkg::Dist(_))).map(|(p, r)| (p.name(), r)).collect();
         todo.sort_by(|a, b| a.0.cmp(b.0));
         todo.par_iter().for_each(|(name, range)| {
             let Ok(c) = self.candidates(name) else { return };
@@ -336,7 +360,12 @@ impl<'a> Provider<'a> {
         let file = self.wheel(name, version)?;
         let size = match self.client.size_of(&file)? {
             Some(s) => s,
-            None => return Err(ResolveError::Metadata { package: name.to_string(), message: format!("{}: the index gives no size", file.filename) }),
+            None => {
+                return Err(ResolveError::Metadata {
+                    package: name.to_string(),
+                    message: format!("{}: the index gives no size", file.filename),
+                })
+            }
         };
         let sha256 = file.sha256.clone().ok_or_else(|| ResolveError::Metadata {
             package: name.to_string(),
@@ -360,7 +389,11 @@ impl<'a> Provider<'a> {
                     tree.packages().into_iter().filter(|p| **p != Pkg::Root).map(|p| p.name().to_string()).collect();
                 packages.sort();
                 packages.dedup();
-                ResolveError::Conflict { target: self.target.describe(), packages, report: DefaultStringReporter::report(&tree) }
+                ResolveError::Conflict {
+                    target: self.target.describe(),
+                    packages,
+                    report: DefaultStringReporter::report(&tree),
+                }
             }
             PubGrubError::ErrorRetrievingDependencies { source: ProviderError::Resolve(e), .. } => e,
             PubGrubError::ErrorChoosingVersion { source: ProviderError::Resolve(e), .. } => e,
@@ -420,12 +453,21 @@ impl DependencyProvider for Provider<'_> {
         }
         let sdist = candidates.iter().rev().find(|(v, c)| range.contains(v) && matches!(c, Choice::SdistOnly));
         if let Some((v, _)) = sdist {
-            return Err(ResolveError::SdistOnly { name: pkg.name().to_string(), version: v.to_string(), target: self.target.describe() }.into());
+            return Err(ResolveError::SdistOnly {
+                name: pkg.name().to_string(),
+                version: v.to_string(),
+                target: self.target.describe(),
+            }
+            .into());
         }
         Ok(None)
     }
 
-    fn get_dependencies(&self, pkg: &Pkg, version: &Version) -> Result<Dependencies<Pkg, Range, String>, ProviderError> {
+    fn get_dependencies(
+        &self,
+        pkg: &Pkg,
+        version: &Version,
+    ) -> Result<Dependencies<Pkg, Range, String>, ProviderError> {
         Ok(self.dependencies(pkg, version)?)
     }
 }
@@ -437,7 +479,10 @@ mod tests {
     #[test]
     fn sdist_versions() {
         assert_eq!(sdist_version("numpy", "numpy-0.9.8.tar.gz"), Some(Version::from_str("0.9.8").unwrap()));
-        assert_eq!(sdist_version("scikit-learn", "scikit_learn-1.5.0.tar.gz"), Some(Version::from_str("1.5.0").unwrap()));
+        assert_eq!(
+            sdist_version("scikit-learn", "scikit_learn-1.5.0.tar.gz"),
+            Some(Version::from_str("1.5.0").unwrap())
+        );
         assert_eq!(sdist_version("numpy", "other-1.0.tar.gz"), None);
         assert_eq!(sdist_version("numpy", "numpy-1.0.exe"), None);
     }

@@ -157,13 +157,7 @@ impl Target {
 
     /// A short name for messages: `cp311-linux/arm64-glibc2.36`.
     pub fn describe(&self) -> String {
-        format!(
-            "Python {} on {} (glibc {}.{})",
-            self.python,
-            self.arch.oci_platform(),
-            self.glibc.0,
-            self.glibc.1
-        )
+        format!("Python {} on {} (glibc {}.{})", self.python, self.arch.oci_platform(), self.glibc.0, self.glibc.1)
     }
 
     fn cp(&self) -> String {

@@ -4,7 +4,19 @@
 //! installer checks that a wheel's `.dist-info` matches its name. Parsing here is a split
 //! on `-`, so it is written by hand: no crate is needed for five fields.
 
+use std::collections::HashMap;
+
 use crate::target::Tag;
+
+/// Each accepted tag's rank (its index in `accepted`), for lookups only: the map is never
+/// iterated, so its order cannot reach an output.
+pub fn tag_ranks(accepted: &[Tag]) -> HashMap<Tag, usize> {
+    let mut out = HashMap::with_capacity(accepted.len());
+    for (i, t) in accepted.iter().enumerate() {
+        out.entry(t.clone()).or_insert(i);
+    }
+    out
+}
 
 /// The fields of `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +59,7 @@ impl WheelName {
     pub fn tags(&self) -> impl Iterator<Item = Tag> + '_ {
         self.python.iter().flat_map(move |py| {
             self.abi.iter().flat_map(move |abi| {
-                self.platform.iter().map(move |pl| Tag {
-                    python: py.clone(),
-                    abi: abi.clone(),
-                    platform: pl.clone(),
-                })
+                self.platform.iter().map(move |pl| Tag { python: py.clone(), abi: abi.clone(), platform: pl.clone() })
             })
         })
     }
@@ -60,6 +68,12 @@ impl WheelName {
     /// the wheel does not fit.
     pub fn priority(&self, accepted: &[Tag]) -> Option<usize> {
         self.tags().filter_map(|t| accepted.iter().position(|a| *a == t)).min()
+    }
+
+    /// Like [`WheelName::priority`], with a precomputed tag → rank map (see
+    /// [`tag_ranks`]): index pages list thousands of wheels.
+    pub fn priority_in(&self, ranks: &HashMap<Tag, usize>) -> Option<usize> {
+        self.tags().filter_map(|t| ranks.get(&t).copied()).min()
     }
 
     /// The build number, for ordering wheels of equal tags (PEP 427: a larger one wins).
@@ -77,8 +91,7 @@ mod tests {
 
     #[test]
     fn parses_compressed_tags_and_builds() {
-        let w = WheelName::parse("numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-            .unwrap();
+        let w = WheelName::parse("numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
         assert_eq!(w.name, "numpy");
         assert_eq!(w.platform.len(), 2);
         let b = WheelName::parse("foo-1.0-2x-py2.py3-none-any.whl").unwrap();
@@ -101,5 +114,9 @@ mod tests {
         assert!(pure.priority(&arm).is_some());
         assert!(too_new.priority(&amd).is_none());
         assert!(other_py.priority(&amd).is_none());
+        let ranks = tag_ranks(&amd);
+        for w in [&native, &pure, &too_new, &other_py] {
+            assert_eq!(w.priority_in(&ranks), w.priority(&amd));
+        }
     }
 }

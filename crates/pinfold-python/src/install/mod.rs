@@ -119,14 +119,16 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
         if zip.len() > MAX_ENTRIES {
             return Err(invalid(wheel, format!("{} members, more than {MAX_ENTRIES}", zip.len())));
         }
-        let dist_info = find_dist_info(&zip, &name).ok_or_else(|| invalid(wheel, format!("no {}-{}.dist-info directory", name.name, name.version)))?;
+        let dist_info = find_dist_info(&zip, &name)
+            .ok_or_else(|| invalid(wheel, format!("no {}-{}.dist-info directory", name.name, name.version)))?;
         let base = dist_info.trim_end_matches(".dist-info").to_string();
         Ok(Unpacker { zip, wheel: wheel.into(), scheme, dist: name.name, data_dir: format!("{base}.data"), dist_info })
     }
 
     fn unpack(mut self) -> Result<Vec<Placed>, InstallError> {
         let root_is_purelib = self.root_is_purelib()?;
-        let recorded = record::parse(&self.read_member(&format!("{}/RECORD", self.dist_info))?).map_err(|m| invalid(&self.wheel, m))?;
+        let recorded = record::parse(&self.read_member(&format!("{}/RECORD", self.dist_info))?)
+            .map_err(|m| invalid(&self.wheel, m))?;
         let mut placed: BTreeMap<String, Placed> = BTreeMap::new();
         let mut total = 0u64;
         for i in 0..self.zip.len() {
@@ -147,7 +149,11 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
     fn root_is_purelib(&mut self) -> Result<bool, InstallError> {
         let wheel_file = self.read_member(&format!("{}/WHEEL", self.dist_info))?;
         let text = String::from_utf8_lossy(&wheel_file);
-        let field = |k: &str| text.lines().find_map(|l| l.split_once(':').filter(|(a, _)| a.trim().eq_ignore_ascii_case(k)).map(|(_, v)| v.trim().to_string()));
+        let field = |k: &str| {
+            text.lines().find_map(|l| {
+                l.split_once(':').filter(|(a, _)| a.trim().eq_ignore_ascii_case(k)).map(|(_, v)| v.trim().to_string())
+            })
+        };
         let version = field("Wheel-Version").unwrap_or_default();
         if version.split('.').next() != Some("1") {
             return Err(invalid(&self.wheel, format!("Wheel-Version {version:?} is not supported (1.x is)")));
@@ -168,7 +174,8 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
         let wheel = self.wheel.clone();
         let mut f = self.zip.by_index(i).map_err(|source| InstallError::Zip { wheel: wheel.clone(), source })?;
         let raw = f.name().to_string();
-        let unsafe_path = |reason: &str| InstallError::UnsafePath { wheel: wheel.clone(), path: raw.clone(), reason: reason.into() };
+        let unsafe_path =
+            |reason: &str| InstallError::UnsafePath { wheel: wheel.clone(), path: raw.clone(), reason: reason.into() };
         let components = member_components(&raw).map_err(unsafe_path)?;
         let mode = f.unix_mode().unwrap_or(0);
         if mode & 0o170000 == 0o120000 {
@@ -194,17 +201,32 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
     /// compiled bytecode.
     fn skipped(&self, name: &str) -> bool {
         let rec = format!("{}/RECORD", self.dist_info);
-        name == rec || name == format!("{rec}.jws") || name == format!("{rec}.p7s") || name.ends_with(".pyc") || name.contains("__pycache__/")
+        name == rec
+            || name == format!("{rec}.jws")
+            || name == format!("{rec}.p7s")
+            || name.ends_with(".pyc")
+            || name.contains("__pycache__/")
     }
 
-    fn verify(&self, name: &str, bytes: &[u8], recorded: &BTreeMap<String, record::Recorded>) -> Result<(), InstallError> {
+    fn verify(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        recorded: &BTreeMap<String, record::Recorded>,
+    ) -> Result<(), InstallError> {
         let entry = recorded.get(name).ok_or_else(|| invalid(&self.wheel, format!("{name} is not in RECORD")))?;
         let Some((algo, expected)) = &entry.hash else {
             return Err(invalid(&self.wheel, format!("RECORD gives {name} no hash")));
         };
-        let actual = record::digest(algo, bytes).ok_or_else(|| invalid(&self.wheel, format!("RECORD hash {algo} for {name} is not supported")))?;
+        let actual = record::digest(algo, bytes)
+            .ok_or_else(|| invalid(&self.wheel, format!("RECORD hash {algo} for {name} is not supported")))?;
         if &actual != expected {
-            return Err(InstallError::RecordMismatch { wheel: self.wheel.clone(), path: name.into(), recorded: format!("{algo}={expected}"), actual: format!("{algo}={actual}") });
+            return Err(InstallError::RecordMismatch {
+                wheel: self.wheel.clone(),
+                path: name.into(),
+                recorded: format!("{algo}={expected}"),
+                actual: format!("{algo}={actual}"),
+            });
         }
         Ok(())
     }
@@ -216,7 +238,8 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
             let root = if root_is_purelib { &self.scheme.purelib } else { &self.scheme.platlib };
             return Ok(Placed { path: format!("{root}/{name}"), bytes, mode });
         };
-        let (key, tail) = rest.split_once('/').ok_or_else(|| invalid(&self.wheel, format!("{name}: a file directly in .data")))?;
+        let (key, tail) =
+            rest.split_once('/').ok_or_else(|| invalid(&self.wheel, format!("{name}: a file directly in .data")))?;
         let tail: Vec<&str> = tail.split('/').collect();
         let s = self.scheme;
         Ok(match key {
@@ -224,13 +247,19 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
             "platlib" => Placed { path: join(&s.platlib, &tail), bytes, mode },
             "data" => Placed { path: join(&s.data, &tail), bytes, mode },
             "headers" => Placed { path: join(&format!("{}/{}", s.headers, self.dist), &tail), bytes, mode },
-            "scripts" => Placed { path: join(&s.scripts, &tail), bytes: scripts::rewrite_shebang(bytes, &s.python), mode: 0o755 },
+            "scripts" => {
+                Placed { path: join(&s.scripts, &tail), bytes: scripts::rewrite_shebang(bytes, &s.python), mode: 0o755 }
+            }
             other => return Err(invalid(&self.wheel, format!("{name}: unknown .data directory {other:?}"))),
         })
     }
 
     /// INSTALLER, entry point launchers, and RECORD over everything installed.
-    fn add_generated(&mut self, placed: &mut BTreeMap<String, Placed>, root_is_purelib: bool) -> Result<(), InstallError> {
+    fn add_generated(
+        &mut self,
+        placed: &mut BTreeMap<String, Placed>,
+        root_is_purelib: bool,
+    ) -> Result<(), InstallError> {
         let lib = if root_is_purelib { self.scheme.purelib.clone() } else { self.scheme.platlib.clone() };
         let info = format!("{lib}/{}", self.dist_info);
         let mut add = |p: Placed| match placed.insert(p.path.clone(), p) {
@@ -243,8 +272,12 @@ impl<'s, R: Read + std::io::Seek> Unpacker<'s, R> {
             let launchers = scripts::launchers(&text, &self.scheme.python).map_err(|m| invalid(&self.wheel, m))?;
             for l in launchers {
                 let path = format!("{}/{}", self.scheme.scripts, l.name);
-                match placed.insert(path.clone(), Placed { path: path.clone(), bytes: l.text.into_bytes(), mode: 0o755 }) {
-                    Some(_) => return Err(invalid(&self.wheel, format!("entry point {} clashes with a script", l.name))),
+                match placed
+                    .insert(path.clone(), Placed { path: path.clone(), bytes: l.text.into_bytes(), mode: 0o755 })
+                {
+                    Some(_) => {
+                        return Err(invalid(&self.wheel, format!("entry point {} clashes with a script", l.name)))
+                    }
                     None => continue,
                 }
             }
@@ -276,7 +309,11 @@ fn entries(placed: Vec<Placed>, options: &InstallOptions) -> Result<Vec<Entry>, 
     let mut out: BTreeMap<String, Entry> = BTreeMap::new();
     for p in placed {
         for dir in ancestors(&p.path) {
-            out.entry(dir.to_string()).or_insert_with(|| Entry { path: dir.to_string(), kind: EntryKind::Dir, mode: 0o755 });
+            out.entry(dir.to_string()).or_insert_with(|| Entry {
+                path: dir.to_string(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+            });
         }
         let content = match &options.extract_to {
             Some(root) => Content::Extracted(extract(root, &p.path, &p.bytes)?),

@@ -30,7 +30,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<BTreeMap<String, Recorded>, String> 
         let hash = row
             .get(1)
             .filter(|h| !h.is_empty())
-            .map(|h| h.split_once('=').map(|(a, d)| (a.to_string(), d.to_string())).ok_or(format!("RECORD: bad hash {h:?}")))
+            .map(|h| {
+                h.split_once('=').map(|(a, d)| (a.to_string(), d.to_string())).ok_or(format!("RECORD: bad hash {h:?}"))
+            })
             .transpose()?;
         let size = row.get(2).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
         out.insert(path, Recorded { hash, size });
@@ -60,7 +62,8 @@ pub(crate) fn write<'a>(files: impl Iterator<Item = (String, &'a [u8])>, record_
         .collect();
     rows.push([record_path.to_string(), String::new(), String::new()]);
     rows.sort();
-    let mut writer = csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut writer =
+        csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     for row in rows {
         writer.write_record(&row).expect("writing to memory");
     }

@@ -100,7 +100,8 @@ impl Scheme {
         let short = v.version.short();
         let p = &v.prefix;
         let dir = |path: String| Entry { path, kind: EntryKind::Dir, mode: 0o755 };
-        let link = |path: String, target: &str| Entry { path, kind: EntryKind::Symlink(target.to_string()), mode: 0o777 };
+        let link =
+            |path: String, target: &str| Entry { path, kind: EntryKind::Symlink(target.to_string()), mode: 0o777 };
         let mut out = vec![
             dir(p.clone()),
             dir(format!("{p}/bin")),
@@ -113,7 +114,11 @@ impl Scheme {
             dir(format!("{p}/lib/python{short}")),
             dir(format!("{p}/lib/python{short}/site-packages")),
             link(format!("{p}/lib64"), "lib"),
-            Entry { path: format!("{p}/pyvenv.cfg"), kind: EntryKind::File(super::Content::Bytes(self.pyvenv_cfg(v))), mode: 0o644 },
+            Entry {
+                path: format!("{p}/pyvenv.cfg"),
+                kind: EntryKind::File(super::Content::Bytes(self.pyvenv_cfg(v))),
+                mode: 0o644,
+            },
         ];
         out.extend(super::paths::ancestors(p).map(|a| dir(a.to_string())));
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -167,7 +172,8 @@ mod tests {
 
     #[test]
     fn site_packages_scheme() {
-        let s = Scheme::site_packages("/usr/local/lib/python3.11/dist-packages", "/usr/bin/python3.11", v311()).unwrap();
+        let s =
+            Scheme::site_packages("/usr/local/lib/python3.11/dist-packages", "/usr/bin/python3.11", v311()).unwrap();
         assert_eq!(s.scripts, "/usr/local/bin");
         assert_eq!(s.data, "/usr/local");
         assert_eq!(s.python, "/usr/bin/python3.11");

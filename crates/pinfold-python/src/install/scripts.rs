@@ -38,7 +38,12 @@ pub(crate) fn launchers(entry_points: &str, python: &str) -> Result<Vec<Launcher
 }
 
 fn launcher(name: &str, spec: &str, python: &str) -> Result<Launcher, String> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.contains(char::is_whitespace) {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || name.contains(char::is_whitespace)
+    {
         return Err(format!("entry point name {name:?} is not a file name"));
     }
     let spec_no_extras = spec.split('[').next().unwrap_or("").trim();
@@ -91,14 +96,21 @@ mod tests {
         assert!(l[0].text.starts_with("#!/opt/venv/bin/python\n"));
         assert!(l[0].text.contains("from pkg.mod import App\n") && l[0].text.contains("sys.exit(App.run())"));
         assert_eq!(l, launchers(eps, "/opt/venv/bin/python").unwrap());
-        for bad in ["[console_scripts]\nx = os:system('rm -rf /')\n", "[console_scripts]\n../x = a:b\n", "[console_scripts]\nx = a\n"] {
+        for bad in [
+            "[console_scripts]\nx = os:system('rm -rf /')\n",
+            "[console_scripts]\n../x = a:b\n",
+            "[console_scripts]\nx = a\n",
+        ] {
             assert!(launchers(bad, "/p").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn shebangs_are_rewritten() {
-        assert_eq!(rewrite_shebang(b"#!python -u\nprint(1)\n".to_vec(), "/usr/bin/python3.11"), b"#!/usr/bin/python3.11 -u\nprint(1)\n");
+        assert_eq!(
+            rewrite_shebang(b"#!python -u\nprint(1)\n".to_vec(), "/usr/bin/python3.11"),
+            b"#!/usr/bin/python3.11 -u\nprint(1)\n"
+        );
         assert_eq!(rewrite_shebang(b"#!pythonw\n".to_vec(), "/p"), b"#!/p\n");
         assert_eq!(rewrite_shebang(b"#!python3\n".to_vec(), "/p"), b"#!python3\n");
         assert_eq!(rewrite_shebang(b"#!/bin/sh\n".to_vec(), "/p"), b"#!/bin/sh\n");

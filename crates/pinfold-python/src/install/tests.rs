@@ -57,7 +57,11 @@ fn demo(dir: &Path) -> PathBuf {
             ("demo_pkg-1.0.data/headers/demo.h", b"int x;\n", 0o644),
             ("demo_pkg-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n", 0o644),
             ("demo_pkg-1.0.dist-info/WHEEL", WHEEL, 0o644),
-            ("demo_pkg-1.0.dist-info/entry_points.txt", b"[console_scripts]\ndemo = demo_pkg.cli:main\n[gui_scripts]\ndemo-gui = demo_pkg:gui\n", 0o644),
+            (
+                "demo_pkg-1.0.dist-info/entry_points.txt",
+                b"[console_scripts]\ndemo = demo_pkg.cli:main\n[gui_scripts]\ndemo-gui = demo_pkg:gui\n",
+                0o644,
+            ),
         ],
         None,
     )
@@ -93,7 +97,10 @@ fn installs_into_a_venv_with_scripts_data_and_record() {
     assert_eq!(file_bytes(&e, "/opt/venv/share/demo/readme.txt"), b"hi\n");
     assert_eq!(file_bytes(&e, "/opt/venv/include/site/python3.11/demo_pkg/demo.h"), b"int x;\n");
     let launcher = String::from_utf8(file_bytes(&e, "/opt/venv/bin/demo")).unwrap();
-    assert!(launcher.starts_with("#!/opt/venv/bin/python\n") && launcher.contains("from demo_pkg.cli import main"), "{launcher}");
+    assert!(
+        launcher.starts_with("#!/opt/venv/bin/python\n") && launcher.contains("from demo_pkg.cli import main"),
+        "{launcher}"
+    );
     assert!(paths.contains(&"/opt/venv/bin/demo-gui"));
     assert_eq!(file_bytes(&e, &format!("{site}/demo_pkg-1.0.dist-info/INSTALLER")), b"pinfold\n");
     assert_eq!(e.iter().find(|x| x.path == "/opt").unwrap().kind, EntryKind::Dir);
@@ -123,7 +130,8 @@ fn check_record(e: &[Entry], site: &str, info: &str) {
 fn site_packages_scheme_and_extraction() {
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let scheme = Scheme::site_packages("/usr/local/lib/python3.11/dist-packages", "/usr/bin/python3.11", v311()).unwrap();
+    let scheme =
+        Scheme::site_packages("/usr/local/lib/python3.11/dist-packages", "/usr/bin/python3.11", v311()).unwrap();
     let opts = InstallOptions { extract_to: Some(out.path().to_path_buf()) };
     let e = install_wheel(&demo(dir.path()), &scheme, &opts).unwrap();
     let launcher = String::from_utf8(file_bytes(&e, "/usr/local/bin/demo")).unwrap();
@@ -150,15 +158,24 @@ fn hostile_wheels_are_refused() {
     assert!(msg.contains(".."), "{msg}");
     let msg = install_err(&[("bad/x.py", b"/etc/passwd", 0o120777)], None);
     assert!(msg.contains("symlink"), "{msg}");
-    let wrong = format!("bad/x.py,sha256={},1\nbad-1.0.dist-info/WHEEL,sha256={},{}\n", record::digest("sha256", b"y").unwrap(), record::digest("sha256", WHEEL).unwrap(), WHEEL.len());
+    let wrong = format!(
+        "bad/x.py,sha256={},1\nbad-1.0.dist-info/WHEEL,sha256={},{}\n",
+        record::digest("sha256", b"y").unwrap(),
+        record::digest("sha256", WHEEL).unwrap(),
+        WHEEL.len()
+    );
     let msg = install_err(&[("bad/x.py", b"x", 0o644)], Some(&wrong));
     assert!(msg.contains("RECORD") && msg.contains("bad/x.py") && msg.contains("sha256="), "{msg}");
-    let partial = format!("bad-1.0.dist-info/WHEEL,sha256={},{}\n", record::digest("sha256", WHEEL).unwrap(), WHEEL.len());
+    let partial =
+        format!("bad-1.0.dist-info/WHEEL,sha256={},{}\n", record::digest("sha256", WHEEL).unwrap(), WHEEL.len());
     let msg = install_err(&[("bad/x.py", b"x", 0o644)], Some(&partial));
     assert!(msg.contains("not in RECORD"), "{msg}");
     let msg = install_err(&[("bad-1.0.data/bogus/x", b"x", 0o644)], None);
     assert!(msg.contains("bogus"), "{msg}");
-    let msg = install_err(&[("bad-1.0.dist-info/entry_points.txt", b"[console_scripts]\nx = os:system('id')\n", 0o644)], None);
+    let msg = install_err(
+        &[("bad-1.0.dist-info/entry_points.txt", b"[console_scripts]\nx = os:system('id')\n", 0o644)],
+        None,
+    );
     assert!(msg.contains("entry point"), "{msg}");
 }
 
@@ -168,7 +185,11 @@ fn too_many_members_are_refused() {
     let path = dir.path().join("big-1.0-py3-none-any.whl");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     for i in 0..=MAX_ENTRIES {
-        zip.start_file(format!("big/{i}"), SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+        zip.start_file(
+            format!("big/{i}"),
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
     }
     zip.finish().unwrap();
     let msg = install_wheel(&path, &venv(), &InstallOptions::default()).unwrap_err().to_string();
@@ -177,10 +198,15 @@ fn too_many_members_are_refused() {
 
 #[test]
 fn merge_refuses_a_file_of_two_wheels() {
-    let f = |p: &str, b: &[u8]| Entry { path: p.into(), kind: EntryKind::File(Content::Bytes(b.to_vec())), mode: 0o644 };
+    let f =
+        |p: &str, b: &[u8]| Entry { path: p.into(), kind: EntryKind::File(Content::Bytes(b.to_vec())), mode: 0o644 };
     let d = |p: &str| Entry { path: p.into(), kind: EntryKind::Dir, mode: 0o755 };
-    let ok = merge(vec![("a.whl".into(), vec![d("/x"), f("/x/a", b"1")]), ("b.whl".into(), vec![d("/x"), f("/x/b", b"2")])]).unwrap();
+    let ok =
+        merge(vec![("a.whl".into(), vec![d("/x"), f("/x/a", b"1")]), ("b.whl".into(), vec![d("/x"), f("/x/b", b"2")])])
+            .unwrap();
     assert_eq!(ok.len(), 3);
-    let err = merge(vec![("a.whl".into(), vec![f("/x/a", b"1")]), ("b.whl".into(), vec![f("/x/a", b"2")])]).unwrap_err().to_string();
+    let err = merge(vec![("a.whl".into(), vec![f("/x/a", b"1")]), ("b.whl".into(), vec![f("/x/a", b"2")])])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("a.whl") && err.contains("b.whl") && err.contains("/x/a"), "{err}");
 }
