@@ -389,11 +389,10 @@ impl<'a> Provider<'a> {
                     tree.packages().into_iter().filter(|p| **p != Pkg::Root).map(|p| p.name().to_string()).collect();
                 packages.sort();
                 packages.dedup();
-                ResolveError::Conflict {
-                    target: self.target.describe(),
-                    packages,
-                    report: DefaultStringReporter::report(&tree),
-                }
+                // The root is a version-less stand-in: drop the version PubGrub prints for it.
+                let root = Pkg::Root.to_string();
+                let report = DefaultStringReporter::report(&tree).replace(&format!("{root} 0"), &root);
+                ResolveError::Conflict { target: self.target.describe(), packages, report }
             }
             PubGrubError::ErrorRetrievingDependencies { source: ProviderError::Resolve(e), .. } => e,
             PubGrubError::ErrorChoosingVersion { source: ProviderError::Resolve(e), .. } => e,
