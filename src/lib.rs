@@ -24,6 +24,7 @@ pub mod cli;
 pub mod compare;
 pub mod env;
 pub mod input;
+pub mod packages;
 pub mod plan;
 pub mod progress;
 pub mod resolve;

@@ -1,0 +1,7 @@
+//! Package sets in a build (`spec/packages.md`): `pinfold lock` resolves the `debian`
+//! and `python` nodes of a build file into `pinfold.lock`, and `install NAME` turns a
+//! locked set into a layer tree for one platform. The resolving, fetching and unpacking
+//! are the package crates' (`pinfold-python`, `pinfold-debian`); this module ties them
+//! to the build file, the lock and the store.
+
+pub mod python;

@@ -1,0 +1,188 @@
+//! Python package sets in a build: `pinfold lock` resolves a `python` node with
+//! `pinfold-python` per platform; `install NAME` unpacks the locked wheels into a layer
+//! tree. The wheels are fetched into the store by sha256 (from the store, `--mirror`,
+//! or the index's URL for that file name), so a warm store or a vendor directory needs
+//! no index at all.
+
+use crate::cache::Cache;
+use crate::input::{fetch, FetchOptions};
+use pinfold_image::digest::Digest;
+use pinfold_image::layer::{EntryKind, FileSource, LayerEntry, LayerTree};
+use pinfold_lang::lock::{LockedPython, LockedWheel};
+use pinfold_lang::PythonDecl;
+use pinfold_python::discovery::IndexSettings;
+use pinfold_python::index::IndexClient;
+use pinfold_python::install::{self, Content, InstallOptions, Scheme};
+use pinfold_python::requirements::Requirements;
+use pinfold_python::target::{PythonVersion, Target};
+use std::path::Path;
+
+/// The glibc a Python set's wheels are chosen for when no Debian set of the build file
+/// says which (manylinux_2_28: what current wheels are built for, and older than any
+/// Debian release pinfold installs).
+pub const DEFAULT_GLIBC: &str = "2.28";
+
+/// Where the image's interpreter is, and its full version (for `pyvenv.cfg`).
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub path: String,
+    pub version: PythonVersion,
+}
+
+/// The index of a set: its `index` node, else what pip would read.
+fn index_settings(decl: &PythonDecl, requirements: &Requirements) -> Result<IndexSettings, String> {
+    let settings = match &decl.index {
+        Some(url) => IndexSettings::single(&url.value),
+        None => IndexSettings::discover(),
+    }
+    .map_err(|e| e.to_string())?;
+    settings.with_requirements(requirements).map_err(|e| e.to_string())
+}
+
+/// The requirements of a set: its files (relative to the build file's directory) and
+/// inline specifiers.
+fn requirements(decl: &PythonDecl, root: &Path) -> Result<Requirements, String> {
+    let mut all = Requirements::from_specifiers(&decl.packages.iter().map(|p| p.value.as_str()).collect::<Vec<_>>())
+        .map_err(|e| e.to_string())?;
+    for file in &decl.requirements {
+        let more = Requirements::from_file(&root.join(&file.value), Some(root)).map_err(|e| e.to_string())?;
+        all.requirements.extend(more.requirements);
+        all.constraints.extend(more.constraints);
+        all.index_url = all.index_url.or(more.index_url);
+        all.extra_index_urls.extend(more.extra_index_urls);
+        all.pre |= more.pre;
+    }
+    Ok(all)
+}
+
+/// Resolves a set for every platform: the wheels, by file name and sha256.
+pub fn lock(decl: &PythonDecl, root: &Path, platforms: &[String], glibc: &str, cache: &Cache) -> Result<LockedPython, String> {
+    let python = decl.python.as_ref().map(|p| p.value.clone()).unwrap_or_default();
+    let mut locked = LockedPython { python: python.clone(), platforms: Default::default() };
+    if let Some(pylock) = &decl.pylock {
+        let file = pinfold_python::pylock::Pylock::read(&root.join(&pylock.value)).map_err(|e| e.to_string())?;
+        for platform in platforms {
+            let target = Target::new(&python, platform, glibc).map_err(|e| e.to_string())?;
+            let resolution = file.select(&target).map_err(|e| e.to_string())?;
+            locked.platforms.insert(platform.clone(), wheels(resolution.packages));
+        }
+        return Ok(locked);
+    }
+    let requirements = requirements(decl, root)?;
+    let client = IndexClient::new(index_settings(decl, &requirements)?, Some(cache.root().join("python-index")))
+        .map_err(|e| e.to_string())?;
+    for platform in platforms {
+        let target = Target::new(&python, platform, glibc).map_err(|e| e.to_string())?;
+        let resolution = pinfold_python::resolve::resolve(&client, &requirements, &target).map_err(|e| e.to_string())?;
+        locked.platforms.insert(platform.clone(), wheels(resolution.packages));
+    }
+    Ok(locked)
+}
+
+fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWheel> {
+    packages
+        .into_iter()
+        .map(|w| LockedWheel { name: w.name, version: w.version, file: w.filename, sha256: w.sha256, size: w.size.unwrap_or(0) })
+        .collect()
+}
+
+/// The store path of every locked wheel of `platform`, fetched when the store and the
+/// mirror lack it: through the index (the set's, else pip's), by the file's name.
+fn fetch_wheels(
+    decl_index: Option<&str>,
+    wheels: &[LockedWheel],
+    cache: &Cache,
+    options: &FetchOptions,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut paths = Vec::new();
+    let mut client: Option<IndexClient> = None;
+    for wheel in wheels {
+        let digest: Digest = format!("sha256:{}", wheel.sha256).parse().map_err(|e| format!("{}: {e}", wheel.file))?;
+        let stored = cache.blob_path(&digest);
+        let mirrored = options.mirror.as_ref().map(|m| m.join(digest.hex())).filter(|p| p.is_file());
+        let url = if stored.is_file() || mirrored.is_some() || options.offline {
+            format!("pinfold-store:{}", wheel.file)
+        } else {
+            if client.is_none() {
+                let settings = match decl_index {
+                    Some(url) => IndexSettings::single(url),
+                    None => IndexSettings::discover(),
+                }
+                .map_err(|e| e.to_string())?;
+                client = Some(IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?);
+            }
+            let file = client.as_ref().expect("made above").find_locked(&wheel.name, &wheel.file, &wheel.sha256).map_err(|e| e.to_string())?;
+            file.url.clone()
+        };
+        let (_, path) = fetch(&url, Some(digest), cache, options).map_err(|e| format!("{}: {e}", wheel.file))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// The tree of `install NAME [to=…]` for one platform: every locked wheel unpacked as
+/// the wheel specification says, into a venv at `to` or the interpreter's
+/// site-packages.
+pub fn install_tree(
+    locked: &LockedPython,
+    index: Option<&str>,
+    platform: &str,
+    to: Option<&str>,
+    interpreter: &Interpreter,
+    cache: &Cache,
+    options: &FetchOptions,
+) -> Result<LayerTree, String> {
+    let wheels = locked
+        .platforms
+        .get(platform)
+        .ok_or_else(|| format!("pinfold.lock has no wheels for {platform}; run `pinfold lock`"))?;
+    let scheme = match to {
+        Some(prefix) => Scheme::venv(prefix, &interpreter.path, interpreter.version.clone()),
+        None => Scheme::site_packages(
+            &format!("/usr/local/lib/python{}/dist-packages", interpreter.version.short()),
+            &interpreter.path,
+            interpreter.version.clone(),
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    let paths = fetch_wheels(index, wheels, cache, options)?;
+    let unpacked = cache.root().join("unpacked");
+    std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
+    let work = tempfile::Builder::new().prefix("wheels-").tempdir_in(&unpacked).map_err(|e| e.to_string())?;
+    let mut sets = vec![("venv".to_string(), scheme.venv_entries())];
+    for (wheel, stored) in wheels.iter().zip(&paths) {
+        // The installer reads name, version and tags from the file's name.
+        let named = work.path().join(&wheel.file);
+        if std::fs::hard_link(stored, &named).is_err() {
+            std::fs::copy(stored, &named).map_err(|e| format!("{}: {e}", wheel.file))?;
+        }
+        let extract_to = unpacked.join(format!("wheel-{}", &wheel.sha256[..32]));
+        let entries = install::install_wheel(&named, &scheme, &InstallOptions { extract_to: Some(extract_to) })
+            .map_err(|e| e.to_string())?;
+        sets.push((wheel.file.clone(), entries));
+    }
+    let merged = install::merge(sets).map_err(|e| e.to_string())?;
+    to_tree(merged)
+}
+
+/// The installer's entries as a layer tree: root-owned, its modes.
+fn to_tree(entries: Vec<install::Entry>) -> Result<LayerTree, String> {
+    let mut tree = LayerTree::new();
+    for e in entries {
+        let Some(path) = pinfold_image::layer::tree::normalize_image_path(&e.path) else { continue };
+        let kind = match e.kind {
+            install::EntryKind::Dir => EntryKind::Dir,
+            install::EntryKind::Symlink(target) => EntryKind::Symlink { target },
+            install::EntryKind::File(Content::Bytes(bytes)) => {
+                EntryKind::File { size: bytes.len() as u64, source: FileSource::Inline(bytes) }
+            }
+            install::EntryKind::File(Content::Extracted(file)) => {
+                let size = std::fs::metadata(&file).map_err(|err| format!("{}: {err}", file.display()))?.len();
+                EntryKind::File { size, source: FileSource::Path(file, None) }
+            }
+        };
+        tree.insert(path.clone(), LayerEntry { kind, mode: e.mode, uid: 0, gid: 0 })
+            .map_err(|c| format!("`/{}` is installed twice", c.path))?;
+    }
+    Ok(tree)
+}
