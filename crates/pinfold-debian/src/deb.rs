@@ -64,10 +64,18 @@ impl FileData {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { data: FileData, size: u64, sha256: String },
-    Symlink { target: String },
+    File {
+        data: FileData,
+        size: u64,
+        sha256: String,
+    },
+    Symlink {
+        target: String,
+    },
     /// A hard link to the regular file at this image path (an earlier entry).
-    Hardlink { target: String },
+    Hardlink {
+        target: String,
+    },
 }
 
 /// One entry of the image tree.
@@ -148,7 +156,10 @@ fn check_binary(mut member: impl Read, name: &str) -> Result<bool> {
     let mut text = String::new();
     member.by_ref().take(64).read_to_string(&mut text).ok();
     if !text.starts_with("2.") {
-        return Err(Error::BadDeb { deb: name.into(), message: format!("debian-binary is {:?}, not 2.x", text.trim()) });
+        return Err(Error::BadDeb {
+            deb: name.into(),
+            message: format!("debian-binary is {:?}, not 2.x", text.trim()),
+        });
     }
     Ok(true)
 }
@@ -273,7 +284,8 @@ fn rebase_link(old: &str, new: &str, target: &str) -> String {
 
 /// The relative path from the directory of `from` to `to` (both root-relative).
 fn relative_to(from: &str, to: &str) -> String {
-    let from_dir: Vec<&str> = from.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.to_vec()).unwrap_or_default();
+    let from_dir: Vec<&str> =
+        from.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.to_vec()).unwrap_or_default();
     let to_parts: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
     let common = from_dir.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<&str> = vec![".."; from_dir.len() - common];
@@ -320,7 +332,8 @@ impl<'a> Unpacker<'a> {
         let bad = |e: std::io::Error| Error::BadDeb { deb: self.name.to_string(), message: format!("data.tar: {e}") };
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(bad)? {
-            let entry = entry.map_err(|e| Error::BadDeb { deb: self.name.into(), message: format!("data.tar: {e}") })?;
+            let entry =
+                entry.map_err(|e| Error::BadDeb { deb: self.name.into(), message: format!("data.tar: {e}") })?;
             if self.entries.len() >= MAX_ENTRIES {
                 return Err(self.hostile("(any)", format!("more than {MAX_ENTRIES} entries")));
             }
@@ -388,15 +401,14 @@ impl<'a> Unpacker<'a> {
         path: &str,
     ) -> Result<EntryKind> {
         use tar::EntryType as T;
-        let link = || {
-            entry_link(header).ok_or_else(|| self.hostile(raw, "a link without a target"))
-        };
+        let link = || entry_link(header).ok_or_else(|| self.hostile(raw, "a link without a target"));
         match header.entry_type() {
             T::Directory => Ok(EntryKind::Dir),
             T::Symlink => Ok(EntryKind::Symlink { target: rebase_link(package_path, path, &link()?) }),
             T::Link => {
                 let target = link()?;
-                let target = merged_usr(&normalize(&target).map_err(|m| self.hostile(raw, format!("hardlink to {m}")))?);
+                let target =
+                    merged_usr(&normalize(&target).map_err(|m| self.hostile(raw, format!("hardlink to {m}")))?);
                 if self.seen.get(&target) != Some(&false) || !self.is_file(&target) {
                     return Err(self.hostile(raw, format!("hardlink to {target}, which is not an earlier file")));
                 }
@@ -413,7 +425,13 @@ impl<'a> Unpacker<'a> {
 
     /// Reads a regular file's bytes, hashing them (sha256; md5 for conffiles), into
     /// memory or into the extraction directory.
-    fn file(&mut self, entry: &mut tar::Entry<impl Read>, raw: &str, package_path: &str, path: &str) -> Result<EntryKind> {
+    fn file(
+        &mut self,
+        entry: &mut tar::Entry<impl Read>,
+        raw: &str,
+        package_path: &str,
+        path: &str,
+    ) -> Result<EntryKind> {
         let conffile = format!("/{package_path}");
         let mut sink = FileSink::open(self.contents, path).map_err(|e| self.hostile(raw, e.to_string()))?;
         let mut sha = Sha256::new();

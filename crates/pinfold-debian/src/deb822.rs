@@ -55,6 +55,10 @@ impl Stanza {
     }
 }
 
+/// What `next_line` returns for a line of a field that is not kept (not blank, so it
+/// does not end the stanza; no real line can be a lone NUL).
+const SKIPPED: &str = "\0";
+
 /// Reads stanzas one at a time from `reader`.
 pub struct Reader<R> {
     reader: R,
@@ -62,19 +66,45 @@ pub struct Reader<R> {
     line: usize,
     comments: bool,
     buf: Vec<u8>,
+    /// When set, only these fields are kept (others, and their continuation lines,
+    /// are skipped without being copied: most of a Packages index is Description).
+    only: Option<&'static [&'static str]>,
+    skipping: bool,
 }
 
 impl<R: BufRead> Reader<R> {
     /// `what` names the source in errors; `comments` allows `#` lines (`.sources` files).
     pub fn new(reader: R, what: impl Into<String>, comments: bool) -> Self {
-        Reader { reader, what: what.into(), line: 0, comments, buf: Vec::new() }
+        Reader { reader, what: what.into(), line: 0, comments, buf: Vec::new(), only: None, skipping: false }
+    }
+
+    /// Keeps only the fields named in `only` (case-insensitively).
+    pub fn only_fields(mut self, only: &'static [&'static str]) -> Self {
+        self.only = Some(only);
+        self
+    }
+
+    /// Whether a line starting a field (or continuing one) is to be skipped.
+    fn skip(&mut self) -> bool {
+        let Some(only) = self.only else { return false };
+        let line = &self.buf;
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            return self.skipping;
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            self.skipping = false;
+            return false; // not a field: let the parser name the error
+        };
+        self.skipping = !only.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(&line[..colon]));
+        self.skipping
     }
 
     fn syntax(&self, message: impl Into<String>) -> Error {
         Error::Syntax { what: self.what.clone(), line: self.line, message: message.into() }
     }
 
-    /// The next line without its newline, or None at the end.
+    /// The next line without its newline (empty for a skipped field's line), or None
+    /// at the end.
     fn next_line(&mut self) -> Result<Option<String>> {
         self.buf.clear();
         let n = (&mut self.reader).take(MAX_LINE + 1).read_until(b'\n', &mut self.buf).map_err(|e| Error::Syntax {
@@ -92,6 +122,9 @@ impl<R: BufRead> Reader<R> {
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
         }
+        if !self.buf.is_empty() && self.skip() {
+            return Ok(Some(String::from(SKIPPED)));
+        }
         let text = std::str::from_utf8(&self.buf).map_err(|_| self.syntax("not UTF-8"))?;
         Ok(Some(text.to_string()))
     }
@@ -101,7 +134,7 @@ impl<R: BufRead> Reader<R> {
         let mut stanza = Stanza::default();
         let mut size = 0usize;
         while let Some(line) = self.next_line()? {
-            if self.comments && line.starts_with('#') {
+            if (self.comments && line.starts_with('#')) || line == SKIPPED {
                 continue;
             }
             if line.trim().is_empty() {
@@ -187,6 +220,15 @@ mod tests {
         let long = format!("A: {}\n", "x".repeat(MAX_LINE as usize + 10));
         let err = parse_all(&long, "big", false).unwrap_err();
         assert!(err.to_string().contains("longer than"), "{err}");
+    }
+
+    #[test]
+    fn only_some_fields() {
+        let text = "Package: a\nDescription: d\n more\nVersion: 1\n\nPackage: b\nNoColon\n";
+        let mut r = Reader::new(text.as_bytes(), "t", false).only_fields(&["package", "Version"]);
+        let first = r.next_stanza().unwrap().unwrap();
+        assert_eq!(first.fields, [("Package".into(), "a".into()), ("Version".into(), "1".into())]);
+        assert!(r.next_stanza().is_err(), "a line without a colon is still an error");
     }
 
     #[test]

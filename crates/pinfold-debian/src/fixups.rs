@@ -28,9 +28,18 @@ pub fn scripts_not_run(debs: &[&Deb]) -> Vec<NotRun> {
     let mut out: Vec<NotRun> = debs
         .iter()
         .filter_map(|d| {
-            let scripts: Vec<String> =
-                d.control.scripts().into_iter().filter(|s| *s == "preinst" || *s == "postinst").map(String::from).collect();
-            (!scripts.is_empty()).then(|| NotRun { package: d.control.name().to_string(), note: note(d.control.name()).into(), scripts })
+            let scripts: Vec<String> = d
+                .control
+                .scripts()
+                .into_iter()
+                .filter(|s| *s == "preinst" || *s == "postinst")
+                .map(String::from)
+                .collect();
+            (!scripts.is_empty()).then(|| NotRun {
+                package: d.control.name().to_string(),
+                note: note(d.control.name()).into(),
+                scripts,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.package.cmp(&b.package));
@@ -99,7 +108,7 @@ pub fn ca_certificates(entries: &[Entry]) -> Result<Vec<Entry>> {
 }
 
 /// `*.crt` regular files (or hardlinks) under `prefix`, by name relative to it.
-fn certs_under<'a>(files: &BTreeMap<&'a str, &'a Entry>, prefix: &str) -> Vec<(&'a str, &'a Entry)> {
+fn certs_under<'a>(files: &BTreeMap<&'a str, &'a Entry>, prefix: &'a str) -> Vec<(&'a str, &'a Entry)> {
     files
         .range(prefix..)
         .take_while(|(p, _)| p.starts_with(prefix))
@@ -125,5 +134,12 @@ fn pem_link(name: &str, target: &str) -> Entry {
     let base = name.rsplit('/').next().unwrap_or(name).trim_end_matches(".crt");
     let safe: String = base.chars().map(|c| if " !#$%&()*+,/:;<=>?@[\\^`{|}~".contains(c) { '_' } else { c }).collect();
     let path = format!("etc/ssl/certs/{safe}.pem");
-    Entry { package_path: path.clone(), path, kind: EntryKind::Symlink { target: target.into() }, mode: 0o777, uid: 0, gid: 0 }
+    Entry {
+        package_path: path.clone(),
+        path,
+        kind: EntryKind::Symlink { target: target.into() },
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+    }
 }

@@ -108,7 +108,13 @@ fn pick_index(release: &Release, component: &str, arch: &str) -> Result<(String,
 }
 
 /// Fetches an index into the cache from the first mirror that has it.
-fn download(src: &Source, release: &Release, path: &str, expected: &Expected, what: &str) -> Result<std::path::PathBuf> {
+fn download(
+    src: &Source,
+    release: &Release,
+    path: &str,
+    expected: &Expected,
+    what: &str,
+) -> Result<std::path::PathBuf> {
     let mut tried = Vec::new();
     for base in src.mirrors {
         for url in index_urls(base, release, path, expected) {
@@ -143,10 +149,28 @@ fn read_index_file(file: &Path, path: &str, what: &str) -> Result<Vec<IndexPacka
     parse_packages(crate::digest::BoundedReader::new(reader, MAX_INDEX), what)
 }
 
+/// The fields read from an index (the rest, mostly descriptions, is skipped).
+const FIELDS: &[&str] = &[
+    "Package",
+    "Version",
+    "Architecture",
+    "Multi-Arch",
+    "Essential",
+    "Priority",
+    "Depends",
+    "Pre-Depends",
+    "Provides",
+    "Filename",
+    "Size",
+    "SHA256",
+    "Installed-Size",
+];
+
 /// Parses Packages text; `what` names it in errors.
 pub fn parse_packages(reader: impl Read, what: &str) -> Result<Vec<IndexPackage>> {
     let mut out = Vec::new();
-    for stanza in deb822::Reader::new(BufReader::with_capacity(1 << 16, reader), what, false) {
+    let reader = deb822::Reader::new(BufReader::with_capacity(1 << 16, reader), what, false).only_fields(FIELDS);
+    for stanza in reader {
         out.push(index_package(&stanza?, what)?);
     }
     Ok(out)

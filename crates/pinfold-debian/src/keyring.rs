@@ -17,6 +17,8 @@ pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gp
 
 /// Bound on a keyring file (Debian's is about 60 KiB).
 const MAX_KEYRING: u64 = 16 << 20;
+/// Bound on the keys (and unreadable packets) of one keyring.
+const MAX_KEYS: usize = 10_000;
 
 pub struct Keyring {
     path: PathBuf,
@@ -54,17 +56,16 @@ impl Keyring {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Keyring> {
         let err = |message: String| Error::Keyring { path: path.to_path_buf(), message };
         let (parsed, _) = PublicOrSecret::from_reader_many(bytes).map_err(|e| err(e.to_string()))?;
-        let mut keys = Vec::new();
-        for key in parsed {
-            // A key rpgp cannot read (an old v3 key, an unknown algorithm) is left out:
-            // it can sign nothing then, which fails closed.
-            if let Ok(key) = key {
-                keys.push(match key {
-                    PublicOrSecret::Public(k) => k,
-                    PublicOrSecret::Secret(k) => k.to_public_key(),
-                });
-            }
-        }
+        // A key rpgp cannot read (an old v3 key, an unknown algorithm) is left out: it
+        // can sign nothing then, which fails closed. Bounded: a keyring has few keys.
+        let keys: Vec<SignedPublicKey> = parsed
+            .take(MAX_KEYS)
+            .flatten()
+            .map(|key| match key {
+                PublicOrSecret::Public(k) => k,
+                PublicOrSecret::Secret(k) => k.to_public_key(),
+            })
+            .collect();
         if keys.is_empty() {
             return Err(err("no OpenPGP public key could be read".into()));
         }
@@ -86,7 +87,8 @@ impl Keyring {
         let bad = |message: String| Error::Signature { what: what.to_string(), message };
         let (message, _) = CleartextSignedMessage::from_armor(armored).map_err(|e| bad(e.to_string()))?;
         if !self.keys.iter().any(|key| self.signed_by(&message, key)) {
-            let ids: Vec<String> = message.signatures().iter().flat_map(|s| s.issuer_key_id()).map(|k| format!("{k:?}")).collect();
+            let ids: Vec<String> =
+                message.signatures().iter().flat_map(|s| s.issuer_key_id()).map(|k| format!("{k:?}")).collect();
             return Err(bad(format!(
                 "no good signature by a key of {} (signed by {})",
                 self.path.display(),
@@ -137,7 +139,7 @@ mod tests {
         use rand::SeedableRng;
         let rng = rand::rngs::StdRng::seed_from_u64(7);
         let msg = match by_subkey {
-            true => CleartextSignedMessage::sign(rng, text, &key.secret_subkeys[0], &Password::empty()),
+            true => CleartextSignedMessage::sign(rng, text, &key.secret_subkeys[0].key, &Password::empty()),
             false => CleartextSignedMessage::sign(rng, text, &key.primary_key, &Password::empty()),
         };
         msg.unwrap().to_armored_bytes(Default::default()).unwrap()

@@ -151,7 +151,10 @@ pub fn parse_provides(text: &str) -> Result<Vec<(String, Option<Version>)>, Stri
 fn parse_atom(text: &str) -> Result<Atom, String> {
     // Architecture lists and build profiles only appear in source packages; a binary
     // index has none, so they are cut off rather than evaluated.
-    let text = text.split(['[', '<']).next().unwrap_or("").trim();
+    let text = match text.find(')') {
+        Some(close) => &text[..=close],
+        None => text.split(['[', '<']).next().unwrap_or("").trim(),
+    };
     let (head, version) = match text.split_once('(') {
         Some((head, rest)) => (head.trim(), Some(parse_constraint(rest)?)),
         None => (text, None),
@@ -193,8 +196,19 @@ mod tests {
     #[test]
     fn version_order_is_dpkgs() {
         let ascending = [
-            "0.9", "1.0~rc1", "1.0", "1.0-0.1", "1.0-1", "1.0-1+b1", "1.0-1+deb12u1", "1.0-2", "1.0a", "1.0.1",
-            "1.10", "2", "1:0.1",
+            "0.9",
+            "1.0~rc1",
+            "1.0",
+            "1.0-0.1",
+            "1.0-1",
+            "1.0-1+b1",
+            "1.0-1+deb12u1",
+            "1.0-2",
+            "1.0a",
+            "1.0.1",
+            "1.10",
+            "2",
+            "1:0.1",
         ];
         for pair in ascending.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
@@ -220,7 +234,8 @@ mod tests {
 
     #[test]
     fn relations_parse() {
-        let rels = parse_relations("libc6 (>= 2.34), python3:any (>= 3.11~), a | b:amd64 (<< 2) , c (= 1:2.0-1)").unwrap();
+        let rels =
+            parse_relations("libc6 (>= 2.34), python3:any (>= 3.11~), a | b:amd64 (<< 2) , c (= 1:2.0-1)").unwrap();
         assert_eq!(rels.len(), 4);
         assert_eq!(rels[0][0].name, "libc6");
         assert_eq!(rels[0][0].version.as_ref().unwrap().0, Op::Ge);
@@ -231,6 +246,8 @@ mod tests {
         assert_eq!(rels[3][0].to_string(), "c (= 1:2.0-1)");
         assert_eq!(parse_relations("x (>=1.0)").unwrap()[0][0].to_string(), "x (>= 1.0)");
         assert_eq!(parse_relations("x (> 1.0)").unwrap()[0][0].version.as_ref().unwrap().0, Op::Ge);
+        assert_eq!(parse_relations("x [amd64] <!nocheck>").unwrap()[0][0].to_string(), "x");
+        assert_eq!(parse_relations("x (<< 2) [amd64]").unwrap()[0][0].to_string(), "x (<< 2)");
     }
 
     #[test]

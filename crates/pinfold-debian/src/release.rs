@@ -46,7 +46,13 @@ pub fn inrelease_url(base: &str, suite: &str) -> String {
 
 /// Fetches `dists/SUITE/InRelease` from the first of `mirrors` that has it, checks its
 /// signature against `keyring`, and keeps it in `cache` (for offline locks).
-pub fn fetch_release(http: &Http, mirrors: &[String], suite: &str, keyring: &Keyring, cache: &Cache) -> Result<Release> {
+pub fn fetch_release(
+    http: &Http,
+    mirrors: &[String],
+    suite: &str,
+    keyring: &Keyring,
+    cache: &Cache,
+) -> Result<Release> {
     let mut tried = Vec::new();
     for base in mirrors {
         let url = inrelease_url(base, suite);
@@ -99,11 +105,12 @@ pub fn verify_release(bytes: &[u8], keyring: &Keyring, suite: &str, what: &str) 
 
 /// Reads the (already verified) text of a Release file.
 pub fn parse_release(text: &str, what: &str) -> Result<Release> {
-    let stanza = deb822::parse_all(text, what, false)?.into_iter().next().ok_or_else(|| Error::Release {
-        what: what.to_string(),
-        message: "empty".into(),
-    })?;
-    let words = |name: &str| -> Vec<String> { stanza.get(name).unwrap_or("").split_whitespace().map(str::to_string).collect() };
+    let stanza = deb822::parse_all(text, what, false)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Release { what: what.to_string(), message: "empty".into() })?;
+    let words =
+        |name: &str| -> Vec<String> { stanza.get(name).unwrap_or("").split_whitespace().map(str::to_string).collect() };
     let owned = |name: &str| stanza.get(name).map(str::to_string);
     Ok(Release {
         suite: String::new(),

@@ -200,7 +200,11 @@ impl<'a> State<'_, 'a> {
             Some((n, v)) => (n.trim(), Some(parse_version(v).map_err(|m| self.unknown(spec, m))?)),
             None => (spec.trim(), None),
         };
-        let atom = Atom { name: name.to_string(), arch: ArchQual::None, version: version.map(|v| (crate::relation::Op::Eq, v)) };
+        let atom = Atom {
+            name: name.to_string(),
+            arch: ArchQual::None,
+            version: version.map(|v| (crate::relation::Op::Eq, v)),
+        };
         if let Some(p) = u.real_candidate(&atom) {
             self.choose(p, None);
             return Ok(());
@@ -264,9 +268,10 @@ impl<'a> State<'_, 'a> {
 
     fn satisfied_by_chosen(&self, atom: &Atom) -> bool {
         let u = self.universe;
-        let real = self.chosen.get(atom.name.as_str()).is_some_and(|c| {
-            atom.version_matches(Some(&c.pkg.version)) && u.arch_ok(c.pkg, atom)
-        });
+        let real = self
+            .chosen
+            .get(atom.name.as_str())
+            .is_some_and(|c| atom.version_matches(Some(&c.pkg.version)) && u.arch_ok(c.pkg, atom));
         real || self.chosen.values().any(|c| {
             c.pkg.provides.iter().any(|(v, ver)| *v == atom.name && atom.version_matches(ver.as_ref()))
                 && u.arch_ok(c.pkg, atom)

@@ -63,11 +63,18 @@ pub fn load_repository(
     };
     let offline = matches!(from, ReleaseFrom::Cached { .. });
     let src = Source { http, mirrors: &repo.mirrors, cache, offline };
-    let mut indexes = Vec::new();
-    for arch in arches {
-        for component in &repo.components {
-            indexes.push(load_packages(&src, &release, component, arch)?);
-        }
-    }
+    // Indexes are independent: they load side by side (decompressing and parsing is
+    // most of a lock's time) and are collected in the order asked, whatever finishes
+    // first.
+    let wanted: Vec<(&str, &String)> =
+        arches.iter().flat_map(|a| repo.components.iter().map(move |c| (*a, c))).collect();
+    let loaded: Vec<Result<PackagesIndex>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = wanted
+            .iter()
+            .map(|(arch, component)| scope.spawn(|| load_packages(&src, &release, component, arch)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("an index loader panicked")).collect()
+    });
+    let indexes = loaded.into_iter().collect::<Result<Vec<_>>>()?;
     Ok((release, indexes))
 }

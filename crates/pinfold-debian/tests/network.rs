@@ -143,7 +143,13 @@ fn network_fetch_and_unpack_a_small_deb() {
     assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), certs);
     let db = dpkg::dpkg_database(&[&deb]);
     assert!(db.iter().any(|e| e.path == "var/lib/dpkg/info/ca-certificates.list"));
-    println!("{} {}: {} entries, {certs} certificates, bundle {} bytes", pkg.name, pkg.version, deb.entries.len(), text.len());
+    println!(
+        "{} {}: {} entries, {certs} certificates, bundle {} bytes",
+        pkg.name,
+        pkg.version,
+        deb.entries.len(),
+        text.len()
+    );
 }
 
 #[test]

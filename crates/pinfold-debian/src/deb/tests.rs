@@ -50,15 +50,18 @@ pub(crate) fn deb_of(control: &str, extra: &[(&str, &[u8])], data: &[T]) -> Vec<
     let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
     xz.write_all(&tar_of(data)).unwrap();
     let mut ar = ar::Builder::new(Vec::new());
-    for (name, bytes) in
-        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", gz.finish().unwrap()), ("data.tar.xz", xz.finish().unwrap())]
-    {
+    for (name, bytes) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", gz.finish().unwrap()),
+        ("data.tar.xz", xz.finish().unwrap()),
+    ] {
         ar.append(&ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64), bytes.as_slice()).unwrap();
     }
     ar.into_inner().unwrap()
 }
 
-const CONTROL: &str = "Package: tool\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: M <m@invalid>\nDescription: a tool\n more\n";
+const CONTROL: &str =
+    "Package: tool\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: M <m@invalid>\nDescription: a tool\n more\n";
 
 fn good() -> Vec<u8> {
     deb_of(
@@ -92,7 +95,20 @@ fn a_good_deb_merged_usr_sorted() {
     assert_eq!(deb.control.conffiles, ["/etc/tool.conf"]);
     assert_eq!(deb.conffile_md5["/etc/tool.conf"], hex::encode(Md5::digest(b"conf\n")));
     let paths: Vec<&str> = deb.entries.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["etc", "etc/tool.conf", "usr", "usr/bin", "usr/bin/a-tool", "usr/bin/sh", "usr/bin/tool", "usr/lib", "usr/lib/libx.so"]);
+    assert_eq!(
+        paths,
+        [
+            "etc",
+            "etc/tool.conf",
+            "usr",
+            "usr/bin",
+            "usr/bin/a-tool",
+            "usr/bin/sh",
+            "usr/bin/tool",
+            "usr/lib",
+            "usr/lib/libx.so"
+        ]
+    );
     let by = |p: &str| deb.entries.iter().find(|e| e.path == p).unwrap();
     assert_eq!(by("usr/bin/sh").kind, EntryKind::Symlink { target: "tool".into() });
     assert_eq!(by("usr/bin/sh").package_path, "bin/sh");
@@ -137,8 +153,16 @@ fn hostile_entries_are_refused_by_name() {
     refused(&[reg("../x", 0o644, b"x")], "../x", "`..`");
     refused(&[reg("./usr/../../x", 0o644, b"x")], "./usr/../../x", "`..`");
     refused(&[reg("/etc/passwd", 0o644, b"x")], "/etc/passwd", "absolute");
-    refused(&[sym("./usr/evil", "/etc"), reg("./usr/evil/passwd", 0o644, b"x")], "./usr/evil/passwd", "not a directory");
-    refused(&[sym("./usr/evil", "../../.."), dir("./usr/evil/"), reg("./usr/evil/x", 0o644, b"x")], "./usr/evil/", "twice");
+    refused(
+        &[sym("./usr/evil", "/etc"), reg("./usr/evil/passwd", 0o644, b"x")],
+        "./usr/evil/passwd",
+        "not a directory",
+    );
+    refused(
+        &[sym("./usr/evil", "../../.."), dir("./usr/evil/"), reg("./usr/evil/x", 0o644, b"x")],
+        "./usr/evil/",
+        "twice",
+    );
     refused(&[reg("./a", 0o644, b"1"), reg("./a", 0o644, b"2")], "./a", "appears twice");
     refused(&[dir("./lib/"), reg("./usr/lib", 0o644, b"x")], "./usr/lib", "appears twice");
     refused(&[reg("./usr/x/y", 0o644, b"1"), sym("./usr/x", "/etc")], "./usr/x", "replace a directory");
@@ -203,7 +227,16 @@ fn dpkg_database_and_ca_bundle() {
     ];
     let out = crate::fixups::ca_certificates(&tree).unwrap();
     let paths: Vec<&str> = out.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["etc/ca-certificates.conf", "etc/ssl/certs/A_a.pem", "etc/ssl/certs/B_b.pem", "etc/ssl/certs/ca-certificates.crt", "etc/ssl/certs/corp.pem"]);
+    assert_eq!(
+        paths,
+        [
+            "etc/ca-certificates.conf",
+            "etc/ssl/certs/A_a.pem",
+            "etc/ssl/certs/B_b.pem",
+            "etc/ssl/certs/ca-certificates.crt",
+            "etc/ssl/certs/corp.pem"
+        ]
+    );
     let EntryKind::File { data, .. } = &out[3].kind else { panic!() };
     assert_eq!(data.read().unwrap(), b"A\nB\nC\n");
     assert_eq!(out[1].kind, EntryKind::Symlink { target: "/usr/share/ca-certificates/mozilla/A a.crt".into() });

@@ -38,7 +38,8 @@ fn req(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn closure_sorted_with_highest_version_across_suites() {
-    let main = index("bookworm", "amd64", &["app|1.0|amd64|Depends: libz (>= 1.2), data", "libz|1.2|amd64", "data|1|all"]);
+    let main =
+        index("bookworm", "amd64", &["app|1.0|amd64|Depends: libz (>= 1.2), data", "libz|1.2|amd64", "data|1|all"]);
     let updates = index("bookworm-updates", "amd64", &["libz|1.3|amd64"]);
     let out = resolve(&[main, updates], "amd64", &req(&["app"]), Base::None).unwrap();
     assert_eq!(names(&out), ["app=1.0", "data=1", "libz=1.3"]);
@@ -47,14 +48,22 @@ fn closure_sorted_with_highest_version_across_suites() {
 
 #[test]
 fn versions_relations_pick_the_best_that_fits() {
-    let i = index("s", "amd64", &["app|1|amd64|Pre-Depends: lib (<< 2.0)", "lib|2.0|amd64", "lib|1.5|amd64", "lib|1.0|amd64"]);
+    let i = index(
+        "s",
+        "amd64",
+        &["app|1|amd64|Pre-Depends: lib (<< 2.0)", "lib|2.0|amd64", "lib|1.5|amd64", "lib|1.0|amd64"],
+    );
     let out = resolve(&[i], "amd64", &req(&["app"]), Base::None).unwrap();
     assert_eq!(names(&out), ["app=1", "lib=1.5"]);
 }
 
 #[test]
 fn alternatives_prefer_a_chosen_one_then_the_first() {
-    let i = index("s", "amd64", &["app|1|amd64|Depends: mawk | gawk", "other|1|amd64|Depends: gawk", "mawk|1|amd64", "gawk|1|amd64"]);
+    let i = index(
+        "s",
+        "amd64",
+        &["app|1|amd64|Depends: mawk | gawk", "other|1|amd64|Depends: gawk", "mawk|1|amd64", "gawk|1|amd64"],
+    );
     let out = resolve(std::slice::from_ref(&i), "amd64", &req(&["app"]), Base::None).unwrap();
     assert_eq!(names(&out), ["app=1", "mawk=1"]);
     let out = resolve(&[i], "amd64", &req(&["app", "gawk"]), Base::None).unwrap();
@@ -112,7 +121,11 @@ fn unsatisfiable_names_the_chain() {
     let i = index(
         "bookworm",
         "amd64",
-        &["python3|3.11|amd64|Depends: python3.11 (>= 3.11)", "python3.11|3.11.2|amd64|Depends: libpython3.11-stdlib (= 3.11.2)", "libpython3.11-stdlib|3.11.1|amd64"],
+        &[
+            "python3|3.11|amd64|Depends: python3.11 (>= 3.11)",
+            "python3.11|3.11.2|amd64|Depends: libpython3.11-stdlib (= 3.11.2)",
+            "libpython3.11-stdlib|3.11.1|amd64",
+        ],
     );
     let err = resolve(&[i], "amd64", &req(&["python3"]), Base::None).unwrap_err().to_string();
     assert_eq!(
@@ -123,9 +136,13 @@ fn unsatisfiable_names_the_chain() {
 
 #[test]
 fn a_chosen_version_that_does_not_fit_is_named() {
-    let i = index("s", "amd64", &["a|1|amd64|Depends: lib", "b|1|amd64|Depends: lib (<< 2)", "lib|2|amd64", "lib|1|amd64"]);
+    let i =
+        index("s", "amd64", &["a|1|amd64|Depends: lib", "b|1|amd64|Depends: lib (<< 2)", "lib|2|amd64", "lib|1|amd64"]);
     let err = resolve(&[i], "amd64", &req(&["a", "b"]), Base::None).unwrap_err().to_string();
-    assert!(err.contains("b depends on lib (<< 2), which lib 2 (chosen as: a depends on lib) does not satisfy"), "{err}");
+    assert!(
+        err.contains("b depends on lib (<< 2), which lib 2 (chosen as: a depends on lib) does not satisfy"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +164,12 @@ fn essential_and_required_only_when_asked() {
     let i = index(
         "s",
         "amd64",
-        &["app|1|amd64", "bash|5|amd64|Essential: yes\nPriority: required", "mawk|1|amd64|Priority: required", "vim|9|amd64|Priority: optional"],
+        &[
+            "app|1|amd64",
+            "bash|5|amd64|Essential: yes\nPriority: required",
+            "mawk|1|amd64|Priority: required",
+            "vim|9|amd64|Priority: optional",
+        ],
     );
     let only = |base| names(&resolve(std::slice::from_ref(&i), "amd64", &req(&["app"]), base).unwrap());
     assert_eq!(only(Base::None), ["app=1"]);
