@@ -4,4 +4,5 @@
 //! are the package crates' (`pinfold-python`, `pinfold-debian`); this module ties them
 //! to the build file, the lock and the store.
 
+pub mod debian;
 pub mod python;
