@@ -92,6 +92,7 @@ pub fn unpacked(cache_root: &Path, archive: &Archive, image: &PlatformImage) -> 
     for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
         let (reader, _) =
             archive.open(&layer.member).map_err(|source| UnpackError::Open { layer: layer.digest, source })?;
+        let reader = pinfold_image::digest::SizeLimited::new(reader, layer.size, format!("layer {}", layer.digest));
         let mut blob = VerifyingReader::new(reader);
         let read_err = |source| UnpackError::Read { layer: layer.digest, source };
         {
