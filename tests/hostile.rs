@@ -82,12 +82,7 @@ fn a_base_layout_behind_a_symlink_out_of_the_root_is_refused() {
 
 /// Each command that reads a build file, on a hostile one: exit 2, quickly.
 fn every_reader_refuses(dir: &Path, file: &str, needle: &str) {
-    for args in [
-        vec!["build", "-f", file],
-        vec!["lock", "-f", file],
-        vec!["graph", "-f", file],
-        vec!["lint", file],
-    ] {
+    for args in [vec!["build", "-f", file], vec!["lock", "-f", file], vec!["graph", "-f", file], vec!["lint", file]] {
         let start = Instant::now();
         let ran = pinfold(dir).args(&args).run();
         let elapsed = start.elapsed();
@@ -145,4 +140,40 @@ fn under_bwrap_proc_sys_is_read_only_and_no_new_privileges_holds() {
     let ran = pinfold(&src).args(["run", "--engine", "bwrap", &layout, "--", "sh", "-c", script]).run().success();
     assert!(!ran.stdout().contains("WROTE"), "{}", ran.stdout());
     assert!(ran.stdout().contains("NoNewPrivs:\t1"), "{}", ran.stdout());
+}
+
+#[test]
+fn a_step_output_below_a_symlink_the_step_made_is_refused_and_the_host_file_stays() {
+    if !require_tool("runc", &["--version"]) {
+        return;
+    }
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    if busybox("amd64", &src.join("busybox-amd64")).is_none() {
+        return;
+    }
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("secret"), b"host secret").unwrap();
+    let v = victim.display();
+    std::fs::write(
+        src.join("pinfold.kdl"),
+        format!(
+            "pinfold 1\nepoch 1704067200\nimage tools {{\n    from scratch\n    layer l {{\n        \
+             copy \"busybox-amd64\" to=\"/bin/busybox\" mode=0o755\n        dir \"/tmp\" mode=0o1777\n    }}\n}}\n\
+             step grab {{\n    image tools\n    run \"/bin/busybox\" \"ln\" \"-s\" \"{v}\" \"link\"\n    \
+             outputs \"link/secret\"\n}}\n\
+             image app {{\n    from scratch\n    layer l {{ copy step=grab \"link/secret\" to=\"/secret\" }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("app.tar");
+    pinfold(&src)
+        .args(["build", "app", "-o", &format!("oci-archive:{}", out.display())])
+        .run()
+        .code(2)
+        .stderr_contains("through the symlink `link`");
+    assert_eq!(std::fs::read(victim.join("secret")).unwrap(), b"host secret");
+    assert!(!out.exists());
 }

@@ -248,7 +248,8 @@ impl Root {
     pub fn create_file(&mut self, parts: &[&[u8]], mode: u32) -> Result<std::fs::File, RootedError> {
         let (dir, name) = self.parent(parts, true)?.expect("created");
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir, os(name), flags, Mode::from_raw_mode(mode & 0o777)).map_err(Self::io(parts))?;
+        let fd =
+            rustix::fs::openat(dir, os(name), flags, Mode::from_raw_mode(mode & 0o777)).map_err(Self::io(parts))?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -343,10 +344,9 @@ impl Root {
         if parts.is_empty() {
             return rustix::fs::fchown(&self.fd, owner.0, owner.1).map_err(Self::io(parts));
         }
-        let (dir, name) = self.parent(parts, false)?.ok_or_else(|| RootedError::Refused {
-            path: shown(parts),
-            why: "does not exist".into(),
-        })?;
+        let (dir, name) = self
+            .parent(parts, false)?
+            .ok_or_else(|| RootedError::Refused { path: shown(parts), why: "does not exist".into() })?;
         rustix::fs::chownat(dir, os(name), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(Self::io(parts))
     }
 

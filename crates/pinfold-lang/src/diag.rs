@@ -495,7 +495,11 @@ impl Diagnostics {
                     &named
                 }
                 Some(src) => {
-                    named = WithName { inner: d, source: Some(NamedSource::new(&src.name, src.text.clone())), location: None };
+                    named = WithName {
+                        inner: d,
+                        source: Some(NamedSource::new(&src.name, src.text.clone())),
+                        location: None,
+                    };
                     &named
                 }
                 None => d,

@@ -165,9 +165,7 @@ impl Unpacker {
                 let why = if path.as_bytes() == raw.as_slice() { why } else { format!("(`{path}`) {why}") };
                 Self::unsafe_entry(layer, &raw, why)
             }
-            RootedError::Io { path, source } => {
-                UnpackError::Io { path: self.tree.path().join(path), source }
-            }
+            RootedError::Io { path, source } => UnpackError::Io { path: self.tree.path().join(path), source },
         }
     }
 
@@ -207,9 +205,7 @@ impl Unpacker {
                 let r = self.tree.kind(dir);
                 match r.map_err(self.rooted(layer, &raw))? {
                     RootedKind::Dir | RootedKind::Missing => {}
-                    _ => {
-                        return Err(Self::unsafe_entry(layer, &raw, "is a whiteout in something not a directory"))
-                    }
+                    _ => return Err(Self::unsafe_entry(layer, &raw, "is a whiteout in something not a directory")),
                 }
                 if hidden == b".wh..opq" {
                     self.opaque(layer, &raw, dir, &this_layer)?;

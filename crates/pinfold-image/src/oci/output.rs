@@ -93,7 +93,9 @@ pub fn check_target(target: &ImageRef, force: bool) -> Result<(), OutputError> {
             match fs::symlink_metadata(file) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(OutputError::Io { path: file.clone(), source: e }),
-                Ok(m) if !m.is_file() => Err(refused(file, "exists and is not a regular file (use --force to replace it)")),
+                Ok(m) if !m.is_file() => {
+                    Err(refused(file, "exists and is not a regular file (use --force to replace it)"))
+                }
                 Ok(m) if m.len() == 0 => Ok(()),
                 Ok(_) => {
                     let mut head = [0u8; 512];
