@@ -186,7 +186,8 @@ impl Unpacker {
         for entry in archive.entries().map_err(read_err)? {
             let mut entry = entry.map_err(read_err)?;
             let raw = entry.path_bytes().into_owned();
-            let parts = components(&raw).map_err(|why| Self::unsafe_entry(layer, &raw, why))?;
+            let parts = components(&raw)
+                .map_err(|why| Self::unsafe_entry(layer, &raw, why.replace("its root", "the rootfs")))?;
             let kind = entry.header().entry_type();
             let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
             let uid = entry.header().uid().unwrap_or(0);
