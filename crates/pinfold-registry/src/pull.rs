@@ -333,7 +333,7 @@ impl RemoteBlobs for RegistryBlobs {
     }
 
     fn open_blob(&self, digest: &Digest) -> io::Result<(Box<dyn Read + Send>, u64)> {
-        let store = self.store.as_deref().and_then(|root| Some(BlobStore::new(root)));
+        let store = self.store.as_deref().map(BlobStore::new);
         if let Some(store) = &store {
             let path = store.blob_path(digest);
             if let Ok(file) = std::fs::File::open(&path) {
