@@ -158,27 +158,6 @@ pub fn sha256_of_file(path: &std::path::Path) -> io::Result<Digest> {
     VerifyingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish().map(|(digest, _)| digest)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_of_empty_input_is_the_well_known_one() {
-        assert_eq!(
-            Digest::of(b"").to_string(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-    }
-
-    #[test]
-    fn parse_rejects_uppercase_and_short_digests() {
-        let upper = format!("sha256:{}", "A".repeat(64));
-        assert_eq!(upper.parse::<Digest>(), Err(DigestParseError::BadHex));
-        assert_eq!("sha256:abc".parse::<Digest>(), Err(DigestParseError::BadLength(3)));
-        assert!("md5:abc".parse::<Digest>().is_err());
-    }
-}
-
 /// A reader that fails as soon as its source yields more than `limit` bytes: a blob
 /// streamed from outside is cut off when it passes its descriptor's size, instead of
 /// filling the disk before the digest check could refuse it.
@@ -212,5 +191,26 @@ impl<R: Read> Read for SizeLimited<R> {
             ));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_empty_input_is_the_well_known_one() {
+        assert_eq!(
+            Digest::of(b"").to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn parse_rejects_uppercase_and_short_digests() {
+        let upper = format!("sha256:{}", "A".repeat(64));
+        assert_eq!(upper.parse::<Digest>(), Err(DigestParseError::BadHex));
+        assert_eq!("sha256:abc".parse::<Digest>(), Err(DigestParseError::BadLength(3)));
+        assert!("md5:abc".parse::<Digest>().is_err());
     }
 }
