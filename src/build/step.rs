@@ -94,9 +94,16 @@ fn gather_inputs<'a>(
         let name = &id.name;
         let dir = upstream.get(id).ok_or_else(|| format!("step `{name}` has not run for {}", id.platform))?;
         let roots: Vec<String> = if paths.is_empty() { vec![String::new()] } else { paths.clone() };
+        // The outputs of a step are a tree its command made: a symlink in it is
+        // never followed, neither on the way to a named path nor at its end.
+        let mut tree = pinfold_image::rooted::Root::open(dir)
+            .map_err(|e| format!("cannot read the outputs of step `{name}`: {e}"))?;
         for root in roots {
+            let parts = pinfold_image::rooted::components(root.as_bytes())
+                .map_err(|why| format!("the input `{root}` of step `{name}` {why}"))?;
+            let kind = tree.kind(&parts).map_err(|e| format!("the input {e} (an output of step `{name}`)"))?;
             let start = if root.is_empty() { dir.clone() } else { dir.join(&root) };
-            if !start.is_dir() {
+            if kind != pinfold_image::rooted::Kind::Dir {
                 add(&mut inputs, root.clone(), start)?;
                 continue;
             }
@@ -217,10 +224,16 @@ pub fn run_step(
     }
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).map_err(io_err("cannot collect its outputs"))?;
+    // The work directory is what the command made: an output is taken from it
+    // through the rooted primitive, so a symlink the command made on the way to it is
+    // refused instead of followed (it could point anywhere on the host).
+    let mut tree = pinfold_image::rooted::Root::open(&work).map_err(io_err("cannot collect its outputs"))?;
     for path in &step.outputs {
         let rel = path.trim_start_matches("./").trim_end_matches('/');
-        let from = work.join(rel);
-        if std::fs::symlink_metadata(&from).is_err() {
+        let parts = pinfold_image::rooted::components(rel.as_bytes())
+            .map_err(|why| fail(format!("the declared output `{path}` {why}")))?;
+        let refused = |e: pinfold_image::rooted::RootedError| fail(format!("the declared output {e}; it is refused"));
+        if tree.kind(&parts).map_err(refused)? == pinfold_image::rooted::Kind::Missing {
             return Err(fail(format!(
                 "the command succeeded and did not make the declared output `{path}` (below {})",
                 step.workdir
@@ -230,7 +243,7 @@ pub fn run_step(
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(io_err("cannot collect its outputs"))?;
         }
-        std::fs::rename(&from, &to).map_err(io_err(&format!("cannot collect the output `{path}`")))?;
+        tree.move_out(&parts, &to).map_err(refused)?;
     }
     let dir = cx.cache.commit_step(&out, &key, cx.hashes).map_err(io_err("cannot store its outputs in the cache"))?;
     Ok(Done { dir, outcome: Outcome::Ran, log })

@@ -169,6 +169,9 @@ pub struct BuildArgs {
     /// docker://HOST/REPO[:TAG].
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    /// Write an -o archive over an existing file that is not an archive pinfold wrote.
+    #[arg(long)]
+    pub force: bool,
     /// Build only these platforms of each image (repeatable).
     #[arg(long = "platform")]
     pub platforms: Vec<String>,
@@ -423,6 +426,10 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
     };
     if let Some(ImageRef::Name(n)) = &output {
         return Err(format!("-o {n}: an output is oci:DIR[:REF], oci-archive:FILE or docker-archive:FILE"));
+    }
+    // Before anything is built: an output never replaces what is not pinfold's.
+    if let Some(target) = &output {
+        pinfold_image::oci::output::check_target(target, args.force).map_err(|e| format!("-o: {e}"))?;
     }
     Ok(BuildRequest {
         file: args.file.clone(),

@@ -62,8 +62,20 @@ fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
 }
 
 fn unpack(reader: impl Read, root: &Path) -> Result<(), ExtractError> {
+    use pinfold_image::rooted::{components, Kind, Root, RootedError};
+    let mut tree = Root::open(root)?;
+    let rooted = |raw: &str| {
+        let raw = raw.to_string();
+        move |e: RootedError| match e {
+            RootedError::Refused { path, why } if path == raw => unsafe_entry(&raw, &why),
+            RootedError::Refused { path, why } => unsafe_entry(&raw, &format!("(`{path}`) {why}")),
+            RootedError::Io { path, source } => {
+                ExtractError::Io(io::Error::new(source.kind(), format!("entry `{raw}` (`{path}`): {source}")))
+            }
+        }
+    };
     let mut archive = tar::Archive::new(reader);
-    let mut symlinks: BTreeSet<String> = BTreeSet::new();
+    // Regular files of this archive: the only things a hard link may copy.
     let mut written: BTreeSet<String> = BTreeSet::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -75,41 +87,42 @@ fn unpack(reader: impl Read, root: &Path) -> Result<(), ExtractError> {
             return Err(unsafe_entry(&raw, "climbs out of the archive with `..`"));
         }
         let Some(path) = normalize_image_path(&raw) else { continue }; // `./` itself
-                                                                       // Writing below a symlink of the archive would write wherever it points.
-        let mut prefix = path.as_str();
-        while let Some((parent, _)) = prefix.rsplit_once('/') {
-            if symlinks.contains(parent) {
-                return Err(unsafe_entry(&raw, &format!("is written through the symlink `{parent}`")));
-            }
-            prefix = parent;
-        }
-        let target = root.join(&path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+        let parts = components(path.as_bytes()).map_err(|why| unsafe_entry(&raw, why))?;
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644);
+        // Every name is resolved below the root without following a symlink: writing
+        // below a symlink of the archive is refused, naming the symlink.
+        let existing = tree.kind(&parts).map_err(rooted(&raw))?;
         if kind.is_dir() {
-            std::fs::create_dir_all(&target)?;
-        } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            if symlinks.contains(&path) || target.is_dir() {
-                return Err(unsafe_entry(&raw, "replaces a symlink or directory of the same archive"));
-            }
-            let mut file = std::fs::File::create(&target)?;
-            io::copy(&mut entry, &mut file)?;
-            // Only the executable bit survives, as for `copy`.
-            let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
-        } else if kind.is_symlink() {
-            let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&raw, "is a symlink without a target"))?;
-            let link = String::from_utf8_lossy(&link).into_owned();
-            if target.symlink_metadata().is_ok() {
+            if !matches!(existing, Kind::Dir | Kind::Missing) {
                 return Err(unsafe_entry(&raw, "replaces an earlier entry of the same archive"));
             }
-            std::os::unix::fs::symlink(&link, &target)?;
-            symlinks.insert(path.clone());
+            tree.make_dir(&parts).map_err(rooted(&raw))?;
+            continue;
+        }
+        if kind == tar::EntryType::XGlobalHeader || kind == tar::EntryType::XHeader {
+            continue;
+        }
+        let is_content = kind.is_file() || kind == tar::EntryType::Continuous || kind.is_hard_link();
+        match existing {
+            Kind::Missing => {}
+            // A later copy of a file replaces the earlier one, as tar does.
+            Kind::File if is_content => tree.remove(&parts).map_err(rooted(&raw))?,
+            _ => return Err(unsafe_entry(&raw, "replaces an earlier entry of the same archive")),
+        }
+        if kind.is_file() || kind == tar::EntryType::Continuous {
+            // Only the executable bit survives, as for `copy`.
+            let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+            let mut file = tree.create_file(&parts, mode).map_err(rooted(&raw))?;
+            io::copy(&mut entry, &mut file)?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            written.insert(path);
+        } else if kind.is_symlink() {
+            let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&raw, "is a symlink without a target"))?;
+            tree.symlink(&parts, &link).map_err(rooted(&raw))?;
         } else if kind.is_hard_link() {
-            // Stored as a separate file: only a link to an earlier regular file is taken.
+            // Stored as a separate file: only a link to an earlier regular file is
+            // taken, and it is read without following any symlink.
             let link = entry.link_name_bytes().ok_or_else(|| unsafe_entry(&raw, "is a hard link without a target"))?;
             let link = String::from_utf8_lossy(&link).into_owned();
             let source =
@@ -120,16 +133,18 @@ fn unpack(reader: impl Read, root: &Path) -> Result<(), ExtractError> {
                     &format!("is a hard link to `{link}`, which is not an earlier file of the archive"),
                 ));
             };
-            std::fs::copy(root.join(&source), &target)?;
-        } else if kind == tar::EntryType::XGlobalHeader || kind == tar::EntryType::XHeader {
-            continue;
+            let source_parts = components(source.as_bytes()).map_err(|why| unsafe_entry(&raw, why))?;
+            let mut from = tree.open_file(&source_parts).map_err(rooted(&raw))?;
+            let mode = from.metadata()?.permissions().mode() & 0o755;
+            let mut to = tree.create_file(&parts, mode).map_err(rooted(&raw))?;
+            io::copy(&mut from, &mut to)?;
+            written.insert(path);
         } else {
             return Err(unsafe_entry(
                 &raw,
                 "is a device node, FIFO or other special file, which a layer cannot hold reproducibly",
             ));
         }
-        written.insert(path);
     }
     Ok(())
 }
@@ -186,6 +201,53 @@ mod tests {
         });
         let err = unpack_bytes(bytes).unwrap_err().to_string();
         assert!(err.contains("through the symlink `escape`"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_then_a_hard_link_of_the_same_name_touches_nothing_outside() {
+        let outer = tempfile::tempdir().unwrap();
+        let victim = outer.path().join("victim");
+        std::fs::write(&victim, b"host secret").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let victim_s = victim.to_str().unwrap();
+        // Overwrite: a symlink to the victim, then a file or hard link at that name.
+        for second in [tar::EntryType::Regular, tar::EntryType::Link] {
+            let bytes = tar_with(|b| {
+                raw_entry(b, "f", tar::EntryType::Regular, None, b"payload");
+                raw_entry(b, "x", tar::EntryType::Symlink, Some(victim_s), b"");
+                let link = (second == tar::EntryType::Link).then_some("f");
+                raw_entry(b, "x", second, link, b"payload");
+            });
+            let err = unpack_bytes(bytes).unwrap_err().to_string();
+            assert!(err.contains("`x`"), "{err}");
+        }
+        // Read: a hard link to a symlink of the archive that points at the victim.
+        let bytes = tar_with(|b| {
+            raw_entry(b, "s", tar::EntryType::Symlink, Some(victim_s), b"");
+            raw_entry(b, "copy", tar::EntryType::Link, Some("s"), b"");
+        });
+        let err = unpack_bytes(bytes).unwrap_err().to_string();
+        assert!(err.contains("`copy`"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"host secret");
+        assert_eq!(std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_deep_path_unpacks_in_linear_time() {
+        let mut name = String::new();
+        let bytes = tar_with(|b| {
+            for _ in 0..1500 {
+                name.push_str("d/");
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, &name, &[][..]).unwrap();
+            }
+        });
+        let start = std::time::Instant::now();
+        unpack_bytes(bytes).unwrap();
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     #[test]

@@ -645,7 +645,13 @@ impl Cx<'_> {
                 return Some("climbs out of the build file's directory");
             }
         }
-        None
+        // A symlink on the way (or the path itself) must not lead out either.
+        match self.root.join(p).canonicalize() {
+            Ok(real) if !real.starts_with(self.root.canonicalize().as_deref().unwrap_or(self.root)) => {
+                Some("a symlink on this path leads out of the build file's directory")
+            }
+            _ => None,
+        }
     }
 
     fn layer_tree(&mut self, entries: &[&EntryDecl]) -> LayerTree {

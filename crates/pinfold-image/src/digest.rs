@@ -3,7 +3,7 @@
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 /// A `sha256:<64 lowercase hex>` content digest.
@@ -156,6 +156,42 @@ impl<R: io::Read> io::Read for VerifyingReader<R> {
 pub fn sha256_of_file(path: &std::path::Path) -> io::Result<Digest> {
     let file = std::fs::File::open(path)?;
     VerifyingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish().map(|(digest, _)| digest)
+}
+
+/// A reader that fails as soon as its source yields more than `limit` bytes: a blob
+/// streamed from outside is cut off when it passes its descriptor's size, instead of
+/// filling the disk before the digest check could refuse it.
+pub struct SizeLimited<R> {
+    inner: R,
+    limit: u64,
+    read: u64,
+    what: String,
+}
+
+impl<R: Read> SizeLimited<R> {
+    /// `what` names the blob in the error.
+    pub fn new(inner: R, limit: u64, what: impl Into<String>) -> Self {
+        SizeLimited { inner, limit, read: 0, what: what.into() }
+    }
+}
+
+impl<R: Read> Read for SizeLimited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte more than allowed is asked for, so that a longer stream is seen.
+        let room = (self.limit - self.read).saturating_add(1).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is longer than its descriptor's size of {} bytes; it was cut off and is refused",
+                    self.what, self.limit
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod layer;
 pub mod oci;
 pub mod platform;
+pub mod rooted;
 pub mod store;
 pub mod walk;
 

@@ -473,27 +473,94 @@ impl Diagnostics {
         self.render_with(&miette::GraphicalReportHandler::new().with_links(false))
     }
 
+    /// At most [`MAX_PER_FILE`] diagnostics of each file are rendered, then one line
+    /// with how many more there are: a hostile file cannot make the report (each one
+    /// shows a snippet of the file) grow with the square of its size.
     fn render_with(&self, handler: &miette::GraphicalReportHandler) -> String {
         let mut out = String::new();
+        let mut shown: std::collections::BTreeMap<Option<&str>, usize> = Default::default();
         for d in &self.0 {
+            let count = shown.entry(d.source.as_ref().map(|s| s.name.as_str())).or_default();
+            *count += 1;
+            if *count > MAX_PER_FILE {
+                continue;
+            }
             let named;
             let report: &dyn miette::Diagnostic = match &d.source {
+                // miette cannot draw a label past column 65,535 (it panics), and a
+                // snippet of so long a line helps nobody: the place is given as
+                // LINE:COLUMN instead.
+                Some(src) if d.too_wide(src) => {
+                    named = WithName { inner: d, source: None, location: Some(d.location(src)) };
+                    &named
+                }
                 Some(src) => {
-                    named = WithName { inner: d, source: NamedSource::new(&src.name, src.text.clone()) };
+                    named = WithName {
+                        inner: d,
+                        source: Some(NamedSource::new(&src.name, src.text.clone())),
+                        location: None,
+                    };
                     &named
                 }
                 None => d,
             };
             let _ = handler.render_report(&mut out, report);
         }
+        for (name, count) in shown {
+            if count > MAX_PER_FILE {
+                let name = name.unwrap_or("this run");
+                out.push_str(&format!(
+                    "\n  … and {} more diagnostic(s) in {name} not shown (the first {MAX_PER_FILE} are above)\n",
+                    count - MAX_PER_FILE
+                ));
+            }
+        }
         out
+    }
+}
+
+/// How many diagnostics of one file are shown.
+pub const MAX_PER_FILE: usize = 50;
+
+/// Lines longer than this are not drawn in a snippet (miette panics past column
+/// 65,535, and so long a line is unreadable anyway).
+const MAX_SNIPPET_COLUMN: usize = 1_000;
+
+impl Diagnostic {
+    fn spans(&self) -> impl Iterator<Item = SourceSpan> + '_ {
+        self.span.into_iter().chain(self.related_spans.iter().map(|(s, _)| *s))
+    }
+
+    /// Whether a span of this diagnostic lies too far right, or on a line too long,
+    /// for a snippet.
+    fn too_wide(&self, src: &Source) -> bool {
+        self.spans().any(|span| {
+            let text = &src.text;
+            let start = floor_char_boundary(text, span.offset().min(text.len()));
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let end = floor_char_boundary(text, (span.offset() + span.len()).min(text.len()));
+            let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+            line_end - line_start > MAX_SNIPPET_COLUMN
+        })
+    }
+
+    fn location(&self, src: &Source) -> String {
+        match self.span {
+            Some(span) => {
+                let (line, col) = src.line_col(span.offset());
+                format!("{}:{line}:{col}", src.name)
+            }
+            None => src.name.clone(),
+        }
     }
 }
 
 /// A diagnostic shown with its file name above the snippet.
 struct WithName<'a> {
     inner: &'a Diagnostic,
-    source: NamedSource<Arc<str>>,
+    source: Option<NamedSource<Arc<str>>>,
+    /// `FILE:LINE:COLUMN`, said in the message when no snippet is drawn.
+    location: Option<String>,
 }
 
 impl fmt::Debug for WithName<'_> {
@@ -504,6 +571,12 @@ impl fmt::Debug for WithName<'_> {
 
 impl fmt::Display for WithName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = &self.location {
+            write!(f, "{at}: ")?;
+            if let Some(label) = &self.inner.label {
+                write!(f, "({label}) ")?;
+            }
+        }
         fmt::Display::fmt(self.inner, f)
     }
 }
@@ -521,9 +594,10 @@ impl miette::Diagnostic for WithName<'_> {
         miette::Diagnostic::help(self.inner)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
         self.inner.labels()
     }
 }

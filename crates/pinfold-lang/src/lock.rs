@@ -147,7 +147,7 @@ impl Lock {
 /// and number or string spelling (`0o755` vs `493`, raw vs quoted strings) do not
 /// change it; any change of a node, argument, property or child does.
 pub fn build_file_checksum(text: &str) -> Option<String> {
-    let doc = KdlDocument::parse(text).ok()?;
+    let doc = crate::parse::parse_kdl_bounded(text).ok()?;
     let mut hasher = Sha256::new();
     canonical_document(&doc, &mut hasher);
     Some(format!("sha256:{}", hex::encode(hasher.finalize())))

@@ -11,10 +11,15 @@ use miette::SourceSpan;
 /// Parses `source` into a syntax tree. Every problem goes into `diags`; the tree is
 /// returned whenever the KDL itself parsed, so that later stages can add theirs.
 pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
+    if let Err(d) = check_bounds(source) {
+        diags.push(*d);
+        return None;
+    }
     let doc = match KdlDocument::parse(&source.text) {
         Ok(doc) => doc,
         Err(err) => {
-            for d in err.diagnostics {
+            let total = err.diagnostics.len();
+            for d in err.diagnostics.into_iter().take(crate::diag::MAX_PER_FILE) {
                 let message = d.message.unwrap_or_else(|| "invalid KDL".to_string());
                 let mut diag = Diagnostic::error(Code::Syntax, format!("invalid KDL: {message}"))
                     .at(d.span, d.label.unwrap_or_else(|| "here".to_string()))
@@ -24,11 +29,164 @@ pub fn parse(source: &Source, diags: &mut Diagnostics) -> Option<BuildFile> {
                 });
                 diags.push(diag);
             }
+            if total > crate::diag::MAX_PER_FILE {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        format!(
+                            "{} more KDL errors in {} not shown (the first {} are above)",
+                            total - crate::diag::MAX_PER_FILE,
+                            source.name,
+                            crate::diag::MAX_PER_FILE
+                        ),
+                    )
+                    .in_source(source),
+                );
+            }
             return None;
         }
     };
     let mut cx = Cx { source, diags };
     Some(cx.build_file(&doc))
+}
+
+/// The largest build file read: far above any real one, and small enough that a
+/// hostile one cannot make the parser or the reports slow.
+pub const MAX_SOURCE_BYTES: usize = 4 << 20;
+
+/// The deepest nesting of `{ }` blocks (a real build file uses 3 or 4). The KDL crate
+/// parses children recursively, so deeper text could overflow the stack: the depth
+/// is measured here, before the text reaches it.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses a build file that is too large or too deeply nested for the parser, before
+/// any parser sees it. Lint, lock and graph call this too, through [`parse`] or
+/// directly before their own use of the KDL crate.
+pub fn check_bounds(source: &Source) -> Result<(), Box<Diagnostic>> {
+    let text = &source.text;
+    if text.len() > MAX_SOURCE_BYTES {
+        return Err(Box::new(
+            Diagnostic::error(
+                Code::Syntax,
+                format!(
+                    "{} is {} bytes; a build file may have at most {MAX_SOURCE_BYTES} bytes, and it is not read",
+                    source.name,
+                    text.len()
+                ),
+            )
+            .in_source(source),
+        ));
+    }
+    if let Some(at) = nesting_over(text.as_bytes(), MAX_NESTING) {
+        return Err(Box::new(
+            Diagnostic::error(
+                Code::Syntax,
+                format!("blocks are nested more than {MAX_NESTING} deep; the build file is not read further"),
+            )
+            .at(SourceSpan::from((at, 1)), "too deep")
+            .in_source(source),
+        ));
+    }
+    Ok(())
+}
+
+/// The KDL crate's parse, after the same bounds as [`parse`]: for the other readers
+/// of build files and locks (lint, `pinfold.lock`), so that none of them hands
+/// unbounded text to the recursive parser. A refusal is a `KdlError` with one
+/// diagnostic, like any other syntax error.
+pub fn parse_kdl_bounded(text: &str) -> Result<KdlDocument, kdl::KdlError> {
+    let refuse = |span: SourceSpan, message: String| {
+        let input = std::sync::Arc::new(String::new());
+        kdl::KdlError {
+            input: input.clone(),
+            diagnostics: vec![kdl::KdlDiagnostic {
+                input,
+                span,
+                message: Some(message),
+                label: Some("here".into()),
+                help: None,
+                severity: miette::Severity::Error,
+            }],
+        }
+    };
+    if text.len() > MAX_SOURCE_BYTES {
+        let message = format!("the file is {} bytes; at most {MAX_SOURCE_BYTES} are read", text.len());
+        return Err(refuse(SourceSpan::from((0, 0)), message));
+    }
+    if let Some(at) = nesting_over(text.as_bytes(), MAX_NESTING) {
+        let message = format!("blocks are nested more than {MAX_NESTING} deep");
+        return Err(refuse(SourceSpan::from((at, 1)), message));
+    }
+    KdlDocument::parse(text)
+}
+
+/// The offset of the first `{` (or `(`/`[`) nested deeper than `limit`, outside
+/// strings and comments. A scanner of KDL's lexical layer written here on purpose: it
+/// must be iterative (the point is to not recurse) and only needs to find brackets.
+fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(i);
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                while i < text.len() && text[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in KDL.
+                let mut level = 0usize;
+                while i < text.len() {
+                    if text[i..].starts_with(b"/*") {
+                        level += 1;
+                        i += 2;
+                    } else if text[i..].starts_with(b"*/") {
+                        level -= 1;
+                        i += 2;
+                        if level == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'#' | b'"' => {
+                // A raw string (#"…"#, ##"…"##) or a quoted one ("…", """…""").
+                let hashes = text[i..].iter().take_while(|b| **b == b'#').count();
+                if text.get(i + hashes) != Some(&b'"') {
+                    i += hashes.max(1);
+                    continue;
+                }
+                i += hashes + 1;
+                let mut close = vec![b'"'];
+                close.extend(std::iter::repeat_n(b'#', hashes));
+                while i < text.len() {
+                    if hashes == 0 && text[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if text[i..].starts_with(&close) {
+                        i += close.len();
+                        break;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 const TOP_LEVEL: &[&str] = &[

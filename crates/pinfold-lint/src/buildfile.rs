@@ -32,7 +32,8 @@ impl<'n> Field<'n> {
 
 impl<'a> BuildFile<'a> {
     pub fn parse(text: &'a str) -> Result<BuildFile<'a>, kdl::KdlError> {
-        Ok(BuildFile { text, doc: KdlDocument::parse(text)? })
+        // Bounded (size, nesting) before the recursive KDL parser sees the text.
+        Ok(BuildFile { text, doc: pinfold_lang::parse::parse_kdl_bounded(text)? })
     }
 
     /// Top-level nodes with this name.

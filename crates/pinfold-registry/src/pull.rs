@@ -286,9 +286,13 @@ pub fn fetch_blob(
         return Ok(path);
     }
     let store_err = |source| RegistryError::Store { path: store.root().to_path_buf(), source };
-    let (mut stream, _) = BlobStream::open(client.clone(), repository, digest)?;
+    let (stream, announced) = BlobStream::open(client.clone(), repository, digest)?;
     let tmp = store.blob_tempfile().map_err(store_err)?;
     let mut writer = HashingWriter::new(BufWriter::new(tmp));
+    // Cut off as soon as the stream passes the descriptor's size (or, without one,
+    // the size the registry announced): a registry cannot fill the store.
+    let limit = size.or(announced).unwrap_or(u64::MAX);
+    let mut stream = pinfold_image::digest::SizeLimited::new(stream, limit, format!("blob {digest} of {repository}"));
     io::copy(&mut stream, &mut writer)
         .map_err(|e| RegistryError::Transfer { registry: client.registry.clone(), message: e.to_string() })?;
     let (actual, written, out) = writer.finish();
@@ -347,6 +351,10 @@ impl RemoteBlobs for RegistryBlobs {
             let kind = if e.is_not_found() { io::ErrorKind::NotFound } else { io::ErrorKind::Other };
             io::Error::new(kind, e.to_string())
         })?;
+        // Never more than the registry announced (the caller checks the descriptor's
+        // size and digest as well).
+        let what = format!("blob {digest} of {}", self.repository);
+        let stream = pinfold_image::digest::SizeLimited::new(stream, length.unwrap_or(u64::MAX), what);
         let reader: Box<dyn Read + Send> = match store {
             Some(store) => match store.blob_tempfile() {
                 Ok(tmp) => Box::new(StoringReader {
@@ -508,5 +516,102 @@ mod tests {
         assert_eq!(media_type_of(br#"{"schemaVersion":2}"#, Some(media::DOCKER_MANIFEST)), media::DOCKER_MANIFEST);
         assert_eq!(media_type_of(br#"{"manifests":[]}"#, Some("application/json")), media::INDEX);
         assert_eq!(media_type_of(br#"{"layers":[]}"#, None), media::MANIFEST);
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A registry on 127.0.0.1 whose blob endpoint streams `total` bytes (chunked,
+    /// so no length is announced) whatever the descriptor says. Returns its address
+    /// and the count of bytes it managed to send.
+    fn flooding_registry(total: u64) -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut line = String::new();
+                    // A TLS hello is not a request line: close, and the client falls
+                    // back to plain HTTP on loopback.
+                    if reader.read_line(&mut line).is_err() || !line.starts_with("GET") && !line.starts_with("HEAD") {
+                        return;
+                    }
+                    let mut header = String::new();
+                    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                        header.clear();
+                    }
+                    if !line.contains("/blobs/") {
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                        return;
+                    }
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut left = total;
+                    while left > 0 {
+                        let n = left.min(chunk.len() as u64) as usize;
+                        if conn.write_all(format!("{n:x}\r\n").as_bytes()).is_err()
+                            || conn.write_all(&chunk[..n]).is_err()
+                            || conn.write_all(b"\r\n").is_err()
+                        {
+                            return;
+                        }
+                        counter.fetch_add(n as u64, Ordering::SeqCst);
+                        left -= n as u64;
+                    }
+                    let _ = conn.write_all(b"0\r\n\r\n");
+                });
+            }
+        });
+        (addr, sent)
+    }
+
+    #[test]
+    fn a_registry_that_streams_more_than_the_descriptor_says_is_cut_off() {
+        let total = 256u64 << 20;
+        let (addr, sent) = flooding_registry(total);
+        let digest = Digest::of(b"the real blob");
+        let reference = Reference::parse(&format!("{addr}/hostile/repo@{digest}")).unwrap();
+        let registries = crate::Registries::new(crate::Options::default());
+        let client = registries.client_for(&reference).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(tmp.path());
+        std::fs::create_dir_all(tmp.path().join("tmp")).unwrap();
+        let start = std::time::Instant::now();
+        let err = fetch_blob(&client, "hostile/repo", digest, Some(13), &store).unwrap_err().to_string();
+        assert!(err.contains("longer than its descriptor's size of 13 bytes"), "{err}");
+        assert!(err.contains(&digest.to_string()), "{err}");
+        assert!(!store.blob_path(&digest).exists());
+        let stored: u64 = walkdir_size(tmp.path());
+        assert!(stored < 1 << 20, "{stored} bytes reached the store");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let sent = sent.load(Ordering::SeqCst);
+        assert!(sent < total / 4, "the registry sent {sent} of {total} bytes before it was cut off");
+        eprintln!("cut off after {sent} bytes sent, {stored} stored, in {:?}", start.elapsed());
+    }
+
+    fn walkdir_size(dir: &Path) -> u64 {
+        let mut total = 0;
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    todo.push(e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+        total
     }
 }

@@ -632,6 +632,32 @@ impl Target for BwrapTarget<'_> {
     }
 }
 
+/// bubblewrap arguments that give `/proc` runc's read-only and masked paths (those of
+/// `oci_spec::runtime::Linux::default()`, which are runc's): a path is bound read-only
+/// onto itself; a masked file gets `/dev/null`, a masked directory an empty tmpfs.
+/// Paths this kernel does not have are skipped (bubblewrap cannot make them in /proc).
+pub fn bwrap_proc_protections() -> Vec<String> {
+    let defaults = oci_spec::runtime::Linux::default();
+    let mut args: Vec<String> = Vec::new();
+    for path in defaults.readonly_paths().clone().unwrap_or_default() {
+        if path.starts_with("/proc/") && Path::new(&path).exists() {
+            args.extend(["--ro-bind".to_string(), path.clone(), path]);
+        }
+    }
+    for path in defaults.masked_paths().clone().unwrap_or_default() {
+        if !path.starts_with("/proc/") {
+            // bubblewrap mounts no /sys: /sys/firmware is not there to mask.
+            continue;
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => args.extend(["--tmpfs".to_string(), path.clone(), "--remount-ro".into(), path]),
+            Ok(_) => args.extend(["--ro-bind".to_string(), "/dev/null".into(), path]),
+            Err(_) => {}
+        }
+    }
+    args
+}
+
 fn run_bwrap(
     bwrap: &Path,
     prepared: &PreparedImage,
@@ -667,6 +693,11 @@ fn run_bwrap(
     }
     command.arg("--ro-bind").arg(&rootfs).arg("/");
     command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]);
+    // runc's defaults hold here too: read-only kernel knobs (/proc/sys…) and masked
+    // files (/proc/kcore…), so that root in the sandbox cannot reach the host's
+    // kernel through them. bubblewrap resolves a bind's source on the host, whose
+    // /proc holds the same files.
+    command.args(bwrap_proc_protections());
     for dir in &scratch {
         command.args(["--tmpfs", dir]);
     }

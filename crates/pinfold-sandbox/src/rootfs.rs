@@ -19,6 +19,7 @@
 use pinfold_image::digest::{Digest, VerifyingReader};
 use pinfold_image::oci::archive::Archive;
 use pinfold_image::oci::read::PlatformImage;
+use pinfold_image::rooted::{components, Kind as RootedKind, Root, RootedError};
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
@@ -86,11 +87,12 @@ pub fn unpacked(cache_root: &Path, archive: &Archive, image: &PlatformImage) -> 
     let tmp = tempfile::Builder::new().prefix("rootfs-").tempdir_in(&tmp_parent).map_err(io_at(&tmp_parent))?;
     let root = tmp.path().join("root");
     fs::create_dir(&root).map_err(io_at(&root))?;
-    let mut unpacker = Unpacker::new(&root, owned);
+    let mut unpacker = Unpacker::new(&root, owned)?;
     let diff_ids = image.config.rootfs().diff_ids();
     for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
         let (reader, _) =
             archive.open(&layer.member).map_err(|source| UnpackError::Open { layer: layer.digest, source })?;
+        let reader = pinfold_image::digest::SizeLimited::new(reader, layer.size, format!("layer {}", layer.digest));
         let mut blob = VerifyingReader::new(reader);
         let read_err = |source| UnpackError::Read { layer: layer.digest, source };
         {
@@ -124,41 +126,15 @@ pub fn unpacked(cache_root: &Path, archive: &Archive, image: &PlatformImage) -> 
     }
 }
 
-/// Applies layers into `root`.
+/// Applies layers into `root`. Every name goes through the one rooted file-system
+/// primitive ([`pinfold_image::rooted::Root`]): nothing is created, removed, chmod'ed,
+/// chown'ed or retimed through a symlink, whichever layer made it.
 struct Unpacker {
-    root: PathBuf,
+    tree: Root,
     owned: bool,
     /// Directory modes are set last: a read-only directory must still receive the
     /// entries that follow it.
-    dir_modes: Vec<(PathBuf, u32, i64)>,
-}
-
-enum Kind {
-    Missing,
-    Dir,
-    Symlink,
-    Other,
-}
-
-fn kind_of(path: &Path) -> io::Result<Kind> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Ok(Kind::Symlink),
-        Ok(m) if m.is_dir() => Ok(Kind::Dir),
-        Ok(_) => Ok(Kind::Other),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Kind::Missing),
-        Err(e) => Err(e),
-    }
-}
-
-fn remove_any(path: &Path) -> io::Result<()> {
-    match kind_of(path)? {
-        Kind::Missing => Ok(()),
-        Kind::Dir => {
-            make_writable(path);
-            fs::remove_dir_all(path)
-        }
-        _ => fs::remove_file(path),
-    }
+    dir_modes: Vec<(Vec<Vec<u8>>, u32, i64)>,
 }
 
 /// Lets an unprivileged process remove a tree that holds read-only directories.
@@ -173,78 +149,33 @@ fn make_writable(path: &Path) {
     }
 }
 
-/// Splits a tar entry name into its components, refusing what could leave the root.
-fn components(raw: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
-    if raw.first() == Some(&b'/') {
-        return Err("has an absolute name");
-    }
-    let mut parts = Vec::new();
-    for part in raw.split(|b| *b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => return Err("climbs out of the rootfs with `..`"),
-            other => parts.push(other),
-        }
-    }
-    Ok(parts)
-}
-
 impl Unpacker {
-    fn new(root: &Path, owned: bool) -> Self {
-        Unpacker { root: root.to_path_buf(), owned, dir_modes: Vec::new() }
+    fn new(root: &Path, owned: bool) -> Result<Self, UnpackError> {
+        Ok(Unpacker { tree: Root::open(root).map_err(io_at(root))?, owned, dir_modes: Vec::new() })
     }
 
     fn unsafe_entry(layer: Digest, raw: &[u8], why: impl Into<String>) -> UnpackError {
         UnpackError::Unsafe { layer, entry: String::from_utf8_lossy(raw).into_owned(), why: why.into() }
     }
 
-    /// The host path of `parts` below the root, after checking that every parent is a
-    /// real directory (created when missing). A symlink on the way is refused: the
-    /// entry would be written wherever it points.
-    fn parent_dirs(&mut self, layer: Digest, raw: &[u8], parts: &[&[u8]]) -> Result<PathBuf, UnpackError> {
-        let mut path = self.root.clone();
-        for (i, part) in parts.iter().enumerate() {
-            path.push(OsStr::from_bytes(part));
-            if i + 1 == parts.len() {
-                break;
+    fn rooted(&self, layer: Digest, raw: &[u8]) -> impl FnOnce(RootedError) -> UnpackError + '_ {
+        let raw = raw.to_vec();
+        move |e| match e {
+            RootedError::Refused { path, why } => {
+                let why = if path.as_bytes() == raw.as_slice() { why } else { format!("(`{path}`) {why}") };
+                Self::unsafe_entry(layer, &raw, why)
             }
-            match kind_of(&path).map_err(io_at(&path))? {
-                Kind::Dir => {}
-                Kind::Missing => {
-                    fs::create_dir(&path).map_err(io_at(&path))?;
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(io_at(&path))?;
-                }
-                Kind::Symlink => {
-                    let shown = String::from_utf8_lossy(&parts[..=i].join(&b'/')).into_owned();
-                    return Err(Self::unsafe_entry(layer, raw, format!("is written through the symlink `{shown}`")));
-                }
-                Kind::Other => {
-                    let shown = String::from_utf8_lossy(&parts[..=i].join(&b'/')).into_owned();
-                    return Err(Self::unsafe_entry(
-                        layer,
-                        raw,
-                        format!("is below `{shown}`, which is not a directory"),
-                    ));
-                }
-            }
+            RootedError::Io { path, source } => UnpackError::Io { path: self.tree.path().join(path), source },
         }
-        Ok(path)
     }
 
-    fn owner(&self, path: &Path, uid: u64, gid: u64) -> Result<(), UnpackError> {
+    fn owner(&mut self, layer: Digest, raw: &[u8], parts: &[&[u8]], uid: u64, gid: u64) -> Result<(), UnpackError> {
         if !self.owned {
             return Ok(());
         }
         let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else { return Ok(()) };
-        let owner = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
-        rustix::fs::chownat(rustix::fs::CWD, path, owner.0, owner.1, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| UnpackError::Io { path: path.to_path_buf(), source: e.into() })
-    }
-
-    fn mtime(path: &Path, seconds: i64) {
-        let t = rustix::fs::Timespec { tv_sec: seconds, tv_nsec: 0 };
-        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
-        let _ = rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+        let r = self.tree.chown(parts, uid, gid);
+        r.map_err(self.rooted(layer, raw))
     }
 
     fn apply_layer(&mut self, layer: Digest, reader: &mut dyn Read) -> Result<(), UnpackError> {
@@ -255,59 +186,84 @@ impl Unpacker {
         for entry in archive.entries().map_err(read_err)? {
             let mut entry = entry.map_err(read_err)?;
             let raw = entry.path_bytes().into_owned();
-            let parts = components(&raw).map_err(|why| Self::unsafe_entry(layer, &raw, why))?;
+            let parts = components(&raw)
+                .map_err(|why| Self::unsafe_entry(layer, &raw, why.replace("its root", "the rootfs")))?;
             let kind = entry.header().entry_type();
             let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
             let uid = entry.header().uid().unwrap_or(0);
             let gid = entry.header().gid().unwrap_or(0);
             let mtime = entry.header().mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
-            let Some(name) = parts.last().copied() else {
+            let Some((name, dir)) = parts.split_last() else {
                 // `./` itself: the root directory's own attributes.
                 if kind.is_dir() {
-                    let root = self.root.clone();
-                    self.owner(&root, uid, gid)?;
-                    self.dir_modes.push((root, mode, mtime));
+                    self.owner(layer, &raw, &[], uid, gid)?;
+                    self.dir_modes.push((Vec::new(), mode, mtime));
                 }
                 continue;
             };
             if let Some(hidden) = name.strip_prefix(b".wh.") {
-                let dir = self.parent_dirs(layer, &raw, &parts)?;
-                let dir = dir.parent().unwrap_or(&self.root).to_path_buf();
-                let dir_rel = parts[..parts.len() - 1].join(&b'/');
+                // The directory must be a real one of the rootfs (no symlink on the way).
+                let r = self.tree.kind(dir);
+                match r.map_err(self.rooted(layer, &raw))? {
+                    RootedKind::Dir | RootedKind::Missing => {}
+                    _ => return Err(Self::unsafe_entry(layer, &raw, "is a whiteout in something not a directory")),
+                }
                 if hidden == b".wh..opq" {
-                    self.opaque(&dir, &dir_rel, &this_layer)?;
-                } else if !hidden.is_empty() && hidden != b"." && hidden != b".." {
-                    let target = dir.join(OsStr::from_bytes(hidden));
-                    remove_any(&target).map_err(io_at(&target))?;
+                    self.opaque(layer, &raw, dir, &this_layer)?;
+                } else if !hidden.is_empty() && hidden != b"." && hidden != b".." && !hidden.contains(&b'/') {
+                    let mut target = dir.to_vec();
+                    target.push(hidden);
+                    let r = self.tree.remove(&target);
+                    r.map_err(self.rooted(layer, &raw))?;
                 }
                 continue;
             }
-            let path = self.parent_dirs(layer, &raw, &parts)?;
+            let existing = {
+                let r = self.tree.kind(&parts);
+                r.map_err(self.rooted(layer, &raw))?
+            };
             if kind.is_dir() {
-                if !matches!(kind_of(&path).map_err(io_at(&path))?, Kind::Dir) {
-                    remove_any(&path).map_err(io_at(&path))?;
-                    fs::create_dir(&path).map_err(io_at(&path))?;
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(io_at(&path))?;
-                }
-                self.owner(&path, uid, gid)?;
-                self.dir_modes.push((path, mode, mtime));
+                let r = self.tree.make_dir(&parts);
+                r.map_err(self.rooted(layer, &raw))?;
+                self.owner(layer, &raw, &parts, uid, gid)?;
+                self.dir_modes.push((parts.iter().map(|p| p.to_vec()).collect(), mode, mtime));
             } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
-                remove_any(&path).map_err(io_at(&path))?;
-                let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_at(&path))?;
-                io::copy(&mut entry, &mut file).map_err(read_err)?;
-                drop(file);
-                self.owner(&path, uid, gid)?;
+                if existing != RootedKind::Missing {
+                    let r = self.tree.remove(&parts);
+                    r.map_err(self.rooted(layer, &raw))?;
+                }
+                let file = {
+                    let r = self.tree.create_file(&parts, 0o600);
+                    r.map_err(self.rooted(layer, &raw))?
+                };
+                let path = self.tree.display_path(&parts);
+                let mut out = io::BufWriter::new(&file);
+                io::copy(&mut entry, &mut out).map_err(read_err)?;
+                out.into_inner().map_err(|e| UnpackError::Io { path: path.clone(), source: e.into_error() })?;
+                // On the open descriptor: never on what a name points to.
+                if self.owned {
+                    if let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) {
+                        let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+                        rustix::fs::fchown(&file, Some(uid), Some(gid))
+                            .map_err(|e| UnpackError::Io { path: path.clone(), source: e.into() })?;
+                    }
+                }
                 // After chown, which clears setuid and setgid bits.
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_at(&path))?;
-                Self::mtime(&path, mtime);
+                file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_at(&path))?;
+                let t = rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 };
+                let _ = rustix::fs::futimens(&file, &rustix::fs::Timestamps { last_access: t, last_modification: t });
             } else if kind.is_symlink() {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| Self::unsafe_entry(layer, &raw, "is a symlink without a target"))?;
-                remove_any(&path).map_err(io_at(&path))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).map_err(io_at(&path))?;
-                self.owner(&path, uid, gid)?;
-                Self::mtime(&path, mtime);
+                if existing != RootedKind::Missing {
+                    let r = self.tree.remove(&parts);
+                    r.map_err(self.rooted(layer, &raw))?;
+                }
+                let r = self.tree.symlink(&parts, &target);
+                r.map_err(self.rooted(layer, &raw))?;
+                self.owner(layer, &raw, &parts, uid, gid)?;
+                let _ = self.tree.set_mtime(&parts, mtime);
             } else if kind.is_hard_link() {
                 let target = entry
                     .link_name_bytes()
@@ -317,9 +273,11 @@ impl Unpacker {
                 if target_parts.is_empty() {
                     return Err(Self::unsafe_entry(layer, &raw, "is a hard link to the root"));
                 }
-                let source = self.parent_dirs(layer, &raw, &target_parts)?;
-                match kind_of(&source).map_err(io_at(&source))? {
-                    Kind::Other | Kind::Symlink => {}
+                // A hard link to a symlink is a second symlink: it is linked, never
+                // followed.
+                let r = self.tree.kind(&target_parts);
+                match r.map_err(self.rooted(layer, &raw))? {
+                    RootedKind::File | RootedKind::Other | RootedKind::Symlink => {}
                     _ => {
                         let shown = String::from_utf8_lossy(&target).into_owned();
                         return Err(Self::unsafe_entry(
@@ -329,9 +287,13 @@ impl Unpacker {
                         ));
                     }
                 }
-                if source != path {
-                    remove_any(&path).map_err(io_at(&path))?;
-                    fs::hard_link(&source, &path).map_err(io_at(&path))?;
+                if target_parts != parts {
+                    if existing != RootedKind::Missing {
+                        let r = self.tree.remove(&parts);
+                        r.map_err(self.rooted(layer, &raw))?;
+                    }
+                    let r = self.tree.hard_link(&target_parts, &parts);
+                    r.map_err(self.rooted(layer, &raw))?;
                 }
             } else {
                 // Devices, FIFOs, PAX and GNU metadata entries: nothing to write.
@@ -343,47 +305,58 @@ impl Unpacker {
     }
 
     /// Removes everything below `dir` that this layer did not write.
-    fn opaque(&self, dir: &Path, dir_rel: &[u8], this_layer: &BTreeSet<Vec<u8>>) -> Result<(), UnpackError> {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(UnpackError::Io { path: dir.to_path_buf(), source: e }),
+    fn opaque(
+        &mut self,
+        layer: Digest,
+        raw: &[u8],
+        dir: &[&[u8]],
+        this_layer: &BTreeSet<Vec<u8>>,
+    ) -> Result<(), UnpackError> {
+        let names = {
+            let r = self.tree.list(dir);
+            r.map_err(self.rooted(layer, raw))?
         };
-        for entry in entries {
-            let entry = entry.map_err(io_at(dir))?;
-            let name = entry.file_name();
-            let mut rel = dir_rel.to_vec();
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(name.as_bytes());
+        for name in names {
+            let mut parts: Vec<&[u8]> = dir.to_vec();
+            parts.push(&name);
+            let rel = parts.join(&b'/');
             let mut prefix = rel.clone();
             prefix.push(b'/');
             let holds_new = this_layer.range(prefix.clone()..).next().is_some_and(|p| p.starts_with(&prefix));
-            let path = entry.path();
-            let is_dir = matches!(kind_of(&path).map_err(io_at(&path))?, Kind::Dir);
+            let is_dir = {
+                let r = self.tree.kind(&parts);
+                r.map_err(self.rooted(layer, raw))? == RootedKind::Dir
+            };
             if (this_layer.contains(&rel) || holds_new) && is_dir {
-                self.opaque(&path, &rel, this_layer)?;
+                self.opaque(layer, raw, &parts, this_layer)?;
             } else if !this_layer.contains(&rel) {
-                remove_any(&path).map_err(io_at(&path))?;
+                let r = self.tree.remove(&parts);
+                r.map_err(self.rooted(layer, raw))?;
             }
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<(), UnpackError> {
+    fn finish(mut self) -> Result<(), UnpackError> {
         // The last entry of a directory counts; earlier ones were replaced.
-        let mut latest: std::collections::BTreeMap<PathBuf, (u32, i64)> = Default::default();
-        for (path, mode, mtime) in self.dir_modes {
+        let mut latest: std::collections::BTreeMap<Vec<Vec<u8>>, (u32, i64)> = Default::default();
+        for (path, mode, mtime) in std::mem::take(&mut self.dir_modes) {
             latest.insert(path, (mode, mtime));
         }
-        // Deepest first, so that a read-only parent is closed after its children.
+        // Deepest first, so that a read-only parent is closed after its children. A
+        // directory that a later layer replaced by a symlink is opened without
+        // following it, so what the symlink points to keeps its mode and times.
         let mut dirs: Vec<_> = latest.into_iter().collect();
-        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         for (path, (mode, mtime)) in dirs {
-            if fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false) {
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_at(&path))?;
-                Self::mtime(&path, mtime);
+            let parts: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
+            match self.tree.set_dir_mode(&parts, mode, Some(mtime)) {
+                Ok(()) => {}
+                // A parent was replaced by a symlink: that directory is gone.
+                Err(RootedError::Refused { .. }) => {}
+                Err(RootedError::Io { path, source }) => {
+                    return Err(UnpackError::Io { path: self.tree.path().join(path), source })
+                }
             }
         }
         Ok(())
@@ -537,7 +510,7 @@ mod tests {
     }
 
     fn apply(root: &Path, layers: &[Vec<u8>]) -> Result<(), UnpackError> {
-        let mut u = Unpacker::new(root, can_chown());
+        let mut u = Unpacker::new(root, can_chown())?;
         for l in layers {
             u.apply_layer(Digest::of(l), &mut &l[..])?;
         }
@@ -568,6 +541,62 @@ mod tests {
         let hard = layer(|b| entry(b, "h", E::Link, Some("../../etc/passwd"), b"", 0o644));
         assert!(apply(&root, &[hard]).is_err());
         assert!(!outer.path().join("evil").exists());
+    }
+
+    #[test]
+    fn a_layer_that_swaps_a_directory_for_a_symlink_leaves_the_host_alone() {
+        let outer = tempfile::tempdir().unwrap();
+        let victim = outer.path().join("victim");
+        fs::create_dir_all(victim.join("sub")).unwrap();
+        fs::write(victim.join("sub/file"), b"host").unwrap();
+        fs::set_permissions(victim.join("sub"), fs::Permissions::from_mode(0o700)).unwrap();
+        let old = fs::metadata(victim.join("sub")).unwrap().modified().unwrap();
+        let root = outer.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let lower = layer(|b| {
+            entry(b, "etc/", E::Directory, None, b"", 0o755);
+            entry(b, "etc/sub/", E::Directory, None, b"", 0o777);
+        });
+        let upper = layer(|b| entry(b, "etc", E::Symlink, Some(victim.to_str().unwrap()), b"", 0o777));
+        apply(&root, &[lower, upper.clone()]).unwrap();
+        let meta = fs::metadata(victim.join("sub")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700, "the host directory was chmod'ed");
+        assert_eq!(meta.modified().unwrap(), old, "the host directory was retimed");
+        // And a layer after it cannot write, whiteout or hard-link through it.
+        let root2 = outer.path().join("root2");
+        fs::create_dir(&root2).unwrap();
+        for third in [
+            layer(|b| entry(b, "etc/sub/file", E::Regular, None, b"owned", 0o644)),
+            layer(|b| entry(b, "etc/sub/.wh.file", E::Regular, None, b"", 0o644)),
+            layer(|b| entry(b, "etc/sub/.wh..wh..opq", E::Regular, None, b"", 0o644)),
+            layer(|b| entry(b, "copy", E::Link, Some("etc/sub/file"), b"", 0o644)),
+        ] {
+            let err = apply(&root2, &[upper.clone(), third]).unwrap_err().to_string();
+            assert!(err.contains("symlink `etc`"), "{err}");
+        }
+        assert_eq!(fs::read(victim.join("sub/file")).unwrap(), b"host");
+        assert!(!root2.join("copy").exists());
+    }
+
+    #[test]
+    fn a_deep_path_unpacks_in_linear_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        fs::create_dir(&root).unwrap();
+        let deep = layer(|b| {
+            let mut name = String::new();
+            for _ in 0..1500 {
+                name.push_str("d/");
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(E::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, &name, &[][..]).unwrap();
+            }
+        });
+        let start = std::time::Instant::now();
+        apply(&root, &[deep]).unwrap();
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum OutputError {
     Read(#[from] ReadError),
     #[error("{0}")]
     Unsupported(String),
+    #[error("will not write the output {path}: it {why}")]
+    Refused { path: PathBuf, why: String },
     /// An output that is not a file here (a registry), written by another crate.
     #[error(transparent)]
     Remote(Box<dyn std::error::Error + Send + Sync>),
@@ -58,8 +60,77 @@ pub fn layout_index(image: &AssembledImage, reference: &str) -> Vec<u8> {
     canonical(&index)
 }
 
+/// Whether `target` may be written: an `oci:` directory only when it is absent, empty
+/// or an OCI layout (it has `oci-layout`); an archive only over nothing, an empty file,
+/// or a tar that begins as pinfold's do (`oci-layout` first), unless `force`. Anything
+/// else is an error naming the path, and nothing is changed. Callers check before
+/// they build; [`write`] checks again before it replaces anything.
+pub fn check_target(target: &ImageRef, force: bool) -> Result<(), OutputError> {
+    let refused = |path: &Path, why: &str| OutputError::Refused { path: path.to_path_buf(), why: why.to_string() };
+    match target {
+        ImageRef::Layout { dir, .. } => match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(OutputError::Io { path: dir.clone(), source: e }),
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(refused(dir, "is a symlink; an oci: output is written only to a directory it can replace"))
+            }
+            Ok(m) if !m.is_dir() => Err(refused(dir, "exists and is not a directory; an oci: output is a directory")),
+            Ok(_) => {
+                let layout = fs::symlink_metadata(dir.join("oci-layout")).is_ok_and(|m| m.is_file());
+                let empty = fs::read_dir(dir).map_err(io_err(dir))?.next().is_none();
+                if layout || empty {
+                    Ok(())
+                } else {
+                    Err(refused(
+                        dir,
+                        "is a directory that is neither empty nor an OCI layout (no oci-layout file); \
+                         it is left as it is",
+                    ))
+                }
+            }
+        },
+        ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } if !force => {
+            match fs::symlink_metadata(file) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(OutputError::Io { path: file.clone(), source: e }),
+                Ok(m) if !m.is_file() => {
+                    Err(refused(file, "exists and is not a regular file (use --force to replace it)"))
+                }
+                Ok(m) if m.len() == 0 => Ok(()),
+                Ok(_) => {
+                    let mut head = [0u8; 512];
+                    let mut f = fs::File::open(file).map_err(io_err(file))?;
+                    let n = read_up_to(&mut f, &mut head).map_err(io_err(file))?;
+                    if n == 512 && head.starts_with(b"oci-layout\0") && &head[257..262] == b"ustar" {
+                        Ok(())
+                    } else {
+                        Err(refused(file, "exists and is not an archive pinfold wrote (use --force to replace it)"))
+                    }
+                }
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 /// Writes `image` to `target`; `default_ref` names it when the target gives no name.
+/// An `oci:` directory that is not absent, empty or a layout is refused (see
+/// [`check_target`]); archives are checked by the caller, which knows `--force`.
 pub fn write(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Result<(), OutputError> {
+    if let ImageRef::Layout { .. } = target {
+        check_target(target, true)?;
+    }
     match target {
         ImageRef::Layout { dir, reference } => {
             write_layout_dir(image, dir, reference.as_deref().unwrap_or(&image.name))

@@ -376,7 +376,8 @@ pub fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
 /// Nothing is trusted: a blob that does not hash to its name is an error that names
 /// both digests, and the caller discards what was written.
 pub fn copy_verified<W: Write>(archive: &Archive, layer: &LayerSource, out: W) -> Result<W, ReadError> {
-    let (mut reader, _) = archive.open(&layer.member)?;
+    let (reader, _) = archive.open(&layer.member)?;
+    let mut reader = crate::digest::SizeLimited::new(reader, layer.size, format!("layer {}", layer.digest));
     let mut writer = HashingWriter::new(out);
     io::copy(&mut reader, &mut writer)
         .map_err(|source| ReadError::Archive(ArchiveError::Io { path: archive.path().join(&layer.member), source }))?;
