@@ -511,28 +511,11 @@ impl Cx<'_> {
         cache: Option<&Cache>,
         platforms: &[Platform],
     ) -> Option<Arc<OpenedImage>> {
+        let reference = decl.reference.as_ref().map(|r| r.value.clone());
         let (reference, location) = match decl.source.as_ref()? {
-            BaseSource::Layout(p) => (
-                ImageRef::Layout {
-                    dir: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
-            BaseSource::OciArchive(p) => (
-                ImageRef::OciArchive {
-                    file: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
-            BaseSource::DockerArchive(p) => (
-                ImageRef::DockerArchive {
-                    file: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
+            BaseSource::Layout(p) => (ImageRef::Layout { dir: self.root.join(&p.value), reference }, p),
+            BaseSource::OciArchive(p) => (ImageRef::OciArchive { file: self.root.join(&p.value), reference }, p),
+            BaseSource::DockerArchive(p) => (ImageRef::DockerArchive { file: self.root.join(&p.value), reference }, p),
             BaseSource::Registry(r) => return self.open_registry_base(decl, r, cache, platforms),
         };
         if let Some(escape) = self.escapes_root(&location.value) {
@@ -563,37 +546,61 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let Some(digest) = decl.digest.as_ref() else {
-            let locked = self
-                .lock
-                .as_ref()
-                .and_then(|l| l.bases.get(&decl.name.value))
-                .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
-            match locked {
-                Some(pinned) if pinned != image.top.digest => {
-                    self.error(
-                        Diagnostic::error(
-                            Code::DigestMismatch,
-                            format!(
-                                "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
-                                decl.name.value, image.top.digest
-                            ),
-                        )
-                        .at(location.span, format!("holds {}", image.top.digest))
-                        .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
-                    );
-                    return None;
-                }
-                Some(_) => {}
-                None => self.unpinned(
-                    format!("base `{}`", decl.name.value),
-                    decl.name.span,
-                    &format!("add `digest \"{}\"` to the base, or run `pinfold lock`", image.top.digest),
-                ),
+        let pinned = match decl.digest.as_ref() {
+            None => self.check_locked_base(decl, &image, location),
+            Some(digest) => self.check_pinned_base(decl, &image, digest, location),
+        }?;
+        self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
+        Some(Arc::new(image))
+    }
+
+    /// A local base without a `digest` node: it must match the lock's pin, if there is
+    /// one, and is reported as unpinned if there is none. Its digest, unless reported.
+    fn check_locked_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        image: &OpenedImage,
+        location: &Spanned<String>,
+    ) -> Option<pinfold_image::digest::Digest> {
+        let locked = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.bases.get(&decl.name.value))
+            .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
+        match locked {
+            Some(pinned) if pinned != image.top.digest => {
+                self.error(
+                    Diagnostic::error(
+                        Code::DigestMismatch,
+                        format!(
+                            "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
+                            decl.name.value, image.top.digest
+                        ),
+                    )
+                    .at(location.span, format!("holds {}", image.top.digest))
+                    .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
+                );
+                return None;
             }
-            self.resolved.bases.insert(decl.name.value.clone(), image.top.digest.to_string());
-            return Some(Arc::new(image));
-        };
+            Some(_) => {}
+            None => self.unpinned(
+                format!("base `{}`", decl.name.value),
+                decl.name.span,
+                &format!("add `digest \"{}\"` to the base, or run `pinfold lock`", image.top.digest),
+            ),
+        }
+        Some(image.top.digest)
+    }
+
+    /// A local base with a `digest` node must hold that digest. It, unless reported.
+    fn check_pinned_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        image: &OpenedImage,
+        digest: &Spanned<String>,
+        location: &Spanned<String>,
+    ) -> Option<pinfold_image::digest::Digest> {
+        // lang already reported a digest that does not parse.
         let Ok(pinned) = digest.value.parse::<pinfold_image::digest::Digest>() else { return None };
         if image.top.digest != pinned {
             self.error(
@@ -610,8 +617,7 @@ impl Cx<'_> {
             );
             return None;
         }
-        self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
-        Some(Arc::new(image))
+        Some(pinned)
     }
 
     /// A base in a registry, pulled by digest: the reference's `@sha256:…` or the
