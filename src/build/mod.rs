@@ -7,7 +7,7 @@ use crate::plan::{self, LayerPlan, Plan, PlanInput};
 use crate::progress::{LayerOutcome, Progress};
 use pinfold_image::digest::Digest;
 use pinfold_image::layer::{self, LayerBlob};
-use pinfold_image::oci::assemble::{assemble_image, AssembledImage};
+use pinfold_image::oci::assemble::{assemble_image, AssembledImage, TargetSpec};
 use pinfold_image::oci::output::OutputError;
 use pinfold_image::oci::reference::ImageRef;
 use pinfold_lang::diag::Code;
@@ -99,9 +99,10 @@ pub enum BuildError {
     Usage(String),
     #[error("{0}")]
     Layer(String),
-    /// A step failed; the text names it and holds its output.
-    #[error("{0}")]
-    Step(String),
+    /// A step failed; the message names it and holds its output. The warnings of the
+    /// cache so far come with it: there is no report to carry them.
+    #[error("{message}")]
+    Step { message: String, cache_warnings: Vec<String> },
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("the cache at {path}: {source}")]
@@ -158,9 +159,83 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         let planned = load_plan(request, &cache);
         (planned, hashes.join().unwrap_or_default())
     });
-    let (plan, mut warnings) = planned?;
-    // A name may be a step (when no image has it): that step, and what it needs, run.
-    // With no name, every image and every step.
+    let (plan, warnings) = planned?;
+    let (selected, step_names) = select_work(request, &plan)?;
+    let waves = waves(&plan, &selected, &step_names);
+
+    // Dropped on every return, which clears the bars before an error is rendered.
+    let progress = Progress::new(request.plan_input.step_log, request.plan_input.progress);
+    progress.expect(waves.iter().flatten().filter(|n| matches!(n, BuildNode::Step(_))).count());
+    let engine = std::sync::OnceLock::new();
+    let cx = BuildCx {
+        request,
+        cache: &cache,
+        plan: &plan,
+        hashes: &hashes,
+        selected: &selected,
+        progress: &progress,
+        engine: &engine,
+    };
+    let mut state = BuildState { warnings, ..BuildState::default() };
+    for here in &waves {
+        if let Err(failures) = run_steps(&cx, here, &mut state) {
+            let _ = hashes.save();
+            let cache_warnings = cache.take_warnings();
+            return Err(BuildError::Step { message: failures.join("\n"), cache_warnings });
+        }
+        let images_here: Vec<&plan::ImagePlan> = here
+            .iter()
+            .filter_map(|n| match n {
+                BuildNode::Image(i) => plan.images.iter().find(|p| &p.name == i),
+                BuildNode::Step(_) => None,
+            })
+            .collect();
+        if !images_here.is_empty() {
+            let built = build_images(&cx, &images_here, &mut state)?;
+            state.written.extend(built);
+        }
+    }
+    let _ = hashes.save();
+    let BuildState { stats, mut warnings, mut written, .. } = state;
+    for w in cache.take_warnings() {
+        warnings.push(Diagnostic::warning(Code::Cache, w));
+    }
+    let images = selected.iter().map(|i| written.remove(&i.name).expect("every selected image was built").0).collect();
+    Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
+}
+
+/// What one build shares between its waves: what was asked, where it is cached, and
+/// where it reports.
+struct BuildCx<'a> {
+    request: &'a BuildRequest,
+    cache: &'a Cache,
+    plan: &'a Plan,
+    hashes: &'a FileHashes,
+    /// The images the request names (or all): these go to `-o` when it is given.
+    selected: &'a [&'a plan::ImagePlan],
+    progress: &'a Progress,
+    /// The engine steps run in: chosen when the first step must run, once per build.
+    engine: &'a std::sync::OnceLock<Result<pinfold_sandbox::Engine, String>>,
+}
+
+/// What the waves of a build have made so far.
+#[derive(Default)]
+struct BuildState {
+    stats: BuildStats,
+    warnings: Diagnostics,
+    /// The directory holding the outputs of each run of a step that ran.
+    step_outputs: BTreeMap<StepId, PathBuf>,
+    /// The images written, by name.
+    written: BTreeMap<String, Written>,
+}
+
+/// The images to build and the steps named on the command line. A name may be a step
+/// (when no image has it): that step, and what it needs, run. With no name, every
+/// image and every step.
+fn select_work<'p>(
+    request: &BuildRequest,
+    plan: &'p Plan,
+) -> Result<(Vec<&'p plan::ImagePlan>, Vec<String>), BuildError> {
     let (step_names, image_names): (Vec<String>, Vec<String>) = if request.names.is_empty() {
         (plan.steps.keys().cloned().collect(), Vec::new())
     } else {
@@ -174,7 +249,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         if image_names.is_empty() && !step_names.is_empty() && (plan.images.is_empty() || !request.names.is_empty()) {
             Vec::new()
         } else {
-            select_images(&plan, &image_names)?
+            select_images(plan, &image_names)?
         };
     if request.output.is_some() && selected.len() != 1 {
         return Err(BuildError::Usage(format!(
@@ -182,19 +257,20 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
             selected.len()
         )));
     }
-    for image in &selected {
-        if image.targets.is_empty() {
-            return Err(BuildError::Usage(format!(
-                "image `{}` is built for none of the platforms given with --platform",
-                image.name
-            )));
-        }
+    if let Some(image) = selected.iter().find(|i| i.targets.is_empty()) {
+        return Err(BuildError::Usage(format!(
+            "image `{}` is built for none of the platforms given with --platform",
+            image.name
+        )));
     }
+    Ok((selected, step_names))
+}
 
-    // What the selected images need (runs of steps, and images that steps run in), in
-    // waves: a node's wave comes after those of everything it needs, and the work of
-    // one wave runs in parallel. A step named on the command line runs for every
-    // platform it has a run for.
+/// What the selected images and named steps need (runs of steps, and images that
+/// steps run in), in waves: a node's wave comes after those of everything it needs,
+/// and the work of one wave runs in parallel. A step named on the command line runs
+/// for every platform it has a run for.
+fn waves(plan: &Plan, selected: &[&plan::ImagePlan], step_names: &[String]) -> Vec<Vec<BuildNode>> {
     let targets: Vec<BuildNode> = selected
         .iter()
         .map(|i| BuildNode::Image(i.name.clone()))
@@ -207,96 +283,59 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
         let w = deps.iter().filter_map(|(d, _)| wave.get(d)).map(|w| w + 1).max().unwrap_or(0);
         wave.insert(node, w);
     }
-    let waves = wave.values().copied().max().map_or(0, |w| w + 1);
+    let count = wave.values().copied().max().map_or(0, |w| w + 1);
+    (0..count).map(|w| order.iter().filter(|n| wave[n] == w).cloned().collect()).collect()
+}
 
-    // Dropped on every return, which clears the bars before an error is rendered.
-    let progress = Progress::new(request.plan_input.step_log, request.plan_input.progress);
-    progress.expect(order.iter().filter(|n| matches!(n, BuildNode::Step(_))).count());
-    let mut stats = BuildStats::default();
-    let mut step_outputs: BTreeMap<StepId, PathBuf> = BTreeMap::new();
-    let mut written: BTreeMap<String, Written> = BTreeMap::new();
-    let engine = std::sync::OnceLock::new();
-    let step_cx = StepContext { cache: &cache, hashes: &hashes, epoch: plan.epoch, engine: &engine };
-    for w in 0..waves {
-        let here: Vec<&BuildNode> = order.iter().filter(|n| wave[n] == w).collect();
-        let runs_here: Vec<&StepRun> = here
-            .iter()
-            .filter_map(|n| match n {
-                BuildNode::Step(id) => plan.runs.get(id),
-                BuildNode::Image(_) => None,
-            })
-            .collect();
-        if !runs_here.is_empty() {
-            // In rayon's pool: as many at once as `-j` (or the cores) allow.
-            let results: Vec<Result<Done, String>> = {
-                runs_here
-                    .par_iter()
-                    .map(|run| {
-                        progress.step_started(&run.label);
-                        let step = &plan.steps[&run.id.name];
-                        let done = step_image(run, &written, &cache).and_then(|prepared| {
-                            run_step(step, run, &prepared, &step_outputs, &step_cx).map_err(|e| e.to_string())
-                        });
-                        match &done {
-                            Ok(done) => progress.step_finished(&run.label, done.outcome, &done.log),
-                            Err(_) => progress.step_failed(&run.label),
-                        }
-                        done
-                    })
-                    .collect()
-            };
-            let mut failures = Vec::new();
-            for (run, result) in runs_here.iter().zip(results) {
-                match result {
-                    Ok(done) => {
-                        match done.outcome {
-                            Outcome::Ran => stats.steps_run += 1,
-                            Outcome::Cached => stats.steps_cached += 1,
-                        }
-                        step_outputs.insert(run.id.clone(), done.dir);
-                    }
-                    Err(message) => failures.push(message),
-                }
+/// Runs the steps of one wave, as many at once as `-j` (or the cores) allow, and
+/// records their outputs. When any fails, the messages of all the failures.
+fn run_steps(cx: &BuildCx, here: &[BuildNode], state: &mut BuildState) -> Result<(), Vec<String>> {
+    let plan = cx.plan;
+    let runs_here: Vec<&StepRun> = here
+        .iter()
+        .filter_map(|n| match n {
+            BuildNode::Step(id) => plan.runs.get(id),
+            BuildNode::Image(_) => None,
+        })
+        .collect();
+    if runs_here.is_empty() {
+        return Ok(());
+    }
+    let step_cx = StepContext { cache: cx.cache, hashes: cx.hashes, epoch: plan.epoch, engine: cx.engine };
+    let (written, step_outputs) = (&state.written, &state.step_outputs);
+    // In rayon's pool.
+    let results: Vec<Result<Done, String>> = runs_here
+        .par_iter()
+        .map(|run| {
+            cx.progress.step_started(&run.label);
+            let step = &plan.steps[&run.id.name];
+            let done = step_image(run, written, cx.cache)
+                .and_then(|prepared| run_step(step, run, &prepared, step_outputs, &step_cx).map_err(|e| e.to_string()));
+            match &done {
+                Ok(done) => cx.progress.step_finished(&run.label, done.outcome, &done.log),
+                Err(_) => cx.progress.step_failed(&run.label),
             }
-            if !failures.is_empty() {
-                let _ = hashes.save();
-                // The bars go first, so that the warnings are not drawn over.
-                drop(progress);
-                for w in cache.take_warnings() {
-                    eprintln!("pinfold: warning: {w}");
+            done
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (run, result) in runs_here.iter().zip(results) {
+        match result {
+            Ok(done) => {
+                match done.outcome {
+                    Outcome::Ran => state.stats.steps_run += 1,
+                    Outcome::Cached => state.stats.steps_cached += 1,
                 }
-                return Err(BuildError::Step(failures.join("\n")));
+                state.step_outputs.insert(run.id.clone(), done.dir);
             }
-        }
-        let images_here: Vec<&plan::ImagePlan> = here
-            .iter()
-            .filter_map(|n| match n {
-                BuildNode::Image(i) => plan.images.iter().find(|p| &p.name == i),
-                BuildNode::Step(_) => None,
-            })
-            .collect();
-        if !images_here.is_empty() {
-            let built = build_images(
-                request,
-                &cache,
-                &plan,
-                &images_here,
-                &hashes,
-                &step_outputs,
-                &selected,
-                &mut stats,
-                &mut warnings,
-                &progress,
-            )?;
-            written.extend(built);
+            Err(message) => failures.push(message),
         }
     }
-    let _ = hashes.save();
-    for w in cache.take_warnings() {
-        warnings.push(Diagnostic::warning(Code::Cache, w));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
     }
-    let images = selected.iter().map(|i| written[&i.name].0.clone()).collect();
-    Ok(BuildReport { images, epoch: plan.epoch, epoch_origin: plan.epoch_origin, stats, warnings })
 }
 
 /// An image written: what the report says of it, and where it went.
@@ -321,41 +360,70 @@ fn step_image(run: &StepRun, written: &BTreeMap<String, Written>, cache: &Cache)
 
 /// Builds `images` (their steps have run): layers from the cache or written anew, in
 /// parallel, then each image assembled and written to its output.
-#[allow(clippy::too_many_arguments)]
 fn build_images(
-    request: &BuildRequest,
-    cache: &Cache,
-    plan: &Plan,
+    cx: &BuildCx,
     images: &[&plan::ImagePlan],
-    hashes: &FileHashes,
-    step_outputs: &BTreeMap<StepId, PathBuf>,
-    selected: &[&plan::ImagePlan],
-    stats: &mut BuildStats,
-    warnings: &mut Diagnostics,
-    progress: &Progress,
+    state: &mut BuildState,
 ) -> Result<Vec<(String, Written)>, BuildError> {
-    // Every layer of every image and platform, keyed by content: a layer that is the
-    // same on two platforms (or in two images) is built once. Layers that copy step
-    // outputs get them now.
-    let mut layer_plans: Vec<Cow<LayerPlan>> = Vec::new();
-    for (t, l) in images.iter().flat_map(|i| &i.targets).flat_map(|t| t.layers.iter().map(move |l| (t, l))) {
-        if l.pending.is_empty() {
-            layer_plans.push(Cow::Borrowed(l));
-        } else {
-            let tree = plan::apply_step_copies(plan, l, &t.platform, step_outputs).map_err(BuildError::Invalid)?;
-            layer_plans.push(Cow::Owned(LayerPlan { tree, pending: Vec::new(), ..l.clone() }));
-        }
-    }
-    let keys: Vec<LayerKey> = layer_plans
-        .par_iter()
-        .map(|l| layer_key(&l.tree, l.compression, plan.epoch, hashes))
-        .collect::<Result<_, _>>()
-        .map_err(|e| BuildError::Layer(format!("cannot read a source file: {e}")))?;
+    let (layer_plans, keys) = layer_plans(cx, images, &state.step_outputs)?;
     let mut unique: BTreeMap<LayerKey, &LayerPlan> = BTreeMap::new();
     for (key, l) in keys.iter().zip(&layer_plans) {
         unique.entry(*key).or_insert(l);
     }
     let labels = crate::progress::layer_labels(images, &keys);
+    let done = layers(cx, unique, &labels, state)?;
+    let mut out_images = Vec::new();
+    let mut key_iter = keys.iter();
+    for image in images {
+        let targets: Vec<(TargetSpec, Vec<(LayerBlob, PathBuf)>)> = image
+            .targets
+            .iter()
+            .map(|target| {
+                let layers =
+                    target.layers.iter().map(|_| done[key_iter.next().expect("one key per layer")].clone()).collect();
+                (target.spec(), layers)
+            })
+            .collect();
+        let written = write_image(cx, image, &targets)?;
+        out_images.push((image.name.clone(), written));
+    }
+    Ok(out_images)
+}
+
+/// Every layer of every image and platform, with its key: a layer that is the same
+/// on two platforms (or in two images) has one key, and is built once. Layers that
+/// copy step outputs get them now.
+fn layer_plans<'i>(
+    cx: &BuildCx,
+    images: &[&'i plan::ImagePlan],
+    step_outputs: &BTreeMap<StepId, PathBuf>,
+) -> Result<(Vec<Cow<'i, LayerPlan>>, Vec<LayerKey>), BuildError> {
+    let mut layer_plans: Vec<Cow<LayerPlan>> = Vec::new();
+    for (t, l) in images.iter().flat_map(|i| &i.targets).flat_map(|t| t.layers.iter().map(move |l| (t, l))) {
+        if l.pending.is_empty() {
+            layer_plans.push(Cow::Borrowed(l));
+        } else {
+            let tree = plan::apply_step_copies(cx.plan, l, &t.platform, step_outputs).map_err(BuildError::Invalid)?;
+            layer_plans.push(Cow::Owned(LayerPlan { tree, pending: Vec::new(), ..l.clone() }));
+        }
+    }
+    let keys: Vec<LayerKey> = layer_plans
+        .par_iter()
+        .map(|l| layer_key(&l.tree, l.compression, cx.plan.epoch, cx.hashes))
+        .collect::<Result<_, _>>()
+        .map_err(|e| BuildError::Layer(format!("cannot read a source file: {e}")))?;
+    Ok((layer_plans, keys))
+}
+
+/// The blob of every layer of `unique`: from the local cache, the shared cache of a
+/// registry, or written anew (in parallel, and then shared).
+fn layers(
+    cx: &BuildCx,
+    unique: BTreeMap<LayerKey, &LayerPlan>,
+    labels: &BTreeMap<LayerKey, String>,
+    state: &mut BuildState,
+) -> Result<BTreeMap<LayerKey, (LayerBlob, PathBuf)>, BuildError> {
+    let (request, cache, progress) = (cx.request, cx.cache, cx.progress);
     let label = |key: &LayerKey| labels.get(key).map_or("", String::as_str);
     progress.expect(unique.len());
     let mut done: BTreeMap<LayerKey, (LayerBlob, PathBuf)> = BTreeMap::new();
@@ -363,7 +431,7 @@ fn build_images(
     for (key, l) in unique {
         match cache.lookup_layer(&key) {
             Some(hit) => {
-                stats.layers_cached += 1;
+                state.stats.layers_cached += 1;
                 progress.layer_finished(label(&key), LayerOutcome::Cached);
                 done.insert(key, hit);
             }
@@ -374,17 +442,17 @@ fn build_images(
     let mut shared_warnings = Vec::new();
     if let Some(remote) = request.registry_cache.as_ref().filter(|_| !request.no_cache) {
         let (hits, left) = crate::cache::remote::fetch_missing(remote, cache, todo, &mut shared_warnings);
-        stats.layers_cached += hits.len();
+        state.stats.layers_cached += hits.len();
         hits.iter().for_each(|(key, _)| progress.layer_finished(label(key), LayerOutcome::Cached));
         done.extend(hits);
         todo = left;
     }
-    stats.layers_built += todo.len();
+    state.stats.layers_built += todo.len();
     let built: Vec<(LayerKey, (LayerBlob, PathBuf))> = todo
         .par_iter()
         .map(|(key, l)| {
             progress.layer_started(label(key));
-            let built = build_layer(cache, key, l, plan.epoch);
+            let built = build_layer(cache, key, l, cx.plan.epoch);
             match &built {
                 Ok(_) => progress.layer_finished(label(key), LayerOutcome::Built),
                 Err(_) => progress.layer_failed(label(key)),
@@ -396,30 +464,28 @@ fn build_images(
         crate::cache::remote::store_built(remote, &built, &mut shared_warnings);
     }
     for w in shared_warnings {
-        warnings.push(Diagnostic::warning(Code::SharedCache, w));
+        state.warnings.push(Diagnostic::warning(Code::SharedCache, w));
     }
     done.extend(built);
+    Ok(done)
+}
 
-    let mut out_images = Vec::new();
-    let mut key_iter = keys.iter();
-    for image in images {
-        let mut targets = Vec::new();
-        for target in &image.targets {
-            let layers: Vec<(LayerBlob, PathBuf)> =
-                target.layers.iter().map(|_| done[key_iter.next().expect("one key per layer")].clone()).collect();
-            targets.push((target.spec(), layers));
-        }
-        let annotations = if image.targets.len() > 1 { image.targets[0].annotations.clone() } else { BTreeMap::new() };
-        let assembled = assemble_image(&image.name, &targets, plan.epoch, &annotations);
-        let is_selected = selected.iter().any(|s| s.name == image.name);
-        let out = match &request.output {
-            Some(o) if is_selected => o.clone(),
-            _ => ImageRef::Layout { dir: request.out_root.join(&image.name), reference: None },
-        };
-        progress.suspend(|| crate::resolve::write_output(&assembled, &out, plan.epoch))?;
-        out_images.push((image.name.clone(), (report_image(&assembled, &out), out)));
-    }
-    Ok(out_images)
+/// Assembles `image` from the layers of each of its targets and writes it: to `-o`
+/// when the image is the one selected, else to `pinfold-out/NAME`.
+fn write_image(
+    cx: &BuildCx,
+    image: &plan::ImagePlan,
+    targets: &[(TargetSpec, Vec<(LayerBlob, PathBuf)>)],
+) -> Result<Written, BuildError> {
+    let annotations = if image.targets.len() > 1 { image.targets[0].annotations.clone() } else { BTreeMap::new() };
+    let assembled = assemble_image(&image.name, targets, cx.plan.epoch, &annotations);
+    let is_selected = cx.selected.iter().any(|s| s.name == image.name);
+    let out = match &cx.request.output {
+        Some(o) if is_selected => o.clone(),
+        _ => ImageRef::Layout { dir: cx.request.out_root.join(&image.name), reference: None },
+    };
+    cx.progress.suspend(|| crate::resolve::write_output(&assembled, &out, cx.plan.epoch))?;
+    Ok((report_image(&assembled, &out), out))
 }
 
 fn report_image(image: &AssembledImage, out: &ImageRef) -> BuiltImage {
@@ -470,14 +536,15 @@ fn build_layer(cache: &Cache, key: &LayerKey, l: &LayerPlan, epoch: u64) -> Resu
     Ok((blob, path))
 }
 
-/// Renders a build error for stderr.
+/// Renders a build error for stderr, after the warnings that came with it.
 pub fn render_error(error: &BuildError) -> String {
     match error {
         BuildError::Invalid(diags) => diags.render_for_stderr(),
-        BuildError::Step(message) => {
+        BuildError::Step { message, cache_warnings } => {
             let mut d = Diagnostics::default();
             d.push(Diagnostic::error(Code::Step, message.clone()));
-            d.render_for_stderr()
+            let warnings: String = cache_warnings.iter().map(|w| format!("pinfold: warning: {w}\n")).collect();
+            warnings + &d.render_for_stderr()
         }
         other => {
             let mut d = Diagnostics::default();

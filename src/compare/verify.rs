@@ -145,152 +145,34 @@ fn relative_to(top: &Path, file: &Path) -> Option<PathBuf> {
 }
 
 pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
-    let reference: ImageRef = request.published.parse().map_err(CompareError::Usage)?;
-    if let ImageRef::Name(n) = &reference {
-        return Err(CompareError::Usage(format!(
-            "`{n}` names an image of the build file; PUBLISHED is a stored image (oci:DIR, oci-archive:FILE, docker-archive:FILE) and NAME comes after it"
-        )));
-    }
+    let reference = published_reference(request)?;
     let published = match source::open(&reference, &request.published, Side::A)? {
         Opened::Tampered(t) => return Ok(Outcome::tampered(request, None, t)),
         Opened::View(v) => v,
     };
     let digest = Some(published.image.top.digest);
     let mut notes = Vec::new();
-
-    let provenance = match provenance::find(&published.image.archive, &published.image.top.digest) {
+    let provenance = match read_provenance(request, &published, &mut notes) {
         Ok(p) => p,
-        Err(ProvenanceError::Tampered { blob, expected, actual }) => {
-            let blob = format!("{blob} of {}", request.published);
-            return Ok(Outcome::tampered(request, digest, Tampered { side: Side::A, blob, expected, actual }));
-        }
-        Err(e) => {
-            notes.push(format!("the provenance beside the image is ignored: {e}"));
-            None
-        }
+        Err(tampered) => return Ok(Outcome::tampered(request, digest, tampered)),
     };
-
-    // Which sources: a revision from --rev, else the provenance's when its tree was clean.
-    let file = request.file.clone().unwrap_or_else(|| PathBuf::from("pinfold.kdl"));
-    let mut used = SourceUsed { build_file: file.display().to_string(), ..Default::default() };
-    let rev_from_provenance = match (&request.rev, &provenance) {
-        (Some(_), _) => None,
-        (None, Some(p)) => match (&p.commit, p.clean) {
-            (Some(c), Some(true)) => Some(c.clone()),
-            (Some(c), _) => {
-                notes.push(format!("the provenance says the image was built from a modified tree of {c}; rebuilding from the working tree"));
-                None
-            }
-            _ => None,
-        },
-        (None, None) => None,
-    };
-    let mut worktree: Option<Worktree> = None;
-    let mut build_file = file.clone();
-    if let Some(rev) = request.rev.clone().or(rev_from_provenance.clone()) {
-        let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        match git::toplevel(dir)? {
-            Some(top) => {
-                let commit = git::resolve(&top, &rev)?;
-                let relative = match (&request.file, &provenance, &rev_from_provenance) {
-                    (None, Some(Provenance { build_file: Some(p), .. }), Some(_)) => Some(PathBuf::from(p)),
-                    _ => relative_to(&top, &file),
-                }
-                .ok_or_else(|| {
-                    CompareError::Usage(format!("{} is not inside the checkout at {}", file.display(), top.display()))
-                })?;
-                let tree = Worktree::add(&top, &commit)?;
-                build_file = tree.path().join(&relative);
-                used.build_file = relative.display().to_string();
-                used.revision = Some(commit);
-                used.from_provenance = rev_from_provenance.is_some();
-                worktree = Some(tree);
-            }
-            None if request.rev.is_none() => {
-                notes.push(format!("the provenance names revision {rev}, and {} is not in a git checkout; rebuilding from the working tree", dir.display()));
-            }
-            None => return Err(git::GitError::NotARepository { dir: dir.to_path_buf() }.into()),
-        }
-    }
-
-    // Which image, for which platforms, with which epoch.
-    let mut plan_input = PlanInput { source_date_epoch: request.source_date_epoch.clone(), ..Default::default() };
-    if let Some(p) = &provenance {
-        // The epoch came from the environment, or from a git HEAD these sources do not
-        // have (a source tarball): the recorded one is the input to use. Wrong, it
-        // can only make the comparison fail.
-        let outside_git = || {
-            let dir = build_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-            !dir.ancestors().any(|d| d.join(".git").exists())
-        };
-        let from_env = p.epoch_origin.as_deref() == Some("source-date-epoch");
-        let from_missing_git = p.epoch_origin.as_deref() == Some("git-head") && worktree.is_none() && outside_git();
-        if plan_input.source_date_epoch.is_none() && (from_env || from_missing_git) {
-            plan_input.source_date_epoch = p.epoch.map(|e| e.to_string());
-        }
-        if let Some(c) = &p.compression {
-            plan_input.compression = c.parse().ok();
-        }
-    }
-    let mut fetch = request.fetch.clone();
-    if fetch.mirror.is_none() {
-        // The downloads already on this machine, hashed again as they are copied in.
-        fetch.mirror = Cache::default_dir().map(|d| d.join("blobs/sha256")).filter(|d| d.is_dir());
-    }
-    plan_input.fetch = fetch;
-    let declared = declared_images(&build_file);
-    let names: Vec<String> = declared.iter().map(|(n, _)| n.clone()).collect();
-    let name = match (&request.name, &provenance) {
-        (Some(n), _) => n.clone(),
-        (None, Some(p)) => {
-            used.from_provenance = true;
-            p.image.clone()
-        }
-        (None, None) => match published_name(&reference).filter(|n| names.contains(n)) {
-            Some(n) => n,
-            None if names.len() == 1 => names[0].clone(),
-            None => {
-                return Err(CompareError::Usage(format!(
-                    "the build file has {} images ({}); name the one to verify: pinfold verify {} NAME",
-                    names.len(),
-                    names.join(", "),
-                    request.published
-                )))
-            }
-        },
-    };
+    let mut sources = sources(request, provenance.as_ref(), &mut notes)?;
+    let mut plan_input = plan_input(request, provenance.as_ref(), &sources);
+    let declared = declared_images(&sources.build_file);
+    let name = image_name(request, provenance.as_ref(), &reference, &declared, &mut sources.used)?;
     // A docker-archive's manifest.json shows one platform; the layout beside it, all.
     let inner = embedded_layout(&published)?;
     let widest = match &inner {
         Some(Opened::View(v)) => &v.image,
         _ => &published.image,
     };
-    plan_input.only_platforms = match &provenance {
-        Some(p) if !p.platforms.is_empty() => p.platforms.iter().filter_map(|s| s.parse::<Platform>().ok()).collect(),
-        // The published platforms the image is built for; when it is built for none of
-        // them, all of its own, and the comparison says how they differ.
-        _ => {
-            let own = declared.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()).unwrap_or_default();
-            let shared: Vec<Platform> = widest
-                .manifests
-                .iter()
-                .filter_map(|m| m.platform.clone())
-                .filter(|p| own.iter().any(|o| pinfold_image::oci::read::platforms_match(o, p)))
-                .collect();
-            if shared.is_empty() {
-                own
-            } else {
-                shared
-            }
-        }
-    };
+    plan_input.only_platforms = platforms(provenance.as_ref(), &declared, &name, widest);
 
-    let context = BuildContext { file: build_file, plan_input, cache_dir: None, no_cache: true };
+    let context = BuildContext { file: sources.build_file.clone(), plan_input, cache_dir: None, no_cache: true };
     let built = source::build_name(&name, &context)?;
-    let label = match &used.revision {
-        Some(rev) => format!("{name} rebuilt from {} at {}", used.build_file, &rev[..rev.len().min(12)]),
-        None => format!("{name} rebuilt from {}", used.build_file),
+    let label = match &sources.used.revision {
+        Some(rev) => format!("{name} rebuilt from {} at {}", sources.used.build_file, &rev[..rev.len().min(12)]),
+        None => format!("{name} rebuilt from {}", sources.used.build_file),
     };
     let rebuilt = match source::open(&built.reference, &label, Side::B)? {
         Opened::View(v) => v,
@@ -298,18 +180,8 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
             return Err(CompareError::Usage(format!("the rebuilt image cannot be read back: {}", t.blob)))
         }
     };
-    let mut report = compare(&published, &rebuilt, Options::default())?;
-    if let Some(inner) = inner {
-        let other = match inner {
-            Opened::View(v) => compare(&v, &rebuilt, Options::default())?,
-            Opened::Tampered(t) => {
-                let mut r = Report::new(published.info(), rebuilt.info(), false);
-                r.tampered.push(t);
-                r
-            }
-        };
-        report.absorb(other, "the OCI layout inside the docker-archive");
-    }
+    let report = compare_rebuilt(&published, inner, &rebuilt)?;
+    let Sources { used, worktree, .. } = sources;
     drop(worktree);
     let verdict = if !report.tampered.is_empty() {
         Verdict::Tampered
@@ -330,6 +202,206 @@ pub fn verify(request: &Request) -> Result<Outcome, CompareError> {
         notes,
         warnings: built.warnings,
     })
+}
+
+/// PUBLISHED as a reference: a stored image, not a NAME of the build file.
+fn published_reference(request: &Request) -> Result<ImageRef, CompareError> {
+    let reference: ImageRef = request.published.parse().map_err(CompareError::Usage)?;
+    if let ImageRef::Name(n) = &reference {
+        return Err(CompareError::Usage(format!(
+            "`{n}` names an image of the build file; PUBLISHED is a stored image (oci:DIR, oci-archive:FILE, docker-archive:FILE) and NAME comes after it"
+        )));
+    }
+    Ok(reference)
+}
+
+/// The provenance stored beside the published image, if any; one that cannot be read
+/// is ignored (with a note), one whose blob is not what its digest names is the
+/// published image's tampering.
+fn read_provenance(
+    request: &Request,
+    published: &View,
+    notes: &mut Vec<String>,
+) -> Result<Option<Provenance>, Tampered> {
+    match provenance::find(&published.image.archive, &published.image.top.digest) {
+        Ok(p) => Ok(p),
+        Err(ProvenanceError::Tampered { blob, expected, actual }) => {
+            let blob = format!("{blob} of {}", request.published);
+            Err(Tampered { side: Side::A, blob, expected, actual })
+        }
+        Err(e) => {
+            notes.push(format!("the provenance beside the image is ignored: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+/// The sources a rebuild reads: the build file, in a temporary worktree of a revision
+/// when there is one.
+struct Sources {
+    build_file: PathBuf,
+    used: SourceUsed,
+    /// Removed when dropped: kept until the comparison is done.
+    worktree: Option<Worktree>,
+}
+
+/// Which sources: a revision from --rev, else the provenance's when its tree was
+/// clean, checked out into a worktree; else the working tree.
+fn sources(
+    request: &Request,
+    provenance: Option<&Provenance>,
+    notes: &mut Vec<String>,
+) -> Result<Sources, CompareError> {
+    let file = request.file.clone().unwrap_or_else(|| PathBuf::from("pinfold.kdl"));
+    let mut sources = Sources {
+        build_file: file.clone(),
+        used: SourceUsed { build_file: file.display().to_string(), ..Default::default() },
+        worktree: None,
+    };
+    let rev_from_provenance = match (&request.rev, provenance) {
+        (Some(_), _) => None,
+        (None, Some(p)) => match (&p.commit, p.clean) {
+            (Some(c), Some(true)) => Some(c.clone()),
+            (Some(c), _) => {
+                notes.push(format!("the provenance says the image was built from a modified tree of {c}; rebuilding from the working tree"));
+                None
+            }
+            _ => None,
+        },
+        (None, None) => None,
+    };
+    let Some(rev) = request.rev.clone().or(rev_from_provenance.clone()) else { return Ok(sources) };
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match git::toplevel(dir)? {
+        Some(top) => {
+            let commit = git::resolve(&top, &rev)?;
+            let relative = match (&request.file, provenance, &rev_from_provenance) {
+                (None, Some(Provenance { build_file: Some(p), .. }), Some(_)) => Some(PathBuf::from(p)),
+                _ => relative_to(&top, &file),
+            }
+            .ok_or_else(|| {
+                CompareError::Usage(format!("{} is not inside the checkout at {}", file.display(), top.display()))
+            })?;
+            let tree = Worktree::add(&top, &commit)?;
+            sources.build_file = tree.path().join(&relative);
+            sources.used.build_file = relative.display().to_string();
+            sources.used.revision = Some(commit);
+            sources.used.from_provenance = rev_from_provenance.is_some();
+            sources.worktree = Some(tree);
+        }
+        None if request.rev.is_none() => {
+            notes.push(format!("the provenance names revision {rev}, and {} is not in a git checkout; rebuilding from the working tree", dir.display()));
+        }
+        None => return Err(git::GitError::NotARepository { dir: dir.to_path_buf() }.into()),
+    }
+    Ok(sources)
+}
+
+/// The epoch, compression and inputs of the rebuild (its platforms come later).
+fn plan_input(request: &Request, provenance: Option<&Provenance>, sources: &Sources) -> PlanInput {
+    let mut plan_input = PlanInput { source_date_epoch: request.source_date_epoch.clone(), ..Default::default() };
+    if let Some(p) = provenance {
+        // The epoch came from the environment, or from a git HEAD these sources do not
+        // have (a source tarball): the recorded one is the input to use. Wrong, it
+        // can only make the comparison fail.
+        let outside_git = || {
+            let build_file = &sources.build_file;
+            let dir = build_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            !dir.ancestors().any(|d| d.join(".git").exists())
+        };
+        let from_env = p.epoch_origin.as_deref() == Some("source-date-epoch");
+        let from_missing_git =
+            p.epoch_origin.as_deref() == Some("git-head") && sources.worktree.is_none() && outside_git();
+        if plan_input.source_date_epoch.is_none() && (from_env || from_missing_git) {
+            plan_input.source_date_epoch = p.epoch.map(|e| e.to_string());
+        }
+        if let Some(c) = &p.compression {
+            plan_input.compression = c.parse().ok();
+        }
+    }
+    let mut fetch = request.fetch.clone();
+    if fetch.mirror.is_none() {
+        // The downloads already on this machine, hashed again as they are copied in.
+        fetch.mirror = Cache::default_dir().map(|d| d.join("blobs/sha256")).filter(|d| d.is_dir());
+    }
+    plan_input.fetch = fetch;
+    plan_input
+}
+
+/// Which image to rebuild: NAME, else the provenance's, else the published image's
+/// own name or the build file's only image.
+fn image_name(
+    request: &Request,
+    provenance: Option<&Provenance>,
+    reference: &ImageRef,
+    declared: &[(String, Vec<Platform>)],
+    used: &mut SourceUsed,
+) -> Result<String, CompareError> {
+    let names: Vec<String> = declared.iter().map(|(n, _)| n.clone()).collect();
+    Ok(match (&request.name, provenance) {
+        (Some(n), _) => n.clone(),
+        (None, Some(p)) => {
+            used.from_provenance = true;
+            p.image.clone()
+        }
+        (None, None) => match published_name(reference).filter(|n| names.contains(n)) {
+            Some(n) => n,
+            None if names.len() == 1 => names[0].clone(),
+            None => {
+                return Err(CompareError::Usage(format!(
+                    "the build file has {} images ({}); name the one to verify: pinfold verify {} NAME",
+                    names.len(),
+                    names.join(", "),
+                    request.published
+                )))
+            }
+        },
+    })
+}
+
+/// The platforms to rebuild: the provenance's; else the published platforms the
+/// image is built for; when it is built for none of them, all of its own, and the
+/// comparison says how they differ.
+fn platforms(
+    provenance: Option<&Provenance>,
+    declared: &[(String, Vec<Platform>)],
+    name: &str,
+    widest: &pinfold_image::oci::read::OpenedImage,
+) -> Vec<Platform> {
+    if let Some(p) = provenance.filter(|p| !p.platforms.is_empty()) {
+        return p.platforms.iter().filter_map(|s| s.parse::<Platform>().ok()).collect();
+    }
+    let own = declared.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()).unwrap_or_default();
+    let shared: Vec<Platform> = widest
+        .manifests
+        .iter()
+        .filter_map(|m| m.platform.clone())
+        .filter(|p| own.iter().any(|o| pinfold_image::oci::read::platforms_match(o, p)))
+        .collect();
+    if shared.is_empty() {
+        own
+    } else {
+        shared
+    }
+}
+
+/// The comparison of the rebuilt image with the published one, and with the layout
+/// inside a published docker-archive when it holds one.
+fn compare_rebuilt(published: &View, inner: Option<Opened>, rebuilt: &View) -> Result<Report, CompareError> {
+    let mut report = compare(published, rebuilt, Options::default())?;
+    if let Some(inner) = inner {
+        let other = match inner {
+            Opened::View(v) => compare(&v, rebuilt, Options::default())?,
+            Opened::Tampered(t) => {
+                let mut r = Report::new(published.info(), rebuilt.info(), false);
+                r.tampered.push(t);
+                r
+            }
+        };
+        report.absorb(other, "the OCI layout inside the docker-archive");
+    }
+    Ok(report)
 }
 
 /// A docker-archive written by pinfold (or by docker 25+) also holds an OCI layout:

@@ -250,139 +250,29 @@ pub fn plan(
 ) -> Option<Plan> {
     let narrowed = steps::narrowed_to(file, &input.only);
     let file = narrowed.as_ref().unwrap_or(file);
-    let mut cx = Cx {
-        source,
-        root,
-        diags,
-        lock: input.lock.clone(),
-        locked: input.locked,
-        fetch: input.fetch.clone(),
-        resolved: Lock { version: pinfold_lang::lock::LOCK_VERSION, ..Default::default() },
-        inputs: inputs::ResolvedInputs::default(),
-        platform: None,
-        step_outputs: file
-            .steps
-            .iter()
-            .map(|s| (s.name.value.clone(), s.outputs.iter().map(|o| o.value.clone()).collect()))
-            .collect(),
-        pending: Vec::new(),
-    };
-    let (epoch, epoch_origin) = match &file.epoch {
-        Some(e) => (e.value, EpochOrigin::BuildFile),
-        None => match epoch::resolve(root, input.source_date_epoch.as_deref()) {
-            Ok(found) => found,
-            Err(message) => {
-                cx.diags.push(Diagnostic::error(Code::Epoch, message));
-                (0, EpochOrigin::Zero)
-            }
-        },
-    };
+    let mut cx = Cx::new(source, root, diags);
+    cx.lock = input.lock.clone();
+    cx.locked = input.locked;
+    cx.fetch = input.fetch.clone();
+    cx.resolved = Lock { version: pinfold_lang::lock::LOCK_VERSION, ..Default::default() };
+    cx.step_outputs = file
+        .steps
+        .iter()
+        .map(|s| (s.name.value.clone(), s.outputs.iter().map(|o| o.value.clone()).collect()))
+        .collect();
+    let (epoch, epoch_origin) = cx.epoch(file, input);
     let wanted = wanted_platforms(file, input);
-    let bases: BTreeMap<&str, (&lang::BaseDecl, Option<Arc<OpenedImage>>)> =
+    let bases: Bases =
         file.bases.iter().map(|b| (b.name.value.as_str(), (b, cx.open_base(b, cache, &wanted)))).collect();
     cx.inputs = cx.resolve_inputs(file, cache);
     let file_compression = file.compression.as_ref().and_then(|c| c.value.parse::<Compression>().ok());
-
-    let mut images = Vec::new();
-    for decl in &file.images {
-        let platforms: Vec<Platform> = match decl.platforms.as_ref().or(file.platforms.as_ref()) {
-            Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
-            None => vec![DEFAULT_PLATFORM.parse().expect("the default platform parses")],
-        };
-        for o in &decl.overrides {
-            if !platforms.contains(&o.platform.value) {
-                let known: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
-                cx.error(
-                    Diagnostic::error(
-                        Code::UnusedPlatformBlock,
-                        format!("image `{}` is not built for {}", decl.name.value, o.platform.value),
-                    )
-                    .at(o.platform.span, "this block would never apply")
-                    .help(format!(
-                        "the image is built for {}; add the platform to `platforms`, or remove the block",
-                        known.join(", ")
-                    )),
-                );
-            }
-        }
-        let narrowed = !input.only_platforms.is_empty() && !runs_steps(file, &decl.name.value);
-        let selected: Vec<Platform> =
-            platforms.iter().filter(|p| !narrowed || input.only_platforms.contains(p)).cloned().collect();
-        let compression = input
-            .compression
-            .or_else(|| decl.compression.as_ref().and_then(|c| c.value.parse().ok()))
-            .or(file_compression)
-            .unwrap_or_default();
-
-        let mut targets = Vec::new();
-        for platform in selected {
-            let base = match decl.from.as_ref().map(|f| (&f.value, f.span)) {
-                Some((FromDecl::Base(name), span)) => match bases.get(name.as_str()) {
-                    None => {
-                        let names: Vec<&str> = bases.keys().copied().collect();
-                        let mut d = Diagnostic::error(Code::UnknownBase, format!("no base is named `{name}`"))
-                            .at(span, "not a declared base");
-                        d.help = Some(match lang::parse::did_you_mean(name, &names) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => "declare it with `base NAME { … }`, or write `from scratch`".into(),
-                        });
-                        cx.error(d);
-                        None
-                    }
-                    Some((_, None)) => None, // already reported
-                    Some((base_decl, Some(image))) => match image.manifests.iter().position(|m| {
-                        m.platform.as_ref().is_some_and(|p| pinfold_image::oci::read::platforms_match(p, &platform))
-                    }) {
-                        Some(manifest) => Some(BaseImage { name: name.clone(), image: image.clone(), manifest }),
-                        None => {
-                            cx.error(
-                                Diagnostic::error(
-                                    Code::BasePlatform,
-                                    format!(
-                                        "base `{name}` has no image for {platform}, which image `{}` is built for",
-                                        decl.name.value
-                                    ),
-                                )
-                                .at(span, format!("base has {}", image.platforms_text()))
-                                .also_at(base_decl.name.span, "declared here")
-                                .help("pin a base whose index has this platform, or narrow the image's platforms"),
-                            );
-                            None
-                        }
-                    },
-                },
-                _ => None,
-            };
-            let mut config = ConfigPlan::default();
-            apply_config(&mut config, &decl.config);
-            let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> =
-                decl.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
-            for o in decl.overrides.iter().filter(|o| o.platform.value == platform) {
-                apply_config(&mut config, &o.config);
-                for l in &o.layers {
-                    match layer_decls.iter_mut().find(|(n, _)| *n == l.name.value) {
-                        Some((_, entries)) => entries.extend(l.entries.iter()),
-                        None => layer_decls.push((l.name.value.clone(), l.entries.iter().collect())),
-                    }
-                }
-            }
-            cx.platform = Some(platform.clone());
-            let mut layers = Vec::new();
-            for (name, entries) in layer_decls {
-                let tree = cx.layer_tree(&entries);
-                let pending = std::mem::take(&mut cx.pending);
-                layers.push(LayerPlan { name, tree, compression, pending });
-            }
-            let annotations = decl.config.annotations.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
-            targets.push(TargetPlan { platform, base, layers, config, annotations });
-        }
-        images.push(ImagePlan { name: decl.name.value.clone(), targets });
-    }
+    let images: Vec<ImagePlan> =
+        file.images.iter().map(|decl| cx.plan_image(file, decl, input, &bases, file_compression)).collect();
     let steps = cx.plan_steps(file, &bases);
     // A step that nothing needs runs for the first platform of `--platform`, if given.
     let default_platform = match input.only_platforms.first() {
         Some(p) => p.clone(),
-        None => DEFAULT_PLATFORM.parse().expect("the default platform parses"),
+        None => default_platform(),
     };
     let (runs, build_graph) = cx.plan_runs(&images, &steps, &default_platform);
     if cx.diags.has_errors() {
@@ -402,8 +292,28 @@ pub fn plan(
     })
 }
 
-/// The platforms some image of the file is built for (after `--platform`): a base in
-/// a registry fetches the manifests of these only.
+/// The bases of a build file by name, each opened unless it could not be (and was
+/// reported).
+type Bases<'f> = BTreeMap<&'f str, (&'f lang::BaseDecl, Option<Arc<OpenedImage>>)>;
+
+fn default_platform() -> Platform {
+    DEFAULT_PLATFORM.parse().expect("the default platform parses")
+}
+
+/// The platforms `decl` declares (or the file does), in their order.
+fn declared_platforms(file: &BuildFile, decl: &lang::ImageDecl) -> Vec<Platform> {
+    match decl.platforms.as_ref().or(file.platforms.as_ref()) {
+        Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+        None => vec![default_platform()],
+    }
+}
+
+/// Of the platforms `decl` declares, those it is built for after `--platform`.
+fn selected_platforms(file: &BuildFile, decl: &lang::ImageDecl, input: &PlanInput) -> Vec<Platform> {
+    let narrowed = !input.only_platforms.is_empty() && !runs_steps(file, &decl.name.value);
+    declared_platforms(file, decl).into_iter().filter(|p| !narrowed || input.only_platforms.contains(p)).collect()
+}
+
 /// Whether a step runs in the image `name`. `--platform` does not narrow such an
 /// image: the runs of its steps need the platforms they run on.
 fn runs_steps(file: &BuildFile, name: &str) -> bool {
@@ -411,16 +321,13 @@ fn runs_steps(file: &BuildFile, name: &str) -> bool {
         && !file.bases.iter().any(|b| b.name.value == name)
 }
 
+/// The platforms some image of the file is built for (after `--platform`): a base in
+/// a registry fetches the manifests of these only.
 fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
     let mut wanted: Vec<Platform> = Vec::new();
     for decl in &file.images {
-        let platforms: Vec<Platform> = match decl.platforms.as_ref().or(file.platforms.as_ref()) {
-            Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
-            None => vec![DEFAULT_PLATFORM.parse().expect("the default platform parses")],
-        };
-        let narrowed = !input.only_platforms.is_empty() && !runs_steps(file, &decl.name.value);
-        for p in platforms {
-            if (!narrowed || input.only_platforms.contains(&p)) && !wanted.contains(&p) {
+        for p in selected_platforms(file, decl, input) {
+            if !wanted.contains(&p) {
                 wanted.push(p);
             }
         }
@@ -438,17 +345,164 @@ struct Cx<'a> {
     /// What was resolved so far, for `pinfold lock`.
     resolved: Lock,
     inputs: inputs::ResolvedInputs,
-    /// The platform whose layers are being made.
+    /// The platform of the layer [`Cx::layer_tree`] is making, for the entries that
+    /// read it (a download's file for that platform); `None` outside of it.
     platform: Option<Platform>,
     /// The declared outputs of each step.
     step_outputs: BTreeMap<String, Vec<String>>,
-    /// `copy step=…` entries of the layer being made, for after the steps ran.
-    pending: Vec<EntryDecl>,
+}
+
+impl<'a> Cx<'a> {
+    /// A walk over files below `root` with nothing locked, resolved or declared yet.
+    fn new(source: &'a Source, root: &'a Path, diags: &'a mut Diagnostics) -> Self {
+        Cx {
+            source,
+            root,
+            diags,
+            lock: None,
+            locked: false,
+            fetch: FetchOptions::default(),
+            resolved: Lock::default(),
+            inputs: inputs::ResolvedInputs::default(),
+            platform: None,
+            step_outputs: BTreeMap::new(),
+        }
+    }
 }
 
 impl Cx<'_> {
     fn error(&mut self, d: Diagnostic) {
         self.diags.push(d.in_source(self.source));
+    }
+
+    /// The file's `epoch`, else `SOURCE_DATE_EPOCH` or the repository's last commit.
+    fn epoch(&mut self, file: &BuildFile, input: &PlanInput) -> (u64, EpochOrigin) {
+        match &file.epoch {
+            Some(e) => (e.value, EpochOrigin::BuildFile),
+            None => match epoch::resolve(self.root, input.source_date_epoch.as_deref()) {
+                Ok(found) => found,
+                Err(message) => {
+                    self.diags.push(Diagnostic::error(Code::Epoch, message));
+                    (0, EpochOrigin::Zero)
+                }
+            },
+        }
+    }
+
+    /// One image: a target for each platform it is built for.
+    fn plan_image(
+        &mut self,
+        file: &BuildFile,
+        decl: &lang::ImageDecl,
+        input: &PlanInput,
+        bases: &Bases,
+        file_compression: Option<Compression>,
+    ) -> ImagePlan {
+        self.check_overrides(decl, &declared_platforms(file, decl));
+        let compression = input
+            .compression
+            .or_else(|| decl.compression.as_ref().and_then(|c| c.value.parse().ok()))
+            .or(file_compression)
+            .unwrap_or_default();
+        let targets = selected_platforms(file, decl, input)
+            .into_iter()
+            .map(|platform| self.plan_target(decl, platform, bases, compression))
+            .collect();
+        ImagePlan { name: decl.name.value.clone(), targets }
+    }
+
+    /// A `platform "…" { … }` block must name a platform the image is built for.
+    fn check_overrides(&mut self, decl: &lang::ImageDecl, platforms: &[Platform]) {
+        for o in &decl.overrides {
+            if !platforms.contains(&o.platform.value) {
+                let known: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::UnusedPlatformBlock,
+                        format!("image `{}` is not built for {}", decl.name.value, o.platform.value),
+                    )
+                    .at(o.platform.span, "this block would never apply")
+                    .help(format!(
+                        "the image is built for {}; add the platform to `platforms`, or remove the block",
+                        known.join(", ")
+                    )),
+                );
+            }
+        }
+    }
+
+    /// One image for one platform: its base, its config and its layers, with the
+    /// platform's block applied.
+    fn plan_target(
+        &mut self,
+        decl: &lang::ImageDecl,
+        platform: Platform,
+        bases: &Bases,
+        compression: Compression,
+    ) -> TargetPlan {
+        let base = self.target_base(decl, &platform, bases);
+        let mut config = ConfigPlan::default();
+        apply_config(&mut config, &decl.config);
+        let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> =
+            decl.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
+        for o in decl.overrides.iter().filter(|o| o.platform.value == platform) {
+            apply_config(&mut config, &o.config);
+            for l in &o.layers {
+                match layer_decls.iter_mut().find(|(n, _)| *n == l.name.value) {
+                    Some((_, entries)) => entries.extend(l.entries.iter()),
+                    None => layer_decls.push((l.name.value.clone(), l.entries.iter().collect())),
+                }
+            }
+        }
+        let layers = layer_decls
+            .into_iter()
+            .map(|(name, entries)| {
+                let (tree, pending) = self.layer_tree(&platform, &entries);
+                LayerPlan { name, tree, compression, pending }
+            })
+            .collect();
+        let annotations = decl.config.annotations.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
+        TargetPlan { platform, base, layers, config, annotations }
+    }
+
+    /// The base of `decl` for `platform`: the manifest of its base's index that serves
+    /// the platform. `None` for `from scratch`, and for what is reported.
+    fn target_base(&mut self, decl: &lang::ImageDecl, platform: &Platform, bases: &Bases) -> Option<BaseImage> {
+        let (FromDecl::Base(name), span) = decl.from.as_ref().map(|f| (&f.value, f.span))? else { return None };
+        match bases.get(name.as_str()) {
+            None => {
+                let names: Vec<&str> = bases.keys().copied().collect();
+                let mut d = Diagnostic::error(Code::UnknownBase, format!("no base is named `{name}`"))
+                    .at(span, "not a declared base");
+                d.help = Some(match lang::parse::did_you_mean(name, &names) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "declare it with `base NAME { … }`, or write `from scratch`".into(),
+                });
+                self.error(d);
+                None
+            }
+            Some((_, None)) => None, // already reported
+            Some((base_decl, Some(image))) => match image.manifests.iter().position(|m| {
+                m.platform.as_ref().is_some_and(|p| pinfold_image::oci::read::platforms_match(p, platform))
+            }) {
+                Some(manifest) => Some(BaseImage { name: name.clone(), image: image.clone(), manifest }),
+                None => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BasePlatform,
+                            format!(
+                                "base `{name}` has no image for {platform}, which image `{}` is built for",
+                                decl.name.value
+                            ),
+                        )
+                        .at(span, format!("base has {}", image.platforms_text()))
+                        .also_at(base_decl.name.span, "declared here")
+                        .help("pin a base whose index has this platform, or narrow the image's platforms"),
+                    );
+                    None
+                }
+            },
+        }
     }
 
     fn open_base(
@@ -457,28 +511,11 @@ impl Cx<'_> {
         cache: Option<&Cache>,
         platforms: &[Platform],
     ) -> Option<Arc<OpenedImage>> {
+        let reference = decl.reference.as_ref().map(|r| r.value.clone());
         let (reference, location) = match decl.source.as_ref()? {
-            BaseSource::Layout(p) => (
-                ImageRef::Layout {
-                    dir: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
-            BaseSource::OciArchive(p) => (
-                ImageRef::OciArchive {
-                    file: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
-            BaseSource::DockerArchive(p) => (
-                ImageRef::DockerArchive {
-                    file: self.root.join(&p.value),
-                    reference: decl.reference.as_ref().map(|r| r.value.clone()),
-                },
-                p,
-            ),
+            BaseSource::Layout(p) => (ImageRef::Layout { dir: self.root.join(&p.value), reference }, p),
+            BaseSource::OciArchive(p) => (ImageRef::OciArchive { file: self.root.join(&p.value), reference }, p),
+            BaseSource::DockerArchive(p) => (ImageRef::DockerArchive { file: self.root.join(&p.value), reference }, p),
             BaseSource::Registry(r) => return self.open_registry_base(decl, r, cache, platforms),
         };
         if let Some(escape) = self.escapes_root(&location.value) {
@@ -509,37 +546,61 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let Some(digest) = decl.digest.as_ref() else {
-            let locked = self
-                .lock
-                .as_ref()
-                .and_then(|l| l.bases.get(&decl.name.value))
-                .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
-            match locked {
-                Some(pinned) if pinned != image.top.digest => {
-                    self.error(
-                        Diagnostic::error(
-                            Code::DigestMismatch,
-                            format!(
-                                "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
-                                decl.name.value, image.top.digest
-                            ),
-                        )
-                        .at(location.span, format!("holds {}", image.top.digest))
-                        .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
-                    );
-                    return None;
-                }
-                Some(_) => {}
-                None => self.unpinned(
-                    format!("base `{}`", decl.name.value),
-                    decl.name.span,
-                    &format!("add `digest \"{}\"` to the base, or run `pinfold lock`", image.top.digest),
-                ),
+        let pinned = match decl.digest.as_ref() {
+            None => self.check_locked_base(decl, &image, location),
+            Some(digest) => self.check_pinned_base(decl, &image, digest, location),
+        }?;
+        self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
+        Some(Arc::new(image))
+    }
+
+    /// A local base without a `digest` node: it must match the lock's pin, if there is
+    /// one, and is reported as unpinned if there is none. Its digest, unless reported.
+    fn check_locked_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        image: &OpenedImage,
+        location: &Spanned<String>,
+    ) -> Option<pinfold_image::digest::Digest> {
+        let locked = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.bases.get(&decl.name.value))
+            .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
+        match locked {
+            Some(pinned) if pinned != image.top.digest => {
+                self.error(
+                    Diagnostic::error(
+                        Code::DigestMismatch,
+                        format!(
+                            "base `{}` does not match its digest in pinfold.lock: locked {pinned}, found {}",
+                            decl.name.value, image.top.digest
+                        ),
+                    )
+                    .at(location.span, format!("holds {}", image.top.digest))
+                    .help("the image changed since it was locked: check where it came from, then `pinfold lock`"),
+                );
+                return None;
             }
-            self.resolved.bases.insert(decl.name.value.clone(), image.top.digest.to_string());
-            return Some(Arc::new(image));
-        };
+            Some(_) => {}
+            None => self.unpinned(
+                format!("base `{}`", decl.name.value),
+                decl.name.span,
+                &format!("add `digest \"{}\"` to the base, or run `pinfold lock`", image.top.digest),
+            ),
+        }
+        Some(image.top.digest)
+    }
+
+    /// A local base with a `digest` node must hold that digest. It, unless reported.
+    fn check_pinned_base(
+        &mut self,
+        decl: &lang::BaseDecl,
+        image: &OpenedImage,
+        digest: &Spanned<String>,
+        location: &Spanned<String>,
+    ) -> Option<pinfold_image::digest::Digest> {
+        // lang already reported a digest that does not parse.
         let Ok(pinned) = digest.value.parse::<pinfold_image::digest::Digest>() else { return None };
         if image.top.digest != pinned {
             self.error(
@@ -556,8 +617,7 @@ impl Cx<'_> {
             );
             return None;
         }
-        self.resolved.bases.insert(decl.name.value.clone(), pinned.to_string());
-        Some(Arc::new(image))
+        Some(pinned)
     }
 
     /// A base in a registry, pulled by digest: the reference's `@sha256:…` or the
@@ -654,14 +714,18 @@ impl Cx<'_> {
         }
     }
 
-    fn layer_tree(&mut self, entries: &[&EntryDecl]) -> LayerTree {
+    /// The tree of a layer of `entries` for `platform`, and its `copy step=…` entries,
+    /// which are added once the steps have run ([`apply_step_copies`]).
+    fn layer_tree(&mut self, platform: &Platform, entries: &[&EntryDecl]) -> (LayerTree, Vec<EntryDecl>) {
+        self.platform = Some(platform.clone());
         let mut tree = LayerTree::new();
+        let mut pending = Vec::new();
         for entry in entries {
             let mut part = LayerTree::new();
             let ok = match entry {
                 EntryDecl::Copy { step: Some(step), source, .. } => {
                     self.check_step_copy(step, source);
-                    self.pending.push((*entry).clone());
+                    pending.push((*entry).clone());
                     continue;
                 }
                 EntryDecl::Copy { source, to, attrs, .. } => self.copy_entry(source, to, attrs, &mut part),
@@ -720,7 +784,8 @@ impl Cx<'_> {
                 );
             }
         }
-        tree
+        self.platform = None;
+        (tree, pending)
     }
 
     /// A `copy step=NAME "PATH"` must name a step and one of its outputs.
@@ -787,19 +852,7 @@ pub fn apply_step_copies(
             );
             continue;
         };
-        let mut cx = Cx {
-            source: &plan.source,
-            root: &dir,
-            diags: &mut diags,
-            lock: None,
-            locked: false,
-            fetch: FetchOptions::default(),
-            resolved: Lock::default(),
-            inputs: inputs::ResolvedInputs::default(),
-            platform: None,
-            step_outputs: BTreeMap::new(),
-            pending: Vec::new(),
-        };
+        let mut cx = Cx::new(&plan.source, &dir, &mut diags);
         let mut part = LayerTree::new();
         if cx.copy_entry(source, to, attrs, &mut part) {
             if let Err(conflict) = tree.extend(part) {

@@ -135,14 +135,7 @@ fn run_declared(test: &TestDecl, prepared: &PreparedImage, engine: &Engine) -> T
         None => None,
     };
     if let Some(f) = &finished {
-        if f.timed_out {
-            let limit =
-                test.command.as_ref().and_then(|c| c.timeout.as_ref()).map_or(DEFAULT_TIMEOUT_SECS, |t| t.value);
-            result.fail("run", format!("to finish within {limit}s"), "still running; killed");
-        }
-        if !test.checks.iter().any(|c| matches!(c, CheckDecl::Exit { .. })) && f.code != 0 && !f.timed_out {
-            result.fail("expect-exit (default)", "0", f.code.to_string());
-        }
+        check_finished(&mut result, test, f);
     }
     let rootfs = if test
         .checks
@@ -159,124 +152,20 @@ fn run_declared(test: &TestDecl, prepared: &PreparedImage, engine: &Engine) -> T
     } else {
         None
     };
+    // In the order of the test, whatever their kind: the report lists failures so.
     for check in &test.checks {
         match check {
-            CheckDecl::Exit { code, .. } => {
+            CheckDecl::Exit { .. } | CheckDecl::Output { .. } => {
                 if let Some(f) = &finished {
-                    if i64::from(f.code) != code.value as i64 {
-                        result.fail("expect-exit", code.value.to_string(), f.code.to_string());
-                    }
+                    check_output(&mut result, check, f);
                 }
             }
-            CheckDecl::Output { stream, matcher, .. } => {
-                if let Some(f) = &finished {
-                    let bytes = if *stream == Stream::Stdout { &f.stdout } else { &f.stderr };
-                    let text = String::from_utf8_lossy(bytes);
-                    if !matcher_holds(matcher, &text) {
-                        let (how, expected) = match matcher {
-                            Matcher::Equals(s) => ("equals", shown(s)),
-                            Matcher::Contains(s) => ("contains", shown(s)),
-                            Matcher::Matches(s) => ("matches", format!("/{s}/")),
-                        };
-                        result.fail(format!("expect-{} {how}", stream.name()), expected, shown(&text));
-                    }
+            CheckDecl::File { .. } | CheckDecl::Absent { .. } | CheckDecl::Symlink { .. } => {
+                if let Some(rootfs) = rootfs {
+                    check_path(&mut result, check, rootfs);
                 }
             }
-            CheckDecl::File { path, mode, uid, gid, sha256, matches, .. } => {
-                let Some(rootfs) = rootfs else { continue };
-                check_file(
-                    &mut result,
-                    rootfs,
-                    &path.value,
-                    mode.as_ref().map(|m| m.value),
-                    uid.as_ref().map(|u| u.value),
-                    gid.as_ref().map(|g| g.value),
-                    sha256.as_ref().map(|s| s.value.as_str()),
-                    matches.as_ref().map(|m| m.value.as_str()),
-                );
-            }
-            CheckDecl::Absent { path, .. } => {
-                let Some(rootfs) = rootfs else { continue };
-                match resolve_in_root(rootfs, &path.value, false) {
-                    Ok(host) => {
-                        if let Ok(meta) = std::fs::symlink_metadata(&host) {
-                            result.fail(format!("absent {}", path.value), "absent", describe_kind(&meta, &host));
-                        }
-                    }
-                    Err(e) => result.fail(format!("absent {}", path.value), "absent", e.to_string()),
-                }
-            }
-            CheckDecl::Symlink { path, target, .. } => {
-                let Some(rootfs) = rootfs else { continue };
-                let what = format!("symlink {}", path.value);
-                let expected = format!("a symlink to {}", shown(&target.value));
-                match resolve_in_root(rootfs, &path.value, false)
-                    .and_then(|h| std::fs::symlink_metadata(&h).map(|m| (h, m)))
-                {
-                    Ok((host, meta)) if meta.file_type().is_symlink() => {
-                        let actual =
-                            std::fs::read_link(&host).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
-                        if actual != target.value {
-                            result.fail(what, expected, format!("a symlink to {}", shown(&actual)));
-                        }
-                    }
-                    Ok((host, meta)) => result.fail(what, expected, describe_kind(&meta, &host)),
-                    Err(_) => result.fail(what, expected, "absent"),
-                }
-            }
-            CheckDecl::Env { key, value, .. } => {
-                let env = config.env().clone().unwrap_or_default();
-                match pinfold_sandbox::bundle::get_env(&env, &key.value) {
-                    Some(v) if v == value.value => {}
-                    Some(v) => result.fail(format!("expect-env {}", key.value), shown(&value.value), shown(v)),
-                    None => result.fail(format!("expect-env {}", key.value), shown(&value.value), "not set"),
-                }
-            }
-            CheckDecl::Entrypoint { args, .. } => {
-                let actual = config.entrypoint().clone().unwrap_or_default();
-                if &actual != args {
-                    result.fail(
-                        "expect-entrypoint",
-                        config_list(&Some(args.clone())),
-                        config_list(config.entrypoint()),
-                    );
-                }
-            }
-            CheckDecl::Cmd { args, .. } => {
-                let actual = config.cmd().clone().unwrap_or_default();
-                if &actual != args {
-                    result.fail("expect-cmd", config_list(&Some(args.clone())), config_list(config.cmd()));
-                }
-            }
-            CheckDecl::Workdir { path, .. } => {
-                let actual = config.working_dir().clone().unwrap_or_default();
-                if actual != path.value {
-                    result.fail("expect-workdir", shown(&path.value), shown(&actual));
-                }
-            }
-            CheckDecl::User { user, .. } => {
-                let actual = config.user().clone().unwrap_or_default();
-                if actual != user.value {
-                    result.fail("expect-user", shown(&user.value), shown(&actual));
-                }
-            }
-            CheckDecl::Label { key, value, .. } => match config.labels().as_ref().and_then(|l| l.get(&key.value)) {
-                Some(v) if *v == value.value => {}
-                Some(v) => result.fail(format!("expect-label {}", key.value), shown(&value.value), shown(v)),
-                None => result.fail(format!("expect-label {}", key.value), shown(&value.value), "no such label"),
-            },
-            CheckDecl::Exposed { ports, .. } => {
-                let exposed = config.exposed_ports().clone().unwrap_or_default();
-                for port in ports {
-                    if !exposed.contains(&port.value) {
-                        result.fail(
-                            format!("expect-exposed {}", port.value),
-                            format!("{} exposed", port.value),
-                            config_list(config.exposed_ports()),
-                        );
-                    }
-                }
-            }
+            _ => check_config(&mut result, check, &config),
         }
     }
     if result.status != Status::Passed {
@@ -286,6 +175,138 @@ fn run_declared(test: &TestDecl, prepared: &PreparedImage, engine: &Engine) -> T
         }
     }
     result
+}
+
+/// What holds of every command whatever its checks: it finished in time, and with 0
+/// when no `expect-exit` says otherwise.
+fn check_finished(result: &mut TestResult, test: &TestDecl, f: &Finished) {
+    if f.timed_out {
+        let limit = test.command.as_ref().and_then(|c| c.timeout.as_ref()).map_or(DEFAULT_TIMEOUT_SECS, |t| t.value);
+        result.fail("run", format!("to finish within {limit}s"), "still running; killed");
+    }
+    if !test.checks.iter().any(|c| matches!(c, CheckDecl::Exit { .. })) && f.code != 0 && !f.timed_out {
+        result.fail("expect-exit (default)", "0", f.code.to_string());
+    }
+}
+
+/// `expect-exit`, `expect-stdout`, `expect-stderr` against the finished command.
+fn check_output(result: &mut TestResult, check: &CheckDecl, f: &Finished) {
+    match check {
+        CheckDecl::Exit { code, .. } if i64::from(f.code) != code.value as i64 => {
+            result.fail("expect-exit", code.value.to_string(), f.code.to_string());
+        }
+        CheckDecl::Output { stream, matcher, .. } => {
+            let bytes = if *stream == Stream::Stdout { &f.stdout } else { &f.stderr };
+            let text = String::from_utf8_lossy(bytes);
+            if !matcher_holds(matcher, &text) {
+                let (how, expected) = match matcher {
+                    Matcher::Equals(s) => ("equals", shown(s)),
+                    Matcher::Contains(s) => ("contains", shown(s)),
+                    Matcher::Matches(s) => ("matches", format!("/{s}/")),
+                };
+                result.fail(format!("expect-{} {how}", stream.name()), expected, shown(&text));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `file`, `absent`, `symlink` in the unpacked image.
+fn check_path(result: &mut TestResult, check: &CheckDecl, rootfs: &Path) {
+    match check {
+        CheckDecl::File { path, mode, uid, gid, sha256, matches, .. } => check_file(
+            result,
+            rootfs,
+            &path.value,
+            mode.as_ref().map(|m| m.value),
+            uid.as_ref().map(|u| u.value),
+            gid.as_ref().map(|g| g.value),
+            sha256.as_ref().map(|s| s.value.as_str()),
+            matches.as_ref().map(|m| m.value.as_str()),
+        ),
+        CheckDecl::Absent { path, .. } => match resolve_in_root(rootfs, &path.value, false) {
+            Ok(host) => {
+                if let Ok(meta) = std::fs::symlink_metadata(&host) {
+                    result.fail(format!("absent {}", path.value), "absent", describe_kind(&meta, &host));
+                }
+            }
+            Err(e) => result.fail(format!("absent {}", path.value), "absent", e.to_string()),
+        },
+        CheckDecl::Symlink { path, target, .. } => {
+            let what = format!("symlink {}", path.value);
+            let expected = format!("a symlink to {}", shown(&target.value));
+            match resolve_in_root(rootfs, &path.value, false)
+                .and_then(|h| std::fs::symlink_metadata(&h).map(|m| (h, m)))
+            {
+                Ok((host, meta)) if meta.file_type().is_symlink() => {
+                    let actual =
+                        std::fs::read_link(&host).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                    if actual != target.value {
+                        result.fail(what, expected, format!("a symlink to {}", shown(&actual)));
+                    }
+                }
+                Ok((host, meta)) => result.fail(what, expected, describe_kind(&meta, &host)),
+                Err(_) => result.fail(what, expected, "absent"),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `expect-env`, `expect-entrypoint`, … against the image's configuration.
+fn check_config(result: &mut TestResult, check: &CheckDecl, config: &oci_spec::image::Config) {
+    match check {
+        CheckDecl::Env { key, value, .. } => {
+            let env = config.env().clone().unwrap_or_default();
+            match pinfold_sandbox::bundle::get_env(&env, &key.value) {
+                Some(v) if v == value.value => {}
+                Some(v) => result.fail(format!("expect-env {}", key.value), shown(&value.value), shown(v)),
+                None => result.fail(format!("expect-env {}", key.value), shown(&value.value), "not set"),
+            }
+        }
+        CheckDecl::Entrypoint { args, .. } => {
+            let actual = config.entrypoint().clone().unwrap_or_default();
+            if &actual != args {
+                result.fail("expect-entrypoint", config_list(&Some(args.clone())), config_list(config.entrypoint()));
+            }
+        }
+        CheckDecl::Cmd { args, .. } => {
+            let actual = config.cmd().clone().unwrap_or_default();
+            if &actual != args {
+                result.fail("expect-cmd", config_list(&Some(args.clone())), config_list(config.cmd()));
+            }
+        }
+        CheckDecl::Workdir { path, .. } => {
+            let actual = config.working_dir().clone().unwrap_or_default();
+            if actual != path.value {
+                result.fail("expect-workdir", shown(&path.value), shown(&actual));
+            }
+        }
+        CheckDecl::User { user, .. } => {
+            let actual = config.user().clone().unwrap_or_default();
+            if actual != user.value {
+                result.fail("expect-user", shown(&user.value), shown(&actual));
+            }
+        }
+        CheckDecl::Label { key, value, .. } => match config.labels().as_ref().and_then(|l| l.get(&key.value)) {
+            Some(v) if *v == value.value => {}
+            Some(v) => result.fail(format!("expect-label {}", key.value), shown(&value.value), shown(v)),
+            None => result.fail(format!("expect-label {}", key.value), shown(&value.value), "no such label"),
+        },
+        CheckDecl::Exposed { ports, .. } => {
+            let exposed = config.exposed_ports().clone().unwrap_or_default();
+            for port in ports {
+                if !exposed.contains(&port.value) {
+                    result.fail(
+                        format!("expect-exposed {}", port.value),
+                        format!("{} exposed", port.value),
+                        config_list(config.exposed_ports()),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn run_declared_command(

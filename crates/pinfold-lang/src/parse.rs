@@ -264,6 +264,12 @@ impl Cx<'_> {
     }
 
     pub(super) fn unknown_node(&mut self, node: &KdlNode, context: &str, allowed: &[&str]) {
+        self.unknown_node_among(node, context, allowed, PLANNED);
+    }
+
+    /// Reports `node`, which is none of `allowed` (nor of `planned`, the nodes a later
+    /// version adds here) in `context`, with the closest of them.
+    pub(super) fn unknown_node_among(&mut self, node: &KdlNode, context: &str, allowed: &[&str], planned: &[&str]) {
         let name = node.name().value();
         let diag = self.error(
             Code::UnknownNode,
@@ -273,7 +279,7 @@ impl Cx<'_> {
         );
         diag.help = Some(match did_you_mean(name, allowed) {
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
-            None if PLANNED.contains(&name) => {
+            None if planned.contains(&name) => {
                 format!("`{name}` is planned but not supported by this version of pinfold")
             }
             None => format!("expected one of: {}", allowed.join(", ")),
@@ -1340,31 +1346,31 @@ impl Cx<'_> {
         Some(ArchiveDecl { name, path, url, sha256, span: node.span() })
     }
 
-    fn attributes(&mut self, node: &KdlNode) -> Attributes {
-        let mut attrs = Attributes::default();
-        if let Some(e) = prop(node, "mode") {
-            attrs.mode = self.integer(e, "`mode`", 0o7777).map(|m| Spanned::new(m.value as u32, m.span));
-            // `mode=755` is a valid integer (0o1363), and almost never what was meant:
-            // modes must be written in octal so that the file says what it means.
-            let written =
-                self.source.text.get(e.span().offset()..e.span().offset() + e.span().len()).unwrap_or_default();
-            let value = written.rsplit('=').next().unwrap_or_default().trim();
-            if attrs.mode.is_some() && !value.starts_with("0o") && value != "0" {
-                let diag = self.error(
-                    Code::BadValue,
-                    format!("`mode={value}` is not written in octal"),
-                    e.span(),
-                    "a decimal number",
-                );
-                diag.help = Some(format!("modes are octal: write mode=0o{value}"));
-                attrs.mode = None;
-            }
+    /// `mode=0o755`: octal only, in layers and in tests alike.
+    pub(super) fn mode(&mut self, entry: &KdlEntry) -> Option<Spanned<u32>> {
+        let mode = self.integer(entry, "`mode`", 0o7777)?;
+        // `mode=755` is a valid integer (0o1363), and almost never what was meant:
+        // modes must be written in octal so that the file says what it means.
+        let span = entry.span();
+        let written = self.source.text.get(span.offset()..span.offset() + span.len()).unwrap_or_default();
+        let value = written.rsplit('=').next().unwrap_or_default().trim();
+        if !value.starts_with("0o") && value != "0" {
+            let diag =
+                self.error(Code::BadValue, format!("`mode={value}` is not written in octal"), span, "a decimal number");
+            diag.help = Some(format!("modes are octal: write mode=0o{value}"));
+            return None;
         }
-        // uid/gid fit the 7 octal digits of a ustar header; larger ids would need
-        // extensions that some unpackers mishandle.
-        attrs.uid = prop(node, "uid").and_then(|e| self.integer(e, "`uid`", 0o7777777));
-        attrs.gid = prop(node, "gid").and_then(|e| self.integer(e, "`gid`", 0o7777777));
-        attrs
+        Some(Spanned::new(mode.value as u32, mode.span))
+    }
+
+    fn attributes(&mut self, node: &KdlNode) -> Attributes {
+        Attributes {
+            mode: prop(node, "mode").and_then(|e| self.mode(e)),
+            // uid/gid fit the 7 octal digits of a ustar header; larger ids would need
+            // extensions that some unpackers mishandle.
+            uid: prop(node, "uid").and_then(|e| self.integer(e, "`uid`", 0o7777777)),
+            gid: prop(node, "gid").and_then(|e| self.integer(e, "`gid`", 0o7777777)),
+        }
     }
 }
 

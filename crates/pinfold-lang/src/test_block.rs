@@ -9,7 +9,7 @@
 //! help) as the rest of the language; what a check means is in `spec/tests.md`, and
 //! running them is [`crate::run::check`].
 
-use super::parse::{args, did_you_mean, prop, Cx};
+use super::parse::{args, prop, Cx};
 use super::syntax::Spanned;
 use crate::diag::Code;
 use crate::diag::{Diagnostics, Source};
@@ -176,23 +176,8 @@ pub fn parse_test(source: &Source, diags: &mut Diagnostics, node: &KdlNode) -> O
 impl Cx<'_> {
     /// All of `entries` as strings, or `None` when any is not one (each is reported).
     fn all_strings(&mut self, entries: &[&KdlEntry], what: &str) -> Option<Vec<Spanned<String>>> {
-        let values: Vec<Spanned<String>> = entries.iter().filter_map(|e| self.string(e, what)).collect();
+        let values = self.strings(entries, what);
         (values.len() == entries.len()).then_some(values)
-    }
-
-    /// `mode=0o755`: octal only, as everywhere in the language.
-    fn mode(&mut self, entry: &KdlEntry) -> Option<Spanned<u32>> {
-        let mode = self.integer(entry, "`mode`", 0o7777)?;
-        let span = entry.span();
-        let written = self.source.text.get(span.offset()..span.offset() + span.len()).unwrap_or_default();
-        let value = written.rsplit('=').next().unwrap_or_default().trim();
-        if !value.starts_with("0o") && value != "0" {
-            let diag =
-                self.error(Code::BadValue, format!("`mode={value}` is not written in octal"), span, "a decimal number");
-            diag.help = Some(format!("modes are octal: write mode=0o{value}"));
-            return None;
-        }
-        Some(Spanned::new(mode.value as u32, mode.span))
     }
 
     fn regex(&mut self, value: &Spanned<String>) -> bool {
@@ -232,15 +217,7 @@ impl Cx<'_> {
         self.check_props(node, &[]);
         let list = self.arity(node, 1, 1, "a name");
         let name = self.string(list.first()?, "a test's name")?;
-        if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            let diag = self.error(
-                Code::BadName,
-                format!("`{}` is not a valid name", name.value),
-                name.span,
-                "letters, digits, `-`, `_` and `.` only",
-            );
-            diag.help = Some("test names appear in reports and junit files: keep them simple".into());
-        }
+        self.test_name(&name);
         let mut test = TestDecl { name, command: None, checks: Vec::new(), span: node.span() };
         let Some(children) = node.children().filter(|c| !c.nodes().is_empty()) else {
             let diag = self.error(
@@ -252,258 +229,259 @@ impl Cx<'_> {
             diag.help = Some("add checks, e.g. `run \"/bin/sh\" \"-c\" \"true\"` or `file \"/etc/motd\"`".into());
             return Some(test);
         };
-        let mut env = Vec::new();
-        let mut stdin: Option<(Spanned<String>, SourceSpan)> = None;
-        let mut run_span: Option<SourceSpan> = None;
+        let mut command = CommandParts::default();
         for child in children.nodes() {
             let kind = child.name().value();
             if !TEST_NODES.contains(&kind) {
-                let diag = self.error(
-                    Code::UnknownNode,
-                    format!("unknown node `{kind}` in a test"),
-                    child.name().span(),
-                    "not a node of the build language here",
-                );
-                diag.help = Some(match did_you_mean(kind, TEST_NODES) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("expected one of: {}", TEST_NODES.join(", ")),
-                });
+                self.unknown_node_among(child, "in a test", TEST_NODES, &[]);
                 continue;
             }
             self.no_children(child);
-            let span = child.span();
             match kind {
-                "run" => {
-                    self.check_props(child, &["timeout"]);
-                    if let Some(first) = run_span {
-                        let diag = self.error(
-                            Code::DuplicateNode,
-                            "a test runs one command",
-                            child.name().span(),
-                            "second `run`",
-                        );
-                        diag.related_spans.push((first, "first `run`".into()));
-                        diag.help = Some("write a second test for the second command".into());
-                        continue;
-                    }
-                    run_span = Some(child.name().span());
-                    let list = args(child);
-                    let Some(values) = self.all_strings(&list, "an argument") else { continue };
-                    let timeout = match prop(child, "timeout") {
-                        Some(e) => match self.integer(e, "`timeout` (seconds)", 7 * 24 * 3600) {
-                            Some(t) if t.value == 0 => {
-                                self.error(Code::BadValue, "`timeout` is at least 1 second", t.span, "zero");
-                                None
-                            }
-                            other => other,
-                        },
-                        None => None,
-                    };
-                    test.command = Some(CommandDecl { args: values, env: Vec::new(), stdin: None, timeout, span });
-                }
-                "env" => {
-                    let pairs = self.env_properties(child, "write `env GREETING=\"hi\"`");
-                    env.extend(pairs);
-                }
-                "stdin" => {
-                    self.check_props(child, &[]);
-                    let list = self.arity(child, 1, 1, "the text given on standard input");
-                    if let Some(text) = list.first().and_then(|e| self.string(e, "stdin")) {
-                        if let Some((_, first)) = &stdin {
-                            let first = *first;
-                            let diag = self.error(
-                                Code::DuplicateNode,
-                                "`stdin` is given more than once",
-                                child.name().span(),
-                                "given again here",
-                            );
-                            diag.related_spans.push((first, "first given here".into()));
-                        }
-                        stdin = Some((text, child.name().span()));
-                    }
-                }
-                "expect-exit" => {
-                    self.check_props(child, &[]);
-                    let list = self.arity(child, 1, 1, "an exit code, 0 to 255");
-                    if let Some(code) = list.first().and_then(|e| self.integer(e, "the exit code", 255)) {
-                        test.checks.push(CheckDecl::Exit { code, span });
-                    }
-                }
-                "expect-stdout" | "expect-stderr" => {
-                    self.check_props(child, &["equals", "contains", "matches"]);
-                    self.arity(child, 0, 0, "one of equals=, contains=, matches=");
-                    let stream = if kind == "expect-stdout" { Stream::Stdout } else { Stream::Stderr };
-                    let given: Vec<&KdlEntry> =
-                        ["equals", "contains", "matches"].iter().filter_map(|k| prop(child, k)).collect();
-                    if given.len() != 1 {
-                        let diag = self.error(
-                            Code::MissingProperty,
-                            format!("`{kind}` takes exactly one of equals=, contains=, matches="),
-                            span,
-                            format!("{} given", given.len()),
-                        );
-                        diag.help =
-                            Some(format!("write `{kind} contains=\"…\"`; several conditions are several nodes"));
-                        continue;
-                    }
-                    let entry = given[0];
-                    let Some(value) = self.string(entry, "the expected text") else { continue };
-                    let matcher = match entry.name().map(|n| n.value()) {
-                        Some("equals") => Matcher::Equals(value.value),
-                        Some("contains") => Matcher::Contains(value.value),
-                        _ => {
-                            if !self.regex(&value) {
-                                continue;
-                            }
-                            Matcher::Matches(value.value)
-                        }
-                    };
-                    test.checks.push(CheckDecl::Output { stream, matcher, span });
-                }
-                "file" => {
-                    self.check_props(child, &["mode", "uid", "gid", "sha256", "matches"]);
-                    let Some(path) = self.image_path(child) else { continue };
-                    let mode = prop(child, "mode").and_then(|e| self.mode(e));
-                    let uid = prop(child, "uid").and_then(|e| self.integer(e, "`uid`", u32::MAX as i128));
-                    let gid = prop(child, "gid").and_then(|e| self.integer(e, "`gid`", u32::MAX as i128));
-                    let sha256 = match prop(child, "sha256").and_then(|e| self.string(e, "`sha256`")) {
-                        Some(s)
-                            if s.value.len() == 64
-                                && s.value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-                        {
-                            Some(s)
-                        }
-                        Some(s) => {
-                            let diag = self.error(
-                                Code::BadDigest,
-                                format!("`{}` is not a sha256", s.value),
-                                s.span,
-                                "not 64 lowercase hex digits",
-                            );
-                            diag.help =
-                                Some("write the hash as 64 lowercase hex digits, as `sha256sum` prints it".into());
-                            None
-                        }
-                        None => None,
-                    };
-                    let matches =
-                        prop(child, "matches").and_then(|e| self.string(e, "`matches`")).filter(|m| self.regex(m));
-                    test.checks.push(CheckDecl::File { path, mode, uid, gid, sha256, matches, span });
-                }
-                "absent" => {
-                    self.check_props(child, &[]);
-                    if let Some(path) = self.image_path(child) {
-                        test.checks.push(CheckDecl::Absent { path, span });
-                    }
-                }
-                "symlink" => {
-                    self.check_props(child, &["target"]);
-                    let path = self.image_path(child);
-                    if prop(child, "target").is_none() {
-                        self.error(Code::MissingProperty, "`symlink` needs target=\"…\"", span, "no `target`");
-                    }
-                    let target = prop(child, "target").and_then(|e| self.string(e, "the target"));
-                    if let (Some(path), Some(target)) = (path, target) {
-                        test.checks.push(CheckDecl::Symlink { path, target, span });
-                    }
-                }
-                "expect-env" => {
-                    if let Some(first) = args(child).first() {
-                        let diag = self.error(
-                            Code::BadType,
-                            "`expect-env` takes properties, KEY=\"value\"",
-                            first.span(),
-                            "not a property",
-                        );
-                        diag.help = Some("write `expect-env PATH=\"/usr/bin:/bin\"`".into());
-                    }
-                    let mut any = false;
-                    for entry in child.entries() {
-                        let Some(key) = entry.name() else { continue };
-                        any = true;
-                        if let Some(value) = self.string(entry, "an environment value") {
-                            test.checks.push(CheckDecl::Env {
-                                key: Spanned::new(key.value().to_string(), key.span()),
-                                value,
-                                span,
-                            });
-                        }
-                    }
-                    if !any && args(child).is_empty() {
-                        self.arity(child, 1, 0, "at least one KEY=\"value\"");
-                    }
-                }
-                "expect-entrypoint" | "expect-cmd" => {
-                    self.check_props(child, &[]);
-                    let list = args(child);
-                    let Some(values) = self.all_strings(&list, "an argument") else { continue };
-                    let args = values.into_iter().map(|s| s.value).collect();
-                    test.checks.push(if kind == "expect-cmd" {
-                        CheckDecl::Cmd { args, span }
-                    } else {
-                        CheckDecl::Entrypoint { args, span }
-                    });
-                }
-                "expect-workdir" | "expect-user" => {
-                    self.check_props(child, &[]);
-                    let list = self.arity(child, 1, 1, "one string");
-                    let Some(value) = list.first().and_then(|e| self.string(e, kind)) else { continue };
-                    test.checks.push(if kind == "expect-workdir" {
-                        CheckDecl::Workdir { path: value, span }
-                    } else {
-                        CheckDecl::User { user: value, span }
-                    });
-                }
-                "expect-label" => {
-                    self.check_props(child, &[]);
-                    let list = self.arity(child, 2, 2, "a key and a value");
-                    if list.len() == 2 {
-                        if let (Some(key), Some(value)) =
-                            (self.string(list[0], "the key"), self.string(list[1], "the value"))
-                        {
-                            test.checks.push(CheckDecl::Label { key, value, span });
-                        }
-                    }
-                }
-                _ => {
-                    // expect-exposed
-                    let ports = self.ports(child);
-                    if !ports.is_empty() {
-                        test.checks.push(CheckDecl::Exposed { ports, span });
-                    }
-                }
+                "run" => self.run_node(child, &mut command),
+                "env" => command.env.extend(self.env_properties(child, "write `env GREETING=\"hi\"`")),
+                "stdin" => self.stdin_node(child, &mut command),
+                "expect-env" => test.checks.extend(self.expect_env(child)),
+                _ => test.checks.extend(self.check(kind, child)),
             }
         }
-        match &mut test.command {
-            Some(command) => {
-                command.env = env;
-                command.stdin = stdin.map(|(s, _)| s);
-            }
-            None => {
-                let orphan = test.checks.iter().find(|c| c.needs_command()).map(check_span);
-                let stray_env = env.first().map(|(k, _)| k.span);
-                for (span, what) in [
-                    (orphan, "an expectation of a command"),
-                    (stray_env, "`env`"),
-                    (stdin.as_ref().map(|(_, s)| *s), "`stdin`"),
-                ] {
-                    if let Some(span) = span {
-                        let diag = self.error(
-                            Code::MissingRun,
-                            format!("{what} in test `{}`, which runs no command", test.name.value),
-                            span,
-                            "needs a `run` in the same test",
-                        );
-                        diag.help = Some(
-                            "add `run \"PROGRAM\" \"ARG\"…` (or a bare `run` for the image's entrypoint and cmd)"
-                                .into(),
-                        );
-                    }
-                }
-            }
-        }
+        self.attach_command(&mut test, command);
         Some(test)
     }
+
+    fn test_name(&mut self, name: &Spanned<String>) {
+        if name.value.is_empty() || !name.value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            let diag = self.error(
+                Code::BadName,
+                format!("`{}` is not a valid name", name.value),
+                name.span,
+                "letters, digits, `-`, `_` and `.` only",
+            );
+            diag.help = Some("test names appear in reports and junit files: keep them simple".into());
+        }
+    }
+
+    /// `run ARGS… [timeout=SECONDS]`, once per test.
+    fn run_node(&mut self, child: &KdlNode, command: &mut CommandParts) {
+        self.check_props(child, &["timeout"]);
+        if let Some(first) = command.run_span {
+            let diag = self.error(Code::DuplicateNode, "a test runs one command", child.name().span(), "second `run`");
+            diag.related_spans.push((first, "first `run`".into()));
+            diag.help = Some("write a second test for the second command".into());
+            return;
+        }
+        command.run_span = Some(child.name().span());
+        let list = args(child);
+        let Some(values) = self.all_strings(&list, "an argument") else { return };
+        let timeout = match prop(child, "timeout") {
+            Some(e) => match self.integer(e, "`timeout` (seconds)", 7 * 24 * 3600) {
+                Some(t) if t.value == 0 => {
+                    self.error(Code::BadValue, "`timeout` is at least 1 second", t.span, "zero");
+                    None
+                }
+                other => other,
+            },
+            None => None,
+        };
+        command.run = Some(CommandDecl { args: values, env: Vec::new(), stdin: None, timeout, span: child.span() });
+    }
+
+    /// `stdin "TEXT"`: the last one given counts, and a second one is reported.
+    fn stdin_node(&mut self, child: &KdlNode, command: &mut CommandParts) {
+        self.check_props(child, &[]);
+        let list = self.arity(child, 1, 1, "the text given on standard input");
+        let Some(text) = list.first().and_then(|e| self.string(e, "stdin")) else { return };
+        if let Some((_, first)) = &command.stdin {
+            let first = *first;
+            let diag = self.error(
+                Code::DuplicateNode,
+                "`stdin` is given more than once",
+                child.name().span(),
+                "given again here",
+            );
+            diag.related_spans.push((first, "first given here".into()));
+        }
+        command.stdin = Some((text, child.name().span()));
+    }
+
+    /// The check of one node of the kinds that make one check (all but `expect-env`),
+    /// or `None` when it has errors (reported).
+    fn check(&mut self, kind: &str, child: &KdlNode) -> Option<CheckDecl> {
+        let span = child.span();
+        match kind {
+            "expect-exit" => {
+                self.check_props(child, &[]);
+                let list = self.arity(child, 1, 1, "an exit code, 0 to 255");
+                let code = list.first().and_then(|e| self.integer(e, "the exit code", 255))?;
+                Some(CheckDecl::Exit { code, span })
+            }
+            "expect-stdout" | "expect-stderr" => self.expect_output(kind, child),
+            "file" => self.file_check(child),
+            "absent" => {
+                self.check_props(child, &[]);
+                Some(CheckDecl::Absent { path: self.image_path(child)?, span })
+            }
+            "symlink" => self.symlink_check(child),
+            "expect-entrypoint" | "expect-cmd" => {
+                self.check_props(child, &[]);
+                let list = args(child);
+                let args = self.all_strings(&list, "an argument")?.into_iter().map(|s| s.value).collect();
+                Some(if kind == "expect-cmd" {
+                    CheckDecl::Cmd { args, span }
+                } else {
+                    CheckDecl::Entrypoint { args, span }
+                })
+            }
+            "expect-workdir" | "expect-user" => {
+                self.check_props(child, &[]);
+                let list = self.arity(child, 1, 1, "one string");
+                let value = list.first().and_then(|e| self.string(e, kind))?;
+                Some(if kind == "expect-workdir" {
+                    CheckDecl::Workdir { path: value, span }
+                } else {
+                    CheckDecl::User { user: value, span }
+                })
+            }
+            "expect-label" => {
+                self.check_props(child, &[]);
+                let list = self.arity(child, 2, 2, "a key and a value");
+                if list.len() != 2 {
+                    return None;
+                }
+                let (key, value) = (self.string(list[0], "the key"), self.string(list[1], "the value"));
+                Some(CheckDecl::Label { key: key?, value: value?, span })
+            }
+            _ => {
+                // expect-exposed
+                let ports = self.ports(child);
+                (!ports.is_empty()).then_some(CheckDecl::Exposed { ports, span })
+            }
+        }
+    }
+
+    /// `expect-stdout` / `expect-stderr` with exactly one of equals=, contains=, matches=.
+    fn expect_output(&mut self, kind: &str, child: &KdlNode) -> Option<CheckDecl> {
+        let span = child.span();
+        self.check_props(child, &["equals", "contains", "matches"]);
+        self.arity(child, 0, 0, "one of equals=, contains=, matches=");
+        let stream = if kind == "expect-stdout" { Stream::Stdout } else { Stream::Stderr };
+        let given: Vec<&KdlEntry> = ["equals", "contains", "matches"].iter().filter_map(|k| prop(child, k)).collect();
+        if given.len() != 1 {
+            let diag = self.error(
+                Code::MissingProperty,
+                format!("`{kind}` takes exactly one of equals=, contains=, matches="),
+                span,
+                format!("{} given", given.len()),
+            );
+            diag.help = Some(format!("write `{kind} contains=\"…\"`; several conditions are several nodes"));
+            return None;
+        }
+        let entry = given[0];
+        let value = self.string(entry, "the expected text")?;
+        let matcher = match entry.name().map(|n| n.value()) {
+            Some("equals") => Matcher::Equals(value.value),
+            Some("contains") => Matcher::Contains(value.value),
+            _ => {
+                if !self.regex(&value) {
+                    return None;
+                }
+                Matcher::Matches(value.value)
+            }
+        };
+        Some(CheckDecl::Output { stream, matcher, span })
+    }
+
+    /// `file PATH [mode=… uid=… gid=… sha256=… matches=…]`.
+    fn file_check(&mut self, child: &KdlNode) -> Option<CheckDecl> {
+        self.check_props(child, &["mode", "uid", "gid", "sha256", "matches"]);
+        let path = self.image_path(child)?;
+        let mode = prop(child, "mode").and_then(|e| self.mode(e));
+        let uid = prop(child, "uid").and_then(|e| self.integer(e, "`uid`", u32::MAX as i128));
+        let gid = prop(child, "gid").and_then(|e| self.integer(e, "`gid`", u32::MAX as i128));
+        let sha256 = self.sha256_prop(child);
+        let matches = self.string_prop(child, "matches", "`matches`").filter(|m| self.regex(m));
+        Some(CheckDecl::File { path, mode, uid, gid, sha256, matches, span: child.span() })
+    }
+
+    /// `symlink PATH target="…"`.
+    fn symlink_check(&mut self, child: &KdlNode) -> Option<CheckDecl> {
+        let span = child.span();
+        self.check_props(child, &["target"]);
+        let path = self.image_path(child);
+        if prop(child, "target").is_none() {
+            self.error(Code::MissingProperty, "`symlink` needs target=\"…\"", span, "no `target`");
+        }
+        let target = self.string_prop(child, "target", "the target");
+        Some(CheckDecl::Symlink { path: path?, target: target?, span })
+    }
+
+    /// `expect-env KEY="value"…`: one check per property.
+    fn expect_env(&mut self, child: &KdlNode) -> Vec<CheckDecl> {
+        let span = child.span();
+        if let Some(first) = args(child).first() {
+            let diag = self.error(
+                Code::BadType,
+                "`expect-env` takes properties, KEY=\"value\"",
+                first.span(),
+                "not a property",
+            );
+            diag.help = Some("write `expect-env PATH=\"/usr/bin:/bin\"`".into());
+        }
+        let mut checks = Vec::new();
+        let mut any = false;
+        for entry in child.entries() {
+            let Some(key) = entry.name() else { continue };
+            any = true;
+            if let Some(value) = self.string(entry, "an environment value") {
+                checks.push(CheckDecl::Env { key: Spanned::new(key.value().to_string(), key.span()), value, span });
+            }
+        }
+        if !any && args(child).is_empty() {
+            self.arity(child, 1, 0, "at least one KEY=\"value\"");
+        }
+        checks
+    }
+
+    /// Gives the test's command its `env` and `stdin`; without a command, reports
+    /// what needs one.
+    fn attach_command(&mut self, test: &mut TestDecl, parts: CommandParts) {
+        let CommandParts { run, env, stdin, .. } = parts;
+        if let Some(mut command) = run {
+            command.env = env;
+            command.stdin = stdin.map(|(s, _)| s);
+            test.command = Some(command);
+            return;
+        }
+        let orphan = test.checks.iter().find(|c| c.needs_command()).map(check_span);
+        let stray_env = env.first().map(|(k, _)| k.span);
+        for (span, what) in [
+            (orphan, "an expectation of a command"),
+            (stray_env, "`env`"),
+            (stdin.as_ref().map(|(_, s)| *s), "`stdin`"),
+        ] {
+            if let Some(span) = span {
+                let diag = self.error(
+                    Code::MissingRun,
+                    format!("{what} in test `{}`, which runs no command", test.name.value),
+                    span,
+                    "needs a `run` in the same test",
+                );
+                diag.help =
+                    Some("add `run \"PROGRAM\" \"ARG\"…` (or a bare `run` for the image's entrypoint and cmd)".into());
+            }
+        }
+    }
+}
+
+/// What a test's nodes say of its command, gathered in any order.
+#[derive(Default)]
+struct CommandParts {
+    run: Option<CommandDecl>,
+    /// Where the first `run` is, even when it has errors.
+    run_span: Option<SourceSpan>,
+    env: Vec<(Spanned<String>, Spanned<String>)>,
+    /// The text, and where it was given.
+    stdin: Option<(Spanned<String>, SourceSpan)>,
 }
 
 fn check_span(check: &CheckDecl) -> SourceSpan {
