@@ -1,16 +1,71 @@
-//! `pinfold lock`: resolves every input of the build file (fetching what is unpinned),
-//! writes `pinfold.lock`, and prints what changed.
+//! `pinfold lock`: resolves every input of the build file (fetching what is unpinned,
+//! resolving package sets to exact files for every platform), writes `pinfold.lock`,
+//! and prints what changed.
 
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::build::{self, BuildError, BuildRequest};
-use pinfold_lang::lock::Lock;
+use crate::cache::Cache;
+use crate::packages::{debian, python};
+use pinfold_lang::diag::{Code, Diagnostic, Diagnostics};
+use pinfold_lang::lock::{Lock, LockedDebian, LockedPython};
 use std::collections::BTreeMap;
+
+type PackageSets = (BTreeMap<String, LockedDebian>, BTreeMap<String, LockedPython>);
+
+/// Resolves the `debian` sets, then the `python` sets (whose wheels are chosen for the
+/// glibc of a Debian set of the same file), for every platform the file builds.
+fn resolve_package_sets(request: &BuildRequest, cache: &Cache) -> Result<PackageSets, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let Some(source) = pinfold_lang::read_build_file(&request.file, &mut diags) else { return Err(diags) };
+    let Some(file) = pinfold_lang::parse(&source, &mut diags) else { return Err(diags) };
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let mut sets: PackageSets = Default::default();
+    if file.debian.is_empty() && file.python.is_empty() {
+        return Ok(sets);
+    }
+    let root = request.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let platforms: Vec<String> =
+        crate::plan::wanted_platforms(&file, &request.plan_input).iter().map(|p| p.to_string()).collect();
+    let fail = |diags: &mut Diagnostics, span, e: String| {
+        diags.push(Diagnostic::error(Code::Package, e).at(span, "this package set").in_source(&source));
+    };
+    for decl in &file.debian {
+        match debian::lock(decl, root, &platforms, cache) {
+            Ok(locked) => {
+                sets.0.insert(decl.name.value.clone(), locked);
+            }
+            Err(e) => fail(&mut diags, decl.name.span, format!("debian `{}`: {e}", decl.name.value)),
+        }
+    }
+    let glibc = sets
+        .0
+        .values()
+        .flat_map(|s| s.platforms.values().flatten())
+        .find(|d| d.name == "libc6")
+        .and_then(|d| d.version.split('-').next().map(str::to_string))
+        .unwrap_or_else(|| python::DEFAULT_GLIBC.to_string());
+    for decl in &file.python {
+        match python::lock(decl, root, &platforms, &glibc, cache) {
+            Ok(locked) => {
+                sets.1.insert(decl.name.value.clone(), locked);
+            }
+            Err(e) => fail(&mut diags, decl.name.span, format!("python `{}`: {e}", decl.name.value)),
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(sets)
+}
 
 pub fn run(args: super::LockArgs) -> i32 {
     let mut request = BuildRequest::new(&args.file, &[]);
     request.plan_input.fetch = args.inputs.fetch_options();
     // Resolve afresh: the old lock is what we compare against, not an input.
     request.plan_input.lock = Some(Lock::default());
+    request.plan_input.lock_only = true;
     request.cache_dir = args.inputs.cache_dir.clone();
     let path = build::lock_path(&args.file);
     let old = match Lock::read(&path) {
@@ -20,9 +75,16 @@ pub fn run(args: super::LockArgs) -> i32 {
             Lock::default()
         }
     };
-    let result = build::open_cache(&request).and_then(|cache| build::load_plan(&request, &cache));
+    let result = build::open_cache(&request).and_then(|cache| {
+        let sets = resolve_package_sets(&request, &cache).map_err(BuildError::Invalid)?;
+        build::load_plan(&request, &cache).map(|(plan, w)| (plan, w, sets))
+    });
     let plan = match result {
-        Ok((plan, _warnings)) => plan,
+        Ok((mut plan, _warnings, (debian, python))) => {
+            plan.resolved.debian = debian;
+            plan.resolved.python = python;
+            plan
+        }
         Err(e) => {
             eprint!("{}", build::render_error(&e));
             if let BuildError::Invalid(_) = e {
@@ -56,6 +118,20 @@ fn changes(old: &Lock, new: &Lock) -> Vec<String> {
         }
         for (name, file) in &lock.archives {
             all.insert(format!("archive {name}"), format!("sha256:{} {}", file.sha256, file.source));
+        }
+        for (name, set) in &lock.debian {
+            for (platform, debs) in &set.platforms {
+                for deb in debs {
+                    all.insert(format!("debian {name} {platform} {}", deb.name), deb.version.clone());
+                }
+            }
+        }
+        for (name, set) in &lock.python {
+            for (platform, wheels) in &set.platforms {
+                for wheel in wheels {
+                    all.insert(format!("python {name} {platform} {}", wheel.name), wheel.version.clone());
+                }
+            }
         }
         all
     };

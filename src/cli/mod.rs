@@ -450,6 +450,7 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
             progress: args.progress,
             // Filled in from `names` by the build.
             only: Vec::new(),
+            lock_only: false,
         },
         cache_dir: args.inputs.cache_dir.clone(),
         no_cache: args.no_cache,

@@ -18,9 +18,10 @@ use pinfold_lang::DebianDecl;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where apt's configuration is read from (tests may point elsewhere).
+/// The root whose `etc/apt` holds the apt configuration read for mirrors: `/`, or
+/// `$PINFOLD_APT_ROOT` (tests point it at a directory of their own).
 pub fn apt_root() -> PathBuf {
-    std::env::var_os("PINFOLD_APT_ROOT").map_or_else(|| PathBuf::from("/etc/apt"), PathBuf::from)
+    std::env::var_os("PINFOLD_APT_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
 /// Debian's architecture name for an OCI platform (`linux/arm64` → `arm64`).
@@ -44,7 +45,8 @@ pub fn repositories(decl: &DebianDecl) -> Result<Vec<Repository>, String> {
     let own: Vec<String> = decl.mirrors.iter().map(|m| m.value.clone()).collect();
     let machine = if own.is_empty() {
         let root = apt_root();
-        let sources = pinfold_debian::apt_sources(&root).map_err(|e| format!("apt sources in {}: {e}", root.display()))?;
+        let sources =
+            pinfold_debian::apt_sources(&root).map_err(|e| format!("apt sources in {}: {e}", root.display()))?;
         pinfold_debian::repositories(&sources)
     } else {
         Vec::new()
@@ -91,9 +93,15 @@ pub fn lock(decl: &DebianDecl, root: &Path, platforms: &[String], cache: &Cache)
     let mut locked = LockedDebian::default();
     let mut indexes = Vec::new();
     for repo in repositories(decl)? {
-        let (release, mut loaded) =
-            pinfold_debian::load_repository(&http, &repo, &arches, &keyring, &store, pinfold_debian::ReleaseFrom::Network)
-                .map_err(|e| e.to_string())?;
+        let (release, mut loaded) = pinfold_debian::load_repository(
+            &http,
+            &repo,
+            &arches,
+            &keyring,
+            &store,
+            pinfold_debian::ReleaseFrom::Network,
+        )
+        .map_err(|e| e.to_string())?;
         locked.releases.insert(repo.suite.clone(), LockedRelease { sha256: release.sha256, date: release.date });
         indexes.append(&mut loaded);
     }
@@ -149,12 +157,12 @@ fn unpack(deb: &LockedDeb, stored: &Path, cache: &Cache) -> Result<Deb, String> 
     std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
     let work = tempfile::Builder::new().prefix("deb-").tempdir_in(&unpacked).map_err(|e| e.to_string())?;
     let file = std::fs::File::open(stored).map_err(|e| format!("{}: {e}", stored.display()))?;
-    let mut read = deb::read_deb(std::io::BufReader::new(file), &deb.name, &Contents::ExtractTo(work.path().join("tree")))
+    let work_tree = work.path().join("tree");
+    std::fs::create_dir_all(&work_tree).map_err(|e| e.to_string())?;
+    let mut read = deb::read_deb(std::io::BufReader::new(file), &deb.name, &Contents::ExtractTo(work_tree.clone()))
         .map_err(|e| e.to_string())?;
     let done = unpacked.join(format!("deb-{}", deb.sha256));
-    let work_tree = work.path().join("tree");
     if !done.exists() {
-        std::fs::create_dir_all(&work_tree).map_err(|e| e.to_string())?;
         // Another build may have won the race; its tree is the same.
         let _ = std::fs::rename(&work_tree, &done);
     }
@@ -177,10 +185,9 @@ pub fn install_tree(
     cache: &Cache,
     options: &FetchOptions,
 ) -> Result<(LayerTree, Vec<String>), String> {
-    let debs = locked
-        .platforms
-        .get(platform)
-        .ok_or_else(|| format!("pinfold.lock has no packages of `{}` for {platform}; run `pinfold lock`", decl.name.value))?;
+    let debs = locked.platforms.get(platform).ok_or_else(|| {
+        format!("pinfold.lock has no packages of `{}` for {platform}; run `pinfold lock`", decl.name.value)
+    })?;
     let mirrors: Vec<String> = if options.offline {
         Vec::new()
     } else {
@@ -212,19 +219,32 @@ pub fn install_tree(
         }
     }
     let all: Vec<Entry> = entries.values().cloned().collect();
+    let (links, skipped) = pinfold_debian::fixups::alternatives(&refs);
     for e in pinfold_debian::dpkg::dpkg_database(&refs)
         .into_iter()
         .chain(pinfold_debian::fixups::ca_certificates(&all).map_err(|e| e.to_string())?)
+        .chain(links)
     {
         if matches!(e.kind, DebKind::Dir) && entries.contains_key(&e.path) {
             continue;
         }
         entries.insert(e.path.clone(), e);
     }
-    let warnings = pinfold_debian::fixups::scripts_not_run(&refs)
+    // One warning for every package whose scripts did not run, not one each.
+    let not_run: Vec<String> = pinfold_debian::fixups::scripts_not_run(&refs)
         .into_iter()
-        .map(|n| format!("package {}: {} not run ({})", n.package, n.scripts.join(", "), n.note))
+        .filter(|n| !n.note.starts_with("done by pinfold"))
+        .map(|n| n.package)
         .collect();
+    let mut warnings = Vec::new();
+    if !not_run.is_empty() {
+        warnings.push(format!(
+            "maintainer scripts were not run for {} package(s): {} (alternatives and the CA bundle were made by pinfold)",
+            not_run.len(),
+            not_run.join(", ")
+        ));
+    }
+    warnings.extend(skipped.into_iter().map(|s| format!("an alternative was not made (it needs a shell): {s}")));
     Ok((to_tree(&entries)?, warnings))
 }
 
@@ -250,7 +270,9 @@ fn to_tree(entries: &BTreeMap<String, Entry>) -> Result<LayerTree, String> {
 
 fn file_kind(data: &FileData, size: u64) -> EntryKind {
     match data {
-        FileData::Bytes(bytes) => EntryKind::File { size: bytes.len() as u64, source: FileSource::Inline(bytes.clone()) },
+        FileData::Bytes(bytes) => {
+            EntryKind::File { size: bytes.len() as u64, source: FileSource::Inline(bytes.clone()) }
+        }
         FileData::Extracted(path) => EntryKind::File { size, source: FileSource::Path(path.clone(), None) },
     }
 }

@@ -56,7 +56,13 @@ fn requirements(decl: &PythonDecl, root: &Path) -> Result<Requirements, String> 
 }
 
 /// Resolves a set for every platform: the wheels, by file name and sha256.
-pub fn lock(decl: &PythonDecl, root: &Path, platforms: &[String], glibc: &str, cache: &Cache) -> Result<LockedPython, String> {
+pub fn lock(
+    decl: &PythonDecl,
+    root: &Path,
+    platforms: &[String],
+    glibc: &str,
+    cache: &Cache,
+) -> Result<LockedPython, String> {
     let python = decl.python.as_ref().map(|p| p.value.clone()).unwrap_or_default();
     let mut locked = LockedPython { python: python.clone(), platforms: Default::default() };
     if let Some(pylock) = &decl.pylock {
@@ -73,7 +79,8 @@ pub fn lock(decl: &PythonDecl, root: &Path, platforms: &[String], glibc: &str, c
         .map_err(|e| e.to_string())?;
     for platform in platforms {
         let target = Target::new(&python, platform, glibc).map_err(|e| e.to_string())?;
-        let resolution = pinfold_python::resolve::resolve(&client, &requirements, &target).map_err(|e| e.to_string())?;
+        let resolution =
+            pinfold_python::resolve::resolve(&client, &requirements, &target).map_err(|e| e.to_string())?;
         locked.platforms.insert(platform.clone(), wheels(resolution.packages));
     }
     Ok(locked)
@@ -82,7 +89,13 @@ pub fn lock(decl: &PythonDecl, root: &Path, platforms: &[String], glibc: &str, c
 fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWheel> {
     packages
         .into_iter()
-        .map(|w| LockedWheel { name: w.name, version: w.version, file: w.filename, sha256: w.sha256, size: w.size.unwrap_or(0) })
+        .map(|w| LockedWheel {
+            name: w.name,
+            version: w.version,
+            file: w.filename,
+            sha256: w.sha256,
+            size: w.size.unwrap_or(0),
+        })
         .collect()
 }
 
@@ -109,9 +122,15 @@ fn fetch_wheels(
                     None => IndexSettings::discover(),
                 }
                 .map_err(|e| e.to_string())?;
-                client = Some(IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?);
+                client = Some(
+                    IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?,
+                );
             }
-            let file = client.as_ref().expect("made above").find_locked(&wheel.name, &wheel.file, &wheel.sha256).map_err(|e| e.to_string())?;
+            let file = client
+                .as_ref()
+                .expect("made above")
+                .find_locked(&wheel.name, &wheel.file, &wheel.sha256)
+                .map_err(|e| e.to_string())?;
             file.url.clone()
         };
         let (_, path) = fetch(&url, Some(digest), cache, options).map_err(|e| format!("{}: {e}", wheel.file))?;

@@ -5,6 +5,7 @@
 pub mod copy;
 pub mod epoch;
 pub mod inputs;
+mod packages;
 pub mod steps;
 
 use crate::cache::Cache;
@@ -173,6 +174,9 @@ pub struct PlanInput {
     pub step_log: StepLog,
     /// `--progress`: bars or lines. Carried here for the same reason.
     pub progress: crate::progress::ProgressMode,
+    /// `pinfold lock`: the package sets are being resolved (into `lock`), so `install`
+    /// entries make no tree.
+    pub lock_only: bool,
 }
 
 /// What a build prints on stderr about its steps.
@@ -260,6 +264,9 @@ pub fn plan(
         .iter()
         .map(|s| (s.name.value.clone(), s.outputs.iter().map(|o| o.value.clone()).collect()))
         .collect();
+    cx.packages = packages::PackageSet::of(file);
+    cx.cache_root = cache.map(|c| c.root().to_path_buf());
+    cx.lock_only = input.lock_only;
     let (epoch, epoch_origin) = cx.epoch(file, input);
     let wanted = wanted_platforms(file, input);
     let bases: Bases =
@@ -323,7 +330,8 @@ fn runs_steps(file: &BuildFile, name: &str) -> bool {
 
 /// The platforms some image of the file is built for (after `--platform`): a base in
 /// a registry fetches the manifests of these only.
-fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
+/// Every platform an image of the file is built for (as narrowed by `--platform`).
+pub fn wanted_platforms(file: &BuildFile, input: &PlanInput) -> Vec<Platform> {
     let mut wanted: Vec<Platform> = Vec::new();
     for decl in &file.images {
         for p in selected_platforms(file, decl, input) {
@@ -350,6 +358,12 @@ struct Cx<'a> {
     platform: Option<Platform>,
     /// The declared outputs of each step.
     step_outputs: BTreeMap<String, Vec<String>>,
+    /// The package sets of the build file, by name (`install NAME` reads them).
+    packages: BTreeMap<String, packages::PackageSet>,
+    /// The cache whose store holds what package sets fetch.
+    cache_root: Option<PathBuf>,
+    /// `pinfold lock`: package sets are being resolved, not installed.
+    lock_only: bool,
 }
 
 impl<'a> Cx<'a> {
@@ -366,6 +380,9 @@ impl<'a> Cx<'a> {
             inputs: inputs::ResolvedInputs::default(),
             platform: None,
             step_outputs: BTreeMap::new(),
+            packages: BTreeMap::new(),
+            cache_root: None,
+            lock_only: false,
         }
     }
 }
@@ -750,16 +767,7 @@ impl Cx<'_> {
                 }
                 EntryDecl::Download { name, to, attrs, .. } => self.download_entry(name, to, attrs, &mut part),
                 EntryDecl::Extract { name, to, attrs, .. } => self.extract_entry(name, to, attrs, &mut part),
-                EntryDecl::Install { name, .. } => {
-                    self.error(
-                        Diagnostic::error(
-                            Code::UnknownInput,
-                            format!("package set `{}` cannot be installed yet", name.value),
-                        )
-                        .at(name.span, "package sets are parsed but not yet built"),
-                    );
-                    false
-                }
+                EntryDecl::Install { name, to, .. } => self.install_entry(platform, name, to.as_ref(), &mut part),
                 EntryDecl::Symlink { path, target, attrs, .. } => {
                     let entry = LayerEntry {
                         kind: EntryKind::Symlink { target: target.value.clone() },

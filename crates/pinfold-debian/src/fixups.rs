@@ -143,3 +143,124 @@ fn pem_link(name: &str, target: &str) -> Entry {
         gid: 0,
     }
 }
+
+/// One `update-alternatives --install` (or `--slave`) a maintainer script asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Alternative {
+    link: String,
+    name: String,
+    path: String,
+}
+
+/// The alternatives links that the packages' `postinst` scripts would make with
+/// `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]…`:
+/// for each NAME the highest priority wins (a tie: the package first by name), and
+/// the image gets `LINK → /etc/alternatives/NAME → PATH`, as update-alternatives makes
+/// them in automatic mode. Lines that use shell variables are skipped and returned,
+/// since only a shell could tell what they mean; the caller names them.
+///
+/// Why here: `libblas3`, `liblapack3` and many others reach their libraries only
+/// through these links, so an image without them cannot load numpy.
+pub fn alternatives(debs: &[&Deb]) -> (Vec<Entry>, Vec<String>) {
+    let mut chosen: BTreeMap<String, (i64, String, Vec<Alternative>)> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut sorted: Vec<&Deb> = debs.to_vec();
+    sorted.sort_by(|a, b| a.control.name().cmp(b.control.name()));
+    for deb in sorted {
+        let Some(script) = deb.control.members.get("postinst") else { continue };
+        let text = String::from_utf8_lossy(script).replace("\\\n", " ");
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "--install") else { continue };
+            if !words[..at].iter().any(|w| w.ends_with("update-alternatives")) {
+                continue;
+            }
+            if line.contains('$') || line.contains('`') {
+                skipped.push(format!("{}: {}", deb.control.name(), line.trim()));
+                continue;
+            }
+            let Some(group) = parse_install(&words[at + 1..]) else { continue };
+            let (priority, main) = group;
+            let name = main[0].name.clone();
+            let better = chosen.get(&name).is_none_or(|(p, _, _)| priority > *p);
+            if better {
+                chosen.insert(name, (priority, deb.control.name().to_string(), main));
+            }
+        }
+    }
+    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut add = |path: String, kind: EntryKind, mode: u32| {
+        out.insert(path.clone(), Entry { package_path: path.clone(), path, kind, mode, uid: 0, gid: 0 });
+    };
+    add("etc".into(), EntryKind::Dir, 0o755);
+    add("etc/alternatives".into(), EntryKind::Dir, 0o755);
+    for (_, _, group) in chosen.values() {
+        for alt in group {
+            let link = crate::deb::merged_usr(alt.link.trim_start_matches('/'));
+            add(format!("etc/alternatives/{}", alt.name), EntryKind::Symlink { target: alt.path.clone() }, 0o777);
+            add(link, EntryKind::Symlink { target: format!("/etc/alternatives/{}", alt.name) }, 0o777);
+        }
+    }
+    if chosen.is_empty() {
+        return (Vec::new(), skipped);
+    }
+    (out.into_values().collect(), skipped)
+}
+
+/// `LINK NAME PATH PRIORITY [--slave LINK NAME PATH]…` → (priority, [main, slaves…]).
+fn parse_install(words: &[&str]) -> Option<(i64, Vec<Alternative>)> {
+    let [link, name, path, priority, rest @ ..] = words else { return None };
+    let clean = |p: &str| p.starts_with('/') && !p.split('/').any(|c| c == "..");
+    if !clean(link) || !clean(path) || name.contains('/') {
+        return None;
+    }
+    let priority: i64 = priority.trim_end_matches(';').parse().ok()?;
+    let mut group = vec![Alternative { link: link.to_string(), name: name.to_string(), path: path.to_string() }];
+    let mut i = 0;
+    while i + 3 < rest.len() + 1 && rest.get(i) == Some(&"--slave") {
+        let (Some(l), Some(n), Some(p)) = (rest.get(i + 1), rest.get(i + 2), rest.get(i + 3)) else { break };
+        if clean(l) && clean(p) && !n.contains('/') {
+            group.push(Alternative { link: l.to_string(), name: n.to_string(), path: p.to_string() });
+        }
+        i += 4;
+    }
+    Some((priority, group))
+}
+
+#[cfg(test)]
+mod alternatives_tests {
+    use super::*;
+    use crate::deb::Control;
+
+    fn deb(name: &str, postinst: &str) -> Deb {
+        let mut control = Control::default();
+        control.stanza = crate::deb822::Stanza { fields: vec![("Package".into(), name.into())], line: 1 };
+        control.members.insert("postinst".into(), postinst.as_bytes().to_vec());
+        Deb { control, entries: Vec::new(), listed: Vec::new(), conffile_md5: BTreeMap::new() }
+    }
+
+    #[test]
+    fn the_highest_priority_wins_and_links_go_through_etc_alternatives() {
+        let blas = deb(
+            "libblas3",
+            "#!/bin/sh\nset -e\nupdate-alternatives --install /usr/lib/x86_64-linux-gnu/libblas.so.3 \\\n   libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 10\n",
+        );
+        let openblas = deb(
+            "libopenblas0",
+            "update-alternatives --install /usr/lib/x86_64-linux-gnu/libblas.so.3 libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas/libblas.so.3 100 --slave /usr/bin/x x /usr/lib/x\n",
+        );
+        let vars = deb("other", "update-alternatives --install /usr/bin/$X x /usr/bin/y 5\n");
+        let (entries, skipped) = alternatives(&[&blas, &openblas, &vars]);
+        let get = |p: &str| entries.iter().find(|e| e.path == p).map(|e| e.kind.clone());
+        assert_eq!(
+            get("etc/alternatives/libblas.so.3-x86_64-linux-gnu"),
+            Some(EntryKind::Symlink { target: "/usr/lib/x86_64-linux-gnu/openblas/libblas.so.3".into() })
+        );
+        assert_eq!(
+            get("usr/lib/x86_64-linux-gnu/libblas.so.3"),
+            Some(EntryKind::Symlink { target: "/etc/alternatives/libblas.so.3-x86_64-linux-gnu".into() })
+        );
+        assert_eq!(get("usr/bin/x"), Some(EntryKind::Symlink { target: "/etc/alternatives/x".into() }));
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+    }
+}

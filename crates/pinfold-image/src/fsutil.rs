@@ -27,11 +27,14 @@ pub fn sweep_dead_temporaries(dir: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file beside it, then rename).
+/// Writes `bytes` to `path` atomically (temp file beside it, then rename), readable by
+/// everyone (0644, whatever the umask: a lock or a fixed Dockerfile is shared).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(&temp_prefix("file")).tempfile_in(dir)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

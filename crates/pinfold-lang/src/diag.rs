@@ -115,6 +115,8 @@ pub enum Code {
     MissingSource,
     /// `pinfold::missing-version`
     MissingVersion,
+    /// `pinfold::package`
+    Package,
     /// `pinfold::path-conflict`
     PathConflict,
     /// `pinfold::path-escape`
@@ -202,6 +204,7 @@ impl Code {
         Code::MissingRun,
         Code::MissingSource,
         Code::MissingVersion,
+        Code::Package,
         Code::PathConflict,
         Code::PathEscape,
         Code::PathMissing,
@@ -264,6 +267,7 @@ impl Code {
             Code::MissingRun => "pinfold::missing-run",
             Code::MissingSource => "pinfold::missing-source",
             Code::MissingVersion => "pinfold::missing-version",
+            Code::Package => "pinfold::package",
             Code::PathConflict => "pinfold::path-conflict",
             Code::PathEscape => "pinfold::path-escape",
             Code::PathMissing => "pinfold::path-missing",

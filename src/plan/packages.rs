@@ -1,0 +1,120 @@
+//! `install NAME` in a layer: the locked files of a package set for the platform the
+//! layer is made for, as a layer tree (`spec/packages.md`). The set must be in
+//! `pinfold.lock`: resolving it needs the network and is `pinfold lock`'s work, never a
+//! build's.
+
+use super::Cx;
+use crate::cache::Cache;
+use crate::packages::{debian, python};
+use pinfold_image::layer::LayerTree;
+use pinfold_lang::diag::{Code, Diagnostic};
+use pinfold_lang::lock::Lock;
+use pinfold_lang::{BuildFile, DebianDecl, Platform, PythonDecl, Spanned};
+use std::collections::BTreeMap;
+
+/// A package set of the build file.
+#[derive(Debug, Clone)]
+pub enum PackageSet {
+    Debian(DebianDecl),
+    Python(PythonDecl),
+}
+
+impl PackageSet {
+    pub fn of(file: &BuildFile) -> BTreeMap<String, PackageSet> {
+        let debian = file.debian.iter().map(|d| (d.name.value.clone(), PackageSet::Debian(d.clone())));
+        let python = file.python.iter().map(|p| (p.name.value.clone(), PackageSet::Python(p.clone())));
+        debian.chain(python).collect()
+    }
+}
+
+/// The interpreter a Python set is installed for: the image's `python3.X` from a Debian
+/// set of the same lock (its full version for `pyvenv.cfg`), else `/usr/bin/python3.X`.
+pub fn interpreter(lock: &Lock, python: &str, platform: &str) -> Result<python::Interpreter, String> {
+    let short: pinfold_python::target::PythonVersion =
+        python.parse().map_err(|e| format!("python \"{python}\": {e}"))?;
+    let package = format!("python{}", short.short());
+    let from_debian = lock
+        .debian
+        .values()
+        .filter_map(|set| set.platforms.get(platform))
+        .flatten()
+        .find(|deb| deb.name == package)
+        .and_then(|deb| deb.version.split(['-', '+', '~']).next().and_then(|v| v.parse().ok()));
+    Ok(python::Interpreter { path: format!("/usr/bin/{package}"), version: from_debian.unwrap_or(short) })
+}
+
+impl Cx<'_> {
+    pub(super) fn install_entry(
+        &mut self,
+        platform: &Platform,
+        name: &Spanned<String>,
+        to: Option<&Spanned<String>>,
+        tree: &mut LayerTree,
+    ) -> bool {
+        let Some(set) = self.packages.get(&name.value).cloned() else {
+            let known: Vec<&str> = self.packages.keys().map(String::as_str).collect();
+            let mut d = Diagnostic::error(Code::UnknownInput, format!("no package set is named `{}`", name.value))
+                .at(name.span, "not a declared `debian` or `python` set");
+            d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            self.error(d);
+            return false;
+        };
+        if self.lock_only {
+            return true;
+        }
+        let unlocked = |cx: &mut Self| {
+            cx.error(
+                Diagnostic::error(Code::Unpinned, format!("package set `{}` is not in pinfold.lock", name.value))
+                    .at(name.span, "installed here")
+                    .help("run `pinfold lock`: it resolves the set to exact files for every platform"),
+            );
+            false
+        };
+        let Some(cache) = self.cache_root.as_ref().and_then(|root| Cache::open(root).ok()) else {
+            self.error(Diagnostic::error(Code::Store, "package sets need the store of a cache directory"));
+            return false;
+        };
+        let platform_text = platform.to_string();
+        let lock = self.lock.clone().unwrap_or_default();
+        let result = match &set {
+            PackageSet::Debian(decl) => {
+                if let Some(to) = to {
+                    self.error(
+                        Diagnostic::error(Code::BadValue, "a Debian package set is installed at the image's root")
+                            .at(to.span, "remove `to`"),
+                    );
+                    return false;
+                }
+                let Some(locked) = lock.debian.get(&name.value) else { return unlocked(self) };
+                self.resolved.debian.insert(name.value.clone(), locked.clone());
+                debian::install_tree(locked, decl, &platform_text, &cache, &self.fetch)
+            }
+            PackageSet::Python(decl) => {
+                let Some(locked) = lock.python.get(&name.value) else { return unlocked(self) };
+                self.resolved.python.insert(name.value.clone(), locked.clone());
+                interpreter(&lock, &locked.python, &platform_text).and_then(|interpreter| {
+                    let index = decl.index.as_ref().map(|i| i.value.as_str());
+                    let prefix = to.map(|t| t.value.as_str());
+                    python::install_tree(locked, index, &platform_text, prefix, &interpreter, &cache, &self.fetch)
+                        .map(|t| (t, Vec::new()))
+                })
+            }
+        };
+        match result {
+            Ok((installed, warnings)) => {
+                *tree = installed;
+                for w in warnings {
+                    self.error(Diagnostic::warning(Code::Package, w).at(name.span, "installed here"));
+                }
+                true
+            }
+            Err(e) => {
+                self.error(
+                    Diagnostic::error(Code::Package, format!("package set `{}` for {platform}: {e}", name.value))
+                        .at(name.span, "installed here"),
+                );
+                false
+            }
+        }
+    }
+}
