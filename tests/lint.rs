@@ -379,7 +379,7 @@ fn lint_err(paths: &[PathBuf]) -> String {
 }
 
 fn exit_code(paths: &[PathBuf], format: OutputFormat, fail_on: FailOn) -> (i32, String, String) {
-    let args = LintArgs { paths: paths.to_vec(), format, fail_on, fix: false };
+    let args = LintArgs { paths: paths.to_vec(), format, fail_on, fix: false, file_type: None };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run(&args, &mut out, &mut err);
     (code, String::from_utf8_lossy(&out).to_string(), String::from_utf8_lossy(&err).to_string())
@@ -588,23 +588,27 @@ fn fix_writes_the_digest_of_a_local_layout_and_nothing_else() {
         let f = report.findings.iter().find(|f| f.rule.id == "PF105").expect("PF105 before the fix");
         assert!(f.diagnostic.help.as_deref().is_some_and(|h| h.contains("--fix") && h.contains(&digest)));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), before, "lint without --fix writes nothing");
-        let fixed = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+        let fixed =
+            lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), after);
         assert_eq!(fixed.fixed, [(path.clone(), 1)]);
         assert!(!rules_in(&fixed).contains(&"PF105"));
-        let again = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix again");
+        let again = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() })
+            .expect("fix again");
         assert!(again.fixed.is_empty(), "a second --fix changes nothing");
     }
     // Not fixable: a ref the layout does not have, or a Dockerfile FROM.
     let before = "pinfold 1\nbase debian {\n    layout \"vendor/debian\"\n    ref \"trixie\"\n}\n";
     let path = write(d, "pinfold.kdl", before.as_bytes());
-    let report = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("lint");
+    let report =
+        lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("lint");
     assert!(report.fixed.is_empty());
     assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
     let help = report.findings[0].diagnostic.help.clone().unwrap_or_default();
     assert!(help.contains("no image has the ref name `trixie`"), "{help}");
     let docker = write(d, "Dockerfile", b"FROM debian:bookworm\n");
-    let report = lint_paths(std::slice::from_ref(&docker), &LintOptions { fix: true }).expect("lint");
+    let report =
+        lint_paths(std::slice::from_ref(&docker), &LintOptions { fix: true, ..LintOptions::default() }).expect("lint");
     assert!(report.fixed.is_empty() && rules_in(&report).contains(&"PF201"));
     assert_eq!(std::fs::read(&docker).expect("read"), b"FROM debian:bookworm\n");
 }
@@ -620,7 +624,7 @@ fn fix_reads_an_oci_archive_too() {
     tar.finish().expect("finish");
     let path =
         write(d, "pinfold.kdl", b"pinfold 1\nbase debian {\n    layout \"debian.tar\"\n    ref \"bookworm\"\n}\n");
-    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     assert!(std::fs::read_to_string(&path)
         .expect("read")
         .contains(&format!("    digest \"sha256:{}\"\n", "1".repeat(64))));
@@ -729,7 +733,8 @@ download moved url=\"https://example.org/new-url\"\n";
         "archives": { "rootfs": { "sha256": hex('e'), "source": "vendor/rootfs.tar" } }
     });
     write(d, "pinfold.lock", lock.to_string().as_bytes());
-    let report = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    let report =
+        lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     let after = format!(
         "pinfold 1\n\nbase alpine {{\n    image \"docker.io/library/alpine:3.20\"\n    digest \"sha256:{}\"\n}}\n\n\
 download tool url=\"https://example.org/tool-1.0.tar.gz\" sha256=\"{}\"\n\
@@ -769,7 +774,7 @@ fn fix_reads_a_docker_archive() {
         "pinfold.kdl",
         b"pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\"\n",
     );
-    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     let expected = pinfold::digest::Digest::of(config);
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),

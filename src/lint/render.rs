@@ -6,7 +6,7 @@
 use super::rule::sarif_level;
 use super::rules;
 use super::LintReport;
-use crate::diag::Severity;
+use crate::diag::{Diagnostic, Severity};
 use serde::Serialize;
 use serde_json::json;
 
@@ -16,24 +16,109 @@ pub fn human(report: &LintReport) -> String {
     // into each other in a long report.
     let mut out = String::new();
     for f in &report.findings {
-        out.push_str(&crate::diag::Diagnostics(vec![f.diagnostic.clone()]).render_plain());
+        out.push_str(&render_plain(&f.diagnostic));
         out.push('\n');
     }
-    let files = report.files.len();
-    let files = format!("{files} file{}", if files == 1 { "" } else { "s" });
-    if report.findings.is_empty() {
-        out.push_str(&format!("No findings in {files}.\n"));
-    } else {
-        let parts: Vec<String> = [(Severity::Error, "error"), (Severity::Warning, "warning"), (Severity::Info, "info")]
-            .iter()
-            .filter_map(|&(s, name)| {
-                let n = report.count(s);
-                (n > 0).then(|| format!("{n} {name}{}", if n == 1 || name == "info" { "" } else { "s" }))
-            })
-            .collect();
-        out.push_str(&format!("Found {} in {files}.\n", parts.join(", ")));
-    }
+    out.push_str(&summary(report));
     out
+}
+
+/// The summary line: findings by severity, the packages they list, and how many of
+/// the linted files have them.
+pub fn summary(report: &LintReport) -> String {
+    let linted = report.files.len();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if report.findings.is_empty() {
+        return format!("No findings in {}.\n", plural(linted, "file"));
+    }
+    let parts: Vec<String> = [(Severity::Error, "error"), (Severity::Warning, "warning"), (Severity::Info, "info")]
+        .iter()
+        .filter_map(|&(s, name)| {
+            let n = report.count(s);
+            (n > 0).then(|| if name == "info" { format!("{n} info") } else { plural(n, name) })
+        })
+        .collect();
+    let packages: usize = report.findings.iter().map(|f| f.packages.len()).sum();
+    let grouped = if packages > 0 { format!(" ({})", plural(packages, "unpinned package")) } else { String::new() };
+    let with = report.files_with_findings();
+    let files = if with == linted { plural(linted, "file") } else { format!("{with} of {}", plural(linted, "file")) };
+    format!("Found {}{grouped} in {files}.\n", parts.join(", "))
+}
+
+/// A diagnostic drawn as miette draws it, without colour, at a fixed width, and with
+/// no line wrapping: a help text's command must stay on one line to be copied, so the
+/// help texts carry their own line breaks instead.
+pub fn render_plain(d: &Diagnostic) -> String {
+    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .with_wrap_lines(false)
+        .with_links(false);
+    let mut out = String::new();
+    let named;
+    let report: &dyn miette::Diagnostic = match &d.source {
+        Some(src) => {
+            named = Named { inner: d, source: miette::NamedSource::new(&src.name, src.text.clone()) };
+            &named
+        }
+        None => d,
+    };
+    let _ = handler.render_report(&mut out, report);
+    out
+}
+
+/// A diagnostic shown with its file name above the snippet.
+struct Named<'a> {
+    inner: &'a Diagnostic,
+    source: miette::NamedSource<std::sync::Arc<str>>,
+}
+
+impl std::fmt::Debug for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.inner, f)
+    }
+}
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.inner, f)
+    }
+}
+
+impl std::error::Error for Named<'_> {}
+
+impl miette::Diagnostic for Named<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        miette::Diagnostic::code(self.inner)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        miette::Diagnostic::severity(self.inner)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        miette::Diagnostic::help(self.inner)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        // The packages of a grouped finding after the first are underlined without a
+        // label of their own (the first says how many there are).
+        let labels = miette::Diagnostic::labels(self.inner)?;
+        Some(Box::new(labels.map(|l| match l.label() {
+            Some("") => miette::LabeledSpan::new_with_span(None, *l.inner()),
+            _ => l,
+        })))
+    }
+}
+
+#[derive(Serialize)]
+struct JsonPackage<'a> {
+    name: &'a str,
+    spec: &'a str,
+    problem: &'a str,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
 }
 
 #[derive(Serialize)]
@@ -47,11 +132,14 @@ struct JsonFinding<'a> {
     end_column: usize,
     message: &'a str,
     help: Option<&'a str>,
+    packages: Vec<JsonPackage<'a>>,
 }
 
 /// A JSON array of `{rule, severity, path, line, column, end_line, end_column,
-/// message, help}`; lines and columns are 1-based, columns count characters and
-/// `end_column` is exclusive.
+/// message, help, packages}`; lines and columns are 1-based, columns count characters
+/// and `end_column` is exclusive. `packages` keeps the per-package detail of a grouped
+/// finding: `{name, spec, problem, line, column, end_line, end_column}` for each
+/// package (one for a finding about one package, none for the others).
 pub fn json(report: &LintReport) -> String {
     let items: Vec<JsonFinding> = report
         .findings
@@ -66,6 +154,19 @@ pub fn json(report: &LintReport) -> String {
             end_column: f.end_column,
             message: &f.diagnostic.message,
             help: f.diagnostic.help.as_deref(),
+            packages: f
+                .packages
+                .iter()
+                .map(|p| JsonPackage {
+                    name: &p.name,
+                    spec: &p.spec,
+                    problem: &p.problem,
+                    line: p.line,
+                    column: p.column,
+                    end_line: p.end_line,
+                    end_column: p.end_column,
+                })
+                .collect(),
         })
         .collect();
     let mut s = serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_string());
@@ -120,6 +221,19 @@ pub fn sarif(report: &LintReport) -> String {
                         }
                     }
                 }],
+                "relatedLocations": f.packages.iter().enumerate().map(|(i, p)| json!({
+                    "id": i,
+                    "message": { "text": format!("{}: {}", p.spec, p.problem) },
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": uri(&f.path) },
+                        "region": {
+                            "startLine": p.line,
+                            "startColumn": p.column,
+                            "endLine": p.end_line,
+                            "endColumn": p.end_column,
+                        }
+                    }
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

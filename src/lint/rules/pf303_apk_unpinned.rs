@@ -1,8 +1,9 @@
 //! PF303: `apk add` of packages without `=version`.
 
 use crate::diag::Severity;
-use crate::lint::rule::{Ctx, Rule};
+use crate::lint::rule::{Ctx, Installer, Package, Rule};
 use crate::lint::shell::{is_dynamic, positionals, subcommand, Script};
+use crate::lint::spec;
 
 pub const RULE: Rule = Rule {
     id: "PF303",
@@ -56,10 +57,12 @@ pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
             {
                 continue;
             }
-            let name = t.split(['<', '>']).next().unwrap_or(t);
-            ctx.report(&RULE, pkg.span.clone(), format!("`apk add` does not pin `{t}`"))
-                .label("no =version")
-                .help(format!("pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"));
+            let name = t.split(['<', '>']).next().unwrap_or(t).to_string();
+            let problem = if t.contains(['<', '>']) { spec::RANGE } else { spec::NO_VERSION };
+            let help = |n: &str| format!("pin each package: `{n}=VERSION` (`apk policy {n}` shows the versions)");
+            let installer = Installer { label: "`apk add`".to_string(), help: help("NAME") };
+            let package = Package { name: name.clone(), spec: t.clone(), problem: problem.to_string() };
+            ctx.report_package(&RULE, pkg.span.clone(), installer, package, help(&name));
         }
     }
 }
