@@ -73,7 +73,7 @@ pinfold.kdl, Dockerfiles, requirements files and conda environments.
 Exit codes: 0 no finding at --fail-on, 1 findings, 2 a file could not
 be read (the other files are still linted).";
 
-/// Lints build files, Dockerfiles and dependency files for inputs that are not pinned.
+/// Lints build files, Dockerfiles and dependency files for unpinned inputs.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct LintArgs {
@@ -88,7 +88,7 @@ pub struct LintArgs {
     /// Read the files named (not the directories) as this kind.
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub file_type: Option<FileType>,
-    /// Write the fixes that need no network; say which findings are left, and why.
+    /// Write the fixes that need no network; say what is left, and why.
     #[arg(long)]
     pub fix: bool,
 }

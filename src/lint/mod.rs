@@ -150,6 +150,10 @@ impl FileKind {
     }
 }
 
+/// A grouped finding underlines each of its packages up to this many; beyond, only
+/// the first (the message names them all).
+const MAX_DRAWN_PACKAGES: usize = 6;
+
 /// One package of a grouped finding, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageFinding {
@@ -581,13 +585,17 @@ fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
         .collect();
     let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(f.rule.id, f.message) };
     if f.packages.len() > 1 {
-        // Each package underlined where it is written; the label once, at the first.
+        // A few packages are each underlined where they are written, the label once at
+        // the first; many (a 35-package `apt-get install`) are named in the message and
+        // only the first is drawn, so that one finding stays a few lines long.
         let mut spans = f.packages.iter().map(|(r, _)| clamp(r));
         if let Some(first) = spans.next() {
             d = d.at(to_span(first), f.label.unwrap_or_else(|| f.rule.name.to_string()));
         }
-        for r in spans {
-            d = d.also_at(to_span(r), "");
+        if f.packages.len() <= MAX_DRAWN_PACKAGES {
+            for r in spans {
+                d = d.also_at(to_span(r), "");
+            }
         }
         d = d.in_source(src);
     } else {
