@@ -201,10 +201,10 @@ mod tests {
         assert_eq!(pip("numpy"), Some(NO_VERSION));
         assert_eq!(pip("torch; python_version<'3.12'"), Some(NO_VERSION));
         let commit = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(pip(&format!("git+https://github.com/o/r@{commit}#egg=r")), None);
-        assert_eq!(pip(&format!("r @ git+https://github.com/o/r@{commit}")), None);
-        assert_eq!(pip("git+https://github.com/o/r@master#egg=r"), Some("a branch, not a commit"));
-        assert_eq!(pip("git+ssh://git@github.com/o/r#egg=r"), Some("no commit: the default branch as it is that day"));
+        assert_eq!(pip(&format!("git+https://git.example.org/o/r@{commit}#egg=r")), None);
+        assert_eq!(pip(&format!("r @ git+https://git.example.org/o/r@{commit}")), None);
+        assert_eq!(pip("git+https://git.example.org/o/r@master#egg=r"), Some("a branch, not a commit"));
+        assert_eq!(pip("git+ssh://git@git.example.org/o/r#egg=r"), Some("no commit: the default branch as it is that day"));
         assert_eq!(pip("./local"), None);
         assert_eq!(pip("x @ https://example.org/x-1.0.tar.gz#sha256=ab"), None);
     }
