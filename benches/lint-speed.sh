@@ -6,12 +6,13 @@
 #
 # The Dockerfiles are generated into a temporary directory from a fixed seed, so
 # every run lints the same files: multi-stage builds, build arguments in FROM, line
-# continuations, heredocs, exec-form RUN, and pinned and unpinned apt, apk, pip, npm,
-# curl and git commands.
+# continuations, heredocs, exec-form RUN, and pinned and unpinned apt, apk, dnf, pip,
+# conda, R, npm, curl and git commands, some inside `$(…)`, `sh -c` and `sudo env`, and
+# `pip install -r requirements.txt` (no COPY places it: reported, not followed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000}
-cargo build --release --quiet
+cargo build -j1 --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/pinfold
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -37,6 +38,11 @@ runs = [
     '["apt-get", "install", "-y", "make"]',
     "<<EOF\nset -eux\napt-get install -y vim\npip install black==24.10.0\nEOF",
     "set -eux; \\\n    echo building {i}; \\\n    make -j\"$(nproc)\" all",
+    "dnf install -y --setopt=install_weak_deps=False gcc-11.4.1-3.el9 python3-devel && dnf upgrade -y",
+    "conda install -y -c conda-forge python=3.11 numpy=1.26.4=py311h64a7726_0 scikit-learn",
+    "R -e \"install.packages(c('dplyr', 'ggplot2'))\" && Rscript -e 'remotes::install_github(\"lab/tools\")'",
+    "pip install --no-cache-dir -r requirements.txt && sh -c 'apt-get install -y htop'",
+    "VERSION=$(pip install -q rich && rich --version) && sudo -E env A=1 pip install httpx",
 ]
 for i in range(count):
     lines = ["# syntax=docker/dockerfile:1", "ARG BASE=alpine", "ARG TAG"]

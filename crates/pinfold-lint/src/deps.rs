@@ -152,6 +152,148 @@ pub struct EnvDependency {
     pub span: Range<usize>,
     /// Listed under `- pip:` rather than as a conda package.
     pub pip: bool,
+    /// A `- -e URL` (or `--editable`) line under `pip:`; `spec` is the URL.
+    pub editable: bool,
+}
+
+/// A conda environment file, a conda spec list (`conda install --file`, one
+/// MatchSpec per line) or an explicit lock (`@EXPLICIT`, which pins every package by
+/// URL and has no dependencies to report).
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub dependencies: Vec<EnvDependency>,
+    /// `- -r FILE` lines under `pip:`, relative to the environment file.
+    pub pip_includes: Vec<String>,
+}
+
+impl Environment {
+    pub fn parse(text: &str) -> Environment {
+        if is_explicit_lock(text) || is_conda_lock(text) {
+            return Environment::default();
+        }
+        let mut deps = environment_dependencies(text);
+        if deps.is_empty() && !has_top_key(text, "dependencies") {
+            deps = spec_list(text);
+        }
+        let mut env = Environment::default();
+        for mut d in deps {
+            if d.pip && d.spec.starts_with('-') {
+                let (opt, value) = d.spec.split_once([' ', '=']).unwrap_or((&d.spec, ""));
+                let value = value.trim();
+                let value_start = d.span.end - value.len();
+                match opt {
+                    "-e" | "--editable" if !value.is_empty() => {
+                        d.spec = value.to_string();
+                        d.span = value_start..d.span.end;
+                        d.editable = true;
+                    }
+                    "-r" | "--requirement" if !value.is_empty() => {
+                        env.pip_includes.push(value.to_string());
+                        continue;
+                    }
+                    // Other pip options (`--index-url …`) are not dependencies.
+                    _ => continue,
+                }
+            }
+            env.dependencies.push(d);
+        }
+        env
+    }
+}
+
+/// `conda list --explicit` output: package URLs (with their md5), nothing to solve.
+fn is_explicit_lock(text: &str) -> bool {
+    text.lines().map(str::trim).any(|l| l == "@EXPLICIT")
+}
+
+/// A conda-lock file (`conda-lock.yml`): every package with its URL and hash.
+fn is_conda_lock(text: &str) -> bool {
+    has_top_key(text, "package") && has_top_key(text, "metadata")
+}
+
+fn has_top_key(text: &str, key: &str) -> bool {
+    text.lines().any(|l| l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':')))
+}
+
+/// A conda spec list: one MatchSpec per line, `#` comments.
+fn spec_list(text: &str) -> Vec<EnvDependency> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for piece in text.split_inclusive('\n') {
+        let line = piece.trim_end_matches(['\n', '\r']);
+        let code = line[..comment_start(line)].trim_end();
+        let body = code.trim_start();
+        if !body.is_empty() && !body.contains(": ") && !body.ends_with(':') {
+            let at = offset + (code.len() - body.len());
+            out.push(EnvDependency { spec: body.to_string(), span: at..at + body.len(), pip: false, editable: false });
+        }
+        offset += piece.len();
+    }
+    out
+}
+
+/// True when a file reads as a conda environment: a top-level `dependencies:` whose
+/// items are specs (not mappings, as in a Helm chart), or an explicit lock.
+pub fn looks_like_environment(text: &str) -> bool {
+    if is_explicit_lock(text) {
+        return true;
+    }
+    if !has_top_key(text, "dependencies") || has_top_key(text, "apiVersion") {
+        return false;
+    }
+    let deps = environment_dependencies(text);
+    !deps.is_empty() && deps.iter().all(|d| !d.spec.contains(": "))
+}
+
+/// True when every line of a file reads as a pip requirement (`name`, `name[extra]`
+/// followed by a version specifier, a URL or a marker) or a pip option (`-r`, `-e`,
+/// `--hash`, `--index-url`, …), and there is at least one requirement.
+pub fn looks_like_requirements(text: &str) -> bool {
+    let mut any = false;
+    for line in text.lines() {
+        let code = line[..comment_start(line)].trim().trim_end_matches('\\').trim();
+        if code.is_empty() || code.starts_with('-') {
+            continue;
+        }
+        if !is_requirement_line(code) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+fn is_requirement_line(code: &str) -> bool {
+    let b = code.as_bytes();
+    if !b[0].is_ascii_alphanumeric() {
+        // A local path or URL on its own line.
+        return code.starts_with("./") || code.starts_with("../");
+    }
+    let name_end =
+        code.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))).unwrap_or(code.len());
+    let rest = &code[name_end..];
+    if rest.contains("://") {
+        // `git+https://…` as a whole line, or `name @ URL`.
+        let before = &code[..code.find("://").unwrap_or(0)];
+        return before.ends_with("git+https")
+            || before.ends_with("git+ssh")
+            || before == "https"
+            || before == "http"
+            || rest.trim_start().starts_with('@')
+            || rest.trim_start().starts_with('[');
+    }
+    let rest = rest.trim_start();
+    let rest = match rest.strip_prefix('[') {
+        Some(r) => match r.find(']') {
+            Some(i) => r[i + 1..].trim_start(),
+            None => return false,
+        },
+        None => rest,
+    };
+    // What may follow a name: nothing, a version specifier, a marker.
+    rest.is_empty()
+        || (rest.starts_with(['<', '>', '=', '!', '~', ';', '('])
+            && rest.chars().all(|c| c.is_ascii_alphanumeric() || " .*,<>=!~;()'\"_-+".contains(c)))
 }
 
 /// The `dependencies` of an `environment.yml`.
@@ -249,7 +391,7 @@ fn push_scalar(value: &str, at: usize, pip: bool, out: &mut Vec<EnvDependency>) 
         }
         _ => (value, at),
     };
-    out.push(EnvDependency { spec: v.to_string(), span: at..at + v.len(), pip });
+    out.push(EnvDependency { spec: v.to_string(), span: at..at + v.len(), pip, editable: false });
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! `COPY --from`, and hands each `RUN` (shell form, exec form, heredoc) to the command
 //! rules.
 
+use super::context::Stage;
 use super::dockerfile::{self, Dockerfile, Instruction};
 use super::mapped::MappedText;
 use super::rule::Ctx;
@@ -109,26 +110,75 @@ pub fn check(ctx: &mut Ctx, df: &Dockerfile) {
     rules::pf203_from_untagged::check(ctx, &uses);
     rules::pf204_add_url_without_checksum::check(ctx, df);
     rules::pf205_add_local_file::check(ctx, df);
+    rules::pf206_moving_download_url::check_add(ctx, df);
 
-    let mut posix_shell = true;
-    for ins in &df.instructions {
+    // The base of each stage, as resolved, by the FROM instruction's position.
+    let bases: Vec<(usize, Option<String>)> =
+        uses.iter().filter(|u| u.from).map(|u| (u.instruction.span.start, u.resolved.clone())).collect();
+    let context = ctx.base_dir.clone().map(|d| if d.as_os_str().is_empty() { ".".into() } else { d });
+    let mut stage = Stage::new();
+    // The scripts of every RUN, read once: a RUN's checks look at the next RUN of its
+    // stage too (a clone there pinned by a checkout here).
+    let runs: Vec<Option<Vec<Script>>> = df
+        .instructions
+        .iter()
+        .scan(true, |shell, ins| {
+            Some(match ins.keyword.as_str() {
+                "FROM" => {
+                    *shell = true;
+                    None
+                }
+                "SHELL" => {
+                    *shell = posix(ins);
+                    None
+                }
+                "RUN" => Some(run_scripts(ins, *shell)),
+                _ => None,
+            })
+        })
+        .collect();
+    for (i, ins) in df.instructions.iter().enumerate() {
         match ins.keyword.as_str() {
-            "FROM" => posix_shell = true,
-            "SHELL" => {
-                // PowerShell or cmd: the RUN lines are not POSIX shell.
-                posix_shell = ins.exec_form().and_then(|a| a.first().map(|(p, _)| p.clone())).is_none_or(|p| {
-                    let p = super::shell::basename(&p).to_ascii_lowercase();
-                    super::shell::is_shell(p.trim_end_matches(".exe"))
-                });
+            "FROM" => {
+                stage = Stage::new();
+                ctx.stage_base = bases.iter().find(|b| b.0 == ins.span.start).and_then(|b| b.1.clone());
             }
+            "WORKDIR" | "COPY" | "ADD" => stage.instruction(ins),
             "RUN" => {
-                for script in run_scripts(ins, posix_shell) {
-                    rules::check_script(ctx, &script);
+                let Some(scripts) = &runs[i] else { continue };
+                let next_run = df.instructions[i + 1..]
+                    .iter()
+                    .zip(&runs[i + 1..])
+                    .take_while(|(n, _)| n.keyword != "FROM")
+                    .find_map(|(_, r)| r.as_ref());
+                let later = next_run.map_or(&[][..], Vec::as_slice);
+                ctx.unit = ins.span.start;
+                let mut with_mounts = stage.clone();
+                with_mounts.mounts(ins);
+                for script in scripts {
+                    rules::check_script(ctx, script, later);
+                    rules::pf206_moving_download_url::check(ctx, script);
+                    if let Some(dir) = &context {
+                        rules::pf314_install_file_unchecked::check(ctx, script, &with_mounts, dir);
+                    }
                 }
             }
             _ => {}
         }
     }
+    ctx.stage_base = None;
+}
+
+/// True when a `SHELL` runs POSIX shell: some element of its command is a shell
+/// (`["/bin/bash", "-c"]`, `["conda", "run", "-n", "env", "/bin/bash", "-c"]`), not
+/// PowerShell or cmd.
+fn posix(ins: &Instruction) -> bool {
+    ins.exec_form().is_none_or(|argv| {
+        argv.iter().any(|(p, _)| {
+            let p = super::shell::basename(p).to_ascii_lowercase();
+            super::shell::is_shell(p.trim_end_matches(".exe"))
+        })
+    })
 }
 
 /// The shell scripts a `RUN` runs: its command line (exec or shell form) and the

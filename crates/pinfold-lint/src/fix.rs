@@ -164,6 +164,25 @@ pub fn insert_field(text: &str, anchor: &Field, key: &str, value: &str) -> Edit 
     Edit { offset: line_end, insert: format!("{newline}{indent}{key} \"{value}\"") }
 }
 
+/// Why `--fix` left a finding: what the fix needs that lint does not have.
+pub fn why_not(f: &super::Finding) -> &'static str {
+    match f.rule.id {
+        "PF201" | "PF202" | "PF203" => {
+            "a Dockerfile's FROM digest needs the registry or a lock, and lint does not use the network: `docker buildx imagetools inspect IMAGE` prints it, or `pinfold import` then `pinfold lock` records it"
+        }
+        "PF101" | "PF103" => "no pin for this base in pinfold.lock: `pinfold lock` resolves it from the registry",
+        "PF105" => "the local layout does not say which digest (see the finding's help)",
+        "PF106" => "no sha256 for this URL in pinfold.lock: `pinfold lock` downloads the file and records it",
+        "PF204" | "PF310" => "a checksum needs the file, and lint does not download: `sha256sum FILE` gives it",
+        "PF301" | "PF302" | "PF303" | "PF304" | "PF307" | "PF308" | "PF312" | "PF315" | "PF316" | "PF401" | "PF403"
+        | "PF405" => {
+            "which version to pin is a resolver's choice, not lint's: `pinfold lock` pins the `debian` and `python` inputs that `pinfold import` writes from this file"
+        }
+        "PF001" | "PF002" | "PF003" => "a suppression is the author's decision",
+        _ => "the fix is a decision lint cannot make without asking",
+    }
+}
+
 /// Applies insertions to `text`; edits at the same offset keep their order.
 pub fn apply(text: &str, edits: &[Edit]) -> String {
     let mut sorted: Vec<&Edit> = edits.iter().collect();

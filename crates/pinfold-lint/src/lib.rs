@@ -9,26 +9,34 @@
 //!   (a BuildKit-compatible parser), [`shell`] (the commands of a `RUN`), [`deps`]
 //!   (requirements files, `environment.yml`);
 //! - [`rules`]: one file per rule, each with its id, severity, documentation and check;
+//! - [`context`]: what a Dockerfile's `COPY` lines place where, so that `pip install -r
+//!   FILE` in a `RUN` is traced to the file in the build context and linted too;
 //! - [`suppress`]: `allow` with a reason, per file and per line;
+//! - [`group`]: the packages of one installer in one `RUN` become one finding;
 //! - [`fix`]: `--fix`, for what is known without the network;
 //! - [`render`]: human (miette), JSON and SARIF output; [`cli`]: the command.
 //!
-//! Findings are [`pinfold_lang::diag::Diagnostic`]s, the project's one diagnostic model; a
-//! file that cannot be read or parsed is a [`LintError`] (exit 2), never a panic.
+//! Findings are [`pinfold_lang::diag::Diagnostic`]s, the project's one diagnostic model. A
+//! file that cannot be read or parsed is a problem of the report (exit 2), never a
+//! panic, and never stops the other files from being linted.
 
 pub mod buildfile;
+pub mod calls;
 pub mod cli;
+pub mod context;
 pub mod deps;
 pub mod dockerfile;
 pub mod dockerlint;
 pub mod docs;
 pub mod fix;
+pub mod group;
 pub mod imageref;
 pub mod mapped;
 pub mod render;
 pub mod rule;
 pub mod rules;
 pub mod shell;
+pub mod spec;
 pub mod suppress;
 
 pub use cli::{cli_main, run, LintArgs, OutputFormat};
@@ -38,7 +46,7 @@ use pinfold_lang::diag::Code;
 use pinfold_lang::diag::{Diagnostic, Diagnostics, Severity, Source};
 use rayon::prelude::*;
 use rule::{Ctx, RawFinding};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are refused rather than read: no build file, Dockerfile or
@@ -51,10 +59,17 @@ pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
 /// at once rather than after a long wait.
 pub const MAX_BUILD_FILE_SIZE: usize = 1024 * 1024;
 
+/// How many times files named by linted files (`pip install -r FILE` in a `RUN`) are
+/// followed to the files they name in turn: real chains are one or two deep.
+const MAX_REFERENCE_DEPTH: usize = 8;
+
 #[derive(Debug, Clone, Default)]
 pub struct LintOptions {
     /// Write fixes into the files (see [`fix`]).
     pub fix: bool,
+    /// Read every file named on the command line as this kind (`--type`), whatever
+    /// its name or content says. Files found in directories keep their own kind.
+    pub kind: Option<FileKind>,
 }
 
 /// The kinds of file lint reads.
@@ -63,6 +78,8 @@ pub enum FileKind {
     BuildFile,
     Dockerfile,
     Requirements,
+    /// A conda environment file (`environment.yml`), or a conda spec list
+    /// (`conda install --file`), or an explicit lock (`@EXPLICIT`).
     Environment,
 }
 
@@ -73,10 +90,26 @@ impl FileKind {
         if lower.ends_with(".kdl") {
             return Some(FileKind::BuildFile);
         }
-        if lower.ends_with("environment.yml") || lower.ends_with("environment.yaml") {
+        let yaml = lower.ends_with(".yml") || lower.ends_with(".yaml");
+        let stem = lower.trim_end_matches(".yml").trim_end_matches(".yaml");
+        if yaml
+            && (stem.starts_with("environment")
+                || stem.ends_with("environment")
+                || stem == "env"
+                || stem.starts_with("env-")
+                || stem.starts_with("env_")
+                || stem.starts_with("conda"))
+            && !stem.starts_with("conda-lock")
+        {
             return Some(FileKind::Environment);
         }
-        if lower.ends_with(".txt") && (lower.contains("requirements") || lower.contains("constraints")) {
+        let reqs_ext = lower.ends_with(".txt") || lower.ends_with(".in");
+        if reqs_ext
+            && (lower.contains("requirements")
+                || lower.contains("constraints")
+                || lower.starts_with("reqs")
+                || lower.starts_with("requirement"))
+        {
             return Some(FileKind::Requirements);
         }
         let docker_like = lower.starts_with("dockerfile")
@@ -91,6 +124,49 @@ impl FileKind {
         }
         None
     }
+
+    /// The kind a path says: its name, or a `requirements/` directory above a `.txt`
+    /// or `.in` file (`requirements/prod.txt`).
+    pub fn from_path(path: &Path) -> Option<FileKind> {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if let Some(k) = FileKind::from_name(&name) {
+            return Some(k);
+        }
+        let lower = name.to_ascii_lowercase();
+        let in_reqs_dir = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|d| d.to_string_lossy().to_ascii_lowercase().starts_with("requirements"));
+        (in_reqs_dir && (lower.ends_with(".txt") || lower.ends_with(".in"))).then_some(FileKind::Requirements)
+    }
+
+    /// What `--type` calls it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::BuildFile => "build file",
+            FileKind::Dockerfile => "Dockerfile",
+            FileKind::Requirements => "requirements file",
+            FileKind::Environment => "conda environment file",
+        }
+    }
+}
+
+/// A grouped finding underlines each of its packages up to this many; beyond, only
+/// the first (the message names them all).
+const MAX_DRAWN_PACKAGES: usize = 6;
+
+/// One package of a grouped finding, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFinding {
+    pub name: String,
+    /// As written.
+    pub spec: String,
+    /// What is wrong with it: `no version`, `a range, not a pin`, …
+    pub problem: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
 }
 
 /// One finding, located.
@@ -107,6 +183,9 @@ pub struct Finding {
     pub end_column: usize,
     /// The finding as a diagnostic: `code` is the rule id, `source` the file.
     pub diagnostic: Diagnostic,
+    /// The packages a grouped finding lists, each at its own place (empty for a
+    /// finding that is not about packages).
+    pub packages: Vec<PackageFinding>,
 }
 
 impl Finding {
@@ -123,6 +202,15 @@ pub struct LintedFile {
     pub source: Source,
 }
 
+/// A finding that `--fix` left, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfixed {
+    pub rule: &'static str,
+    pub path: PathBuf,
+    pub line: usize,
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LintReport {
     pub files: Vec<LintedFile>,
@@ -130,6 +218,11 @@ pub struct LintReport {
     pub findings: Vec<Finding>,
     /// Files that `--fix` rewrote, with the number of fixes applied to each.
     pub fixed: Vec<(PathBuf, usize)>,
+    /// With `--fix`: the findings left, each with the reason it was not fixed.
+    pub unfixed: Vec<Unfixed>,
+    /// Files that could not be found, read, recognised or parsed; the others were
+    /// linted all the same.
+    pub problems: Vec<Diagnostic>,
 }
 
 impl LintReport {
@@ -145,10 +238,16 @@ impl LintReport {
     pub fn count(&self, severity: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity() == severity).count()
     }
+
+    /// The number of distinct files that have findings.
+    pub fn files_with_findings(&self) -> usize {
+        self.findings.iter().map(|f| display(&f.path)).collect::<HashSet<_>>().len()
+    }
 }
 
-/// Files could not be read or parsed. Every such problem is collected, each a
-/// diagnostic (at the parse error's span when there is one).
+/// Nothing could be linted: every file named could not be found, read or parsed.
+/// Every such problem is collected, each a diagnostic (at the parse error's span when
+/// there is one).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", self.summary())]
 pub struct LintError {
@@ -170,21 +269,109 @@ impl LintError {
 }
 
 fn read_error(path: &Path, message: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error(Code::LintUnreadable, format!("{}: {message}", path.display()))
+    Diagnostic::error(Code::LintUnreadable, format!("{}: {message}", display(path)))
 }
 
+/// What lint looks for, for help texts.
+const KNOWS: &str = "pinfold.kdl, Dockerfile*, *.Dockerfile, Containerfile*, requirements files \
+and conda environment files";
+
 /// Lints files and directories. No path means the current directory. A directory
-/// means its `pinfold.kdl`, `Dockerfile*`/`Containerfile*`/`*.Dockerfile`,
-/// `requirements*.txt` and `environment.yml`/`.yaml` (not recursively); a file is
-/// linted as the kind its name says (a file with another name is read as a
-/// Dockerfile when it parses as one). Requirements files named by `-r`/`-c` beside a
-/// linted one are linted too.
+/// is walked as git sees it (`.gitignore`, `.ignore` and hidden files are skipped) for
+/// `pinfold.kdl`, Dockerfiles (`Dockerfile*`, `*.Dockerfile`, `Containerfile*`),
+/// requirements files (`requirements*.txt`, `*.in`, `requirements/*.txt`, …) and
+/// conda environment files (by name, or by content for other `*.yml`). A file named
+/// on the command line is read as the kind `--type` says, else its name, else its
+/// content. Requirements files named by `-r`/`-c` beside a linted one, and the files a
+/// Dockerfile installs from (`pip install -r FILE` after `COPY`), are linted too.
+///
+/// A file that cannot be read or parsed is a problem of the report and the others
+/// are linted all the same; only when nothing at all could be linted is the result
+/// an error.
 pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport, LintError> {
-    let targets = discover(paths)?;
-    let mut problems = Vec::new();
-    let mut loaded: Vec<(PathBuf, FileKind, Source)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let (targets, mut problems) = discover(paths, options.kind);
+    let mut report = LintReport::default();
+    let mut seen = HashSet::new();
+    let mut all: Vec<(PathBuf, FileKind, Source)> = Vec::new();
+    let mut dir_allows: HashMap<PathBuf, Vec<suppress::FileAllow>> = HashMap::new();
     let mut queue: std::collections::VecDeque<(PathBuf, Option<FileKind>)> = targets.into();
+    for _ in 0..MAX_REFERENCE_DEPTH {
+        if queue.is_empty() {
+            break;
+        }
+        let loaded = load(&mut queue, &mut seen, &mut problems);
+        all.extend(loaded.iter().cloned());
+        let groups = requirement_groups(&all);
+        // `lint { allow }` of each directory's build files.
+        for (path, kind, src) in &loaded {
+            // Only a build file with a `lint` block has allows; most have none, and the
+            // KDL parser is slow enough on large files to be worth skipping.
+            if *kind == FileKind::BuildFile && src.text.contains("allow") {
+                if let Ok(bf) = buildfile::BuildFile::parse(&src.text) {
+                    let allows = suppress::file_allows(&mut Ctx::default(), &bf);
+                    dir_allows.entry(parent(path)).or_default().extend(allows);
+                }
+            }
+        }
+        let results: Vec<Result<Linted, Box<Diagnostic>>> = loaded
+            .par_iter()
+            .map(|(path, kind, src)| {
+                let allows = dir_allows.get(&parent(path)).map_or(&[][..], Vec::as_slice);
+                let group = groups.get(path).cloned().unwrap_or_default();
+                let (raw, refs) = lint_file(*kind, src, Some(path), allows, &group).map_err(first)?;
+                let edits: Vec<_> = raw.iter().filter_map(|f| f.fix.clone()).collect();
+                if !options.fix || edits.is_empty() {
+                    return Ok((raw, refs, src.clone(), 0));
+                }
+                let fixed = fix::apply(&src.text, &edits);
+                pinfold_image::fsutil::write_atomic(path, fixed.as_bytes())
+                    .map_err(|e| Box::new(read_error(path, format!("cannot write the fix: {e}"))))?;
+                let src = Source::new(src.name.clone(), fixed);
+                let (raw, refs) = lint_file(*kind, &src, Some(path), allows, &group).map_err(first)?;
+                Ok((raw, refs, src, edits.len()))
+            })
+            .collect();
+        for ((path, kind, _), result) in loaded.iter().zip(results) {
+            let (raw, refs, src, fixed) = match result {
+                Ok(r) => r,
+                Err(d) => {
+                    problems.push(*d);
+                    continue;
+                }
+            };
+            if fixed > 0 {
+                report.fixed.push((path.clone(), fixed));
+            }
+            queue.extend(refs.into_iter().map(|(p, k)| (p, Some(k))));
+            report.findings.extend(raw.into_iter().map(|f| locate(f, path, &src)));
+            report.files.push(LintedFile { path: path.clone(), kind: *kind, source: src });
+        }
+    }
+    if report.files.is_empty() && !problems.is_empty() {
+        return Err(LintError { problems });
+    }
+    sort(&mut report.findings);
+    report.files.sort_by(|a, b| a.path.cmp(&b.path));
+    if options.fix {
+        report.unfixed = report
+            .findings
+            .iter()
+            .map(|f| Unfixed { rule: f.rule.id, path: f.path.clone(), line: f.line, reason: fix::why_not(f) })
+            .collect();
+    }
+    problems.sort_by(|a, b| a.message.cmp(&b.message));
+    report.problems = problems;
+    Ok(report)
+}
+
+/// Reads the files of the queue (and the requirements files they include with
+/// `-r`/`-c`), each once, with its kind.
+fn load(
+    queue: &mut std::collections::VecDeque<(PathBuf, Option<FileKind>)>,
+    seen: &mut HashSet<PathBuf>,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<(PathBuf, FileKind, Source)> {
+    let mut loaded = Vec::new();
     while let Some((path, kind)) = queue.pop_front() {
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !seen.insert(key) {
@@ -202,7 +389,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
             None => {
                 problems.push(
                     read_error(&path, "is not a file pinfold lint knows")
-                        .help("lint reads pinfold.kdl (*.kdl), Dockerfile*, requirements*.txt and environment.yml"),
+                        .help(format!("lint reads {KNOWS}; name the kind with --type dockerfile|requirements|conda")),
                 );
                 continue;
             }
@@ -226,64 +413,7 @@ pub fn lint_paths(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport
         }
         loaded.push((path.clone(), kind, Source::new(display(&path), text)));
     }
-    if !problems.is_empty() {
-        return Err(LintError { problems });
-    }
-
-    let groups = requirement_groups(&loaded);
-    // `lint { allow }` of each directory's build files.
-    let mut dir_allows: HashMap<PathBuf, Vec<suppress::FileAllow>> = HashMap::new();
-    for (path, kind, src) in &loaded {
-        // Only a build file with a `lint` block has allows; most have none, and the
-        // KDL parser is slow enough on large files to be worth skipping.
-        if *kind == FileKind::BuildFile && src.text.contains("allow") {
-            if let Ok(bf) = buildfile::BuildFile::parse(&src.text) {
-                let allows = suppress::file_allows(&mut Ctx::default(), &bf);
-                dir_allows.entry(parent(path)).or_default().extend(allows);
-            }
-        }
-    }
-
-    let results: Vec<Result<Linted, Box<Diagnostic>>> = loaded
-        .par_iter()
-        .map(|(path, kind, src)| {
-            let allows = dir_allows.get(&parent(path)).map_or(&[][..], Vec::as_slice);
-            let group = groups.get(path).cloned().unwrap_or_default();
-            let raw = lint_file(*kind, src, Some(path), allows, &group).map_err(first)?;
-            let edits: Vec<_> = raw.iter().filter_map(|f| f.fix.clone()).collect();
-            if !options.fix || edits.is_empty() {
-                return Ok((raw, src.clone(), 0));
-            }
-            let fixed = fix::apply(&src.text, &edits);
-            pinfold_image::fsutil::write_atomic(path, fixed.as_bytes())
-                .map_err(|e| Box::new(read_error(path, format!("cannot write the fix: {e}"))))?;
-            let src = Source::new(src.name.clone(), fixed);
-            let raw = lint_file(*kind, &src, Some(path), allows, &group).map_err(first)?;
-            Ok((raw, src, edits.len()))
-        })
-        .collect();
-
-    let mut report = LintReport::default();
-    for ((path, kind, _), result) in loaded.iter().zip(results) {
-        let (raw, src, fixed) = match result {
-            Ok(r) => r,
-            Err(d) => {
-                problems.push(*d);
-                continue;
-            }
-        };
-        if fixed > 0 {
-            report.fixed.push((path.clone(), fixed));
-        }
-        report.findings.extend(raw.into_iter().map(|f| locate(f, path, &src)));
-        report.files.push(LintedFile { path: path.clone(), kind: *kind, source: src });
-    }
-    if !problems.is_empty() {
-        return Err(LintError { problems });
-    }
-    sort(&mut report.findings);
-    report.files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(report)
+    loaded
 }
 
 fn first(e: LintError) -> Diagnostic {
@@ -294,7 +424,7 @@ fn first(e: LintError) -> Diagnostic {
 /// followed and nothing is fixed). For tests, benchmarks and editors.
 pub fn lint_source(kind: FileKind, name: &str, text: &str) -> Result<Vec<Finding>, LintError> {
     let src = Source::new(name, text);
-    let raw = lint_file(kind, &src, None, &[], &ReqGroup::default())?;
+    let (raw, _) = lint_file(kind, &src, None, &[], &ReqGroup::default())?;
     let mut out: Vec<Finding> = raw.into_iter().map(|f| locate(f, Path::new(name), &src)).collect();
     sort(&mut out);
     Ok(out)
@@ -316,14 +446,18 @@ fn display(path: &Path) -> String {
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }
 
-/// Runs the rules of one file and applies its suppressions.
+/// The findings of one file and the files it installs from.
+type FileResult = (Vec<RawFinding>, Vec<(PathBuf, FileKind)>);
+
+/// Runs the rules of one file, applies its suppressions and groups its package
+/// findings.
 fn lint_file(
     kind: FileKind,
     src: &Source,
     path: Option<&Path>,
     dir_allows: &[suppress::FileAllow],
     group: &ReqGroup,
-) -> Result<Vec<RawFinding>, LintError> {
+) -> Result<FileResult, LintError> {
     let text: &str = &src.text;
     let mut ctx =
         Ctx { base_dir: path.map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default()), ..Ctx::default() };
@@ -343,7 +477,8 @@ fn lint_file(
             let in_code = |o: usize| strings.iter().any(|r| r.contains(&o));
             let allows = suppress::line_allows(&mut ctx, text, "//", &in_code, &|l| l);
             if path.is_none() {
-                return Ok(suppress::apply(text, ctx.findings, &allows, &own));
+                let refs = std::mem::take(&mut ctx.references);
+                return Ok((group::group(suppress::apply(text, ctx.findings, &allows, &own)), refs));
             }
             allows
         }
@@ -378,12 +513,23 @@ fn lint_file(
             suppress::line_allows(&mut ctx, text, "#", &|_| false, &|l| l)
         }
         FileKind::Environment => {
-            let deps = deps::environment_dependencies(text);
-            rules::pf403_environment_unpinned::check(&mut ctx, &deps);
+            let env = deps::Environment::parse(text);
+            rules::pf403_environment_unpinned::check(&mut ctx, &env.dependencies);
+            rules::pf405_conda_build_unpinned::check_environment(&mut ctx, &env.dependencies);
+            if let Some(dir) = ctx.base_dir.clone() {
+                // `- -r requirements.txt` under `pip:` is read relative to the file.
+                for inc in &env.pip_includes {
+                    let p = dir.join(inc);
+                    if p.is_file() {
+                        ctx.references.push((p, FileKind::Requirements));
+                    }
+                }
+            }
             suppress::line_allows(&mut ctx, text, "#", &|_| false, &|l| l)
         }
     };
-    Ok(suppress::apply(text, ctx.findings, &line_allows, dir_allows))
+    let refs = std::mem::take(&mut ctx.references);
+    Ok((group::group(suppress::apply(text, ctx.findings, &line_allows, dir_allows)), refs))
 }
 
 fn to_span(r: std::ops::Range<usize>) -> miette::SourceSpan {
@@ -403,8 +549,9 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
         problems.push(diag);
     }
     if problems.is_empty() {
-        problems
-            .push(Diagnostic::error(Code::LintParse, format!("cannot parse {}: invalid KDL", src.name)).in_source(src));
+        problems.push(
+            Diagnostic::error(Code::LintParse, format!("cannot parse {}: invalid KDL", src.name)).in_source(src),
+        );
     }
     LintError { problems }
 }
@@ -412,18 +559,54 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
 /// Turns a raw finding into a [`Finding`] with its line and column.
 fn locate(f: RawFinding, path: &Path, src: &Source) -> Finding {
     let len = src.text.len();
-    let start = f.span.start.min(len);
-    let end = f.span.end.clamp(start, len);
-    let (line, column) = src.line_col(start);
-    let (end_line, end_column) = src.line_col(end);
-    let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(Code::Rule(f.rule.id), f.message) }
-        .at(to_span(start..end), f.label.unwrap_or_else(|| f.rule.name.to_string()))
-        .in_source(src);
+    let clamp = |r: &std::ops::Range<usize>| {
+        let start = r.start.min(len);
+        start..r.end.clamp(start, len)
+    };
+    let span = clamp(&f.span);
+    let (line, column) = src.line_col(span.start);
+    let (end_line, end_column) = src.line_col(span.end);
+    let packages: Vec<PackageFinding> = f
+        .packages
+        .iter()
+        .map(|(r, p)| {
+            let r = clamp(r);
+            let (line, column) = src.line_col(r.start);
+            let (end_line, end_column) = src.line_col(r.end);
+            PackageFinding {
+                name: p.name.clone(),
+                spec: p.spec.clone(),
+                problem: p.problem.clone(),
+                line,
+                column,
+                end_line,
+                end_column,
+            }
+        })
+        .collect();
+    let mut d = Diagnostic { severity: f.rule.severity, ..Diagnostic::error(Code::Rule(f.rule.id), f.message) };
+    if f.packages.len() > 1 {
+        // A few packages are each underlined where they are written, the label once at
+        // the first; many (a 35-package `apt-get install`) are named in the message and
+        // only the first is drawn, so that one finding stays a few lines long.
+        let mut spans = f.packages.iter().map(|(r, _)| clamp(r));
+        if let Some(first) = spans.next() {
+            d = d.at(to_span(first), f.label.unwrap_or_else(|| f.rule.name.to_string()));
+        }
+        if f.packages.len() <= MAX_DRAWN_PACKAGES {
+            for r in spans {
+                d = d.also_at(to_span(r), "");
+            }
+        }
+        d = d.in_source(src);
+    } else {
+        d = d.at(to_span(span), f.label.unwrap_or_else(|| f.rule.name.to_string())).in_source(src);
+    }
     let help = f.help.unwrap_or_default();
     if !help.is_empty() {
         d = d.help(help.trim().to_string());
     }
-    Finding { rule: f.rule, path: path.to_path_buf(), line, column, end_line, end_column, diagnostic: d }
+    Finding { rule: f.rule, path: path.to_path_buf(), line, column, end_line, end_column, diagnostic: d, packages }
 }
 
 /// Reads a file as UTF-8 text, refusing what is not text.
@@ -450,64 +633,102 @@ fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
     })
 }
 
-/// A file whose name says nothing is a Dockerfile when its first instruction is
-/// `FROM` or `ARG` and it parses.
+/// The kind a file's content says, for a file whose name says nothing: a Dockerfile
+/// when its first instruction is `FROM` or `ARG` and it parses, a conda environment
+/// when it has a top-level `dependencies:` list of specs (or is an `@EXPLICIT` lock), a
+/// requirements file when every line reads as a requirement or a pip option.
 fn sniff(text: &str) -> Option<FileKind> {
-    let df = dockerfile::Dockerfile::parse(text).ok()?;
-    let first = df.instructions.first()?;
-    matches!(first.keyword.as_str(), "FROM" | "ARG").then_some(FileKind::Dockerfile)
+    if deps::looks_like_environment(text) {
+        return Some(FileKind::Environment);
+    }
+    if let Ok(df) = dockerfile::Dockerfile::parse(text) {
+        if df.instructions.first().is_some_and(|i| matches!(i.keyword.as_str(), "FROM" | "ARG")) {
+            return Some(FileKind::Dockerfile);
+        }
+    }
+    deps::looks_like_requirements(text).then_some(FileKind::Requirements)
 }
 
-/// The files to lint, with the kind their names say.
-fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Option<FileKind>)>, LintError> {
+/// The files to lint, with the kind their names (or `--type`) say, and the arguments
+/// that name nothing to lint.
+fn discover(paths: &[PathBuf], forced: Option<FileKind>) -> (Vec<(PathBuf, Option<FileKind>)>, Vec<Diagnostic>) {
     let default = [PathBuf::from(".")];
     let paths = if paths.is_empty() { &default[..] } else { paths };
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<(PathBuf, Option<FileKind>)> = Vec::new();
-            let entries = std::fs::read_dir(p).map_err(|e| LintError::one(read_error(p, e)))?;
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                let kind = match FileKind::from_name(&name) {
-                    Some(FileKind::BuildFile) if name != "pinfold.kdl" => None,
-                    k => k,
-                };
-                if let Some(kind) = kind {
-                    if entry.path().is_file() {
-                        let path = if p == Path::new(".") { PathBuf::from(&name) } else { p.join(&name) };
-                        found.push((path, Some(kind)));
-                    }
-                }
-            }
+            let found = walk(p);
             if found.is_empty() {
-                problems.push(read_error(p, "has nothing to lint").help(
-                    "lint looks for pinfold.kdl, Dockerfile*, requirements*.txt and environment.yml in a directory",
-                ));
+                problems.push(read_error(p, "has nothing to lint").help(format!("lint looks for {KNOWS}")));
             }
-            found.sort();
             out.extend(found);
         } else if p.exists() {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            out.push((p.clone(), FileKind::from_name(&name)));
+            out.push((p.clone(), forced.or_else(|| FileKind::from_path(p))));
         } else {
             problems.push(read_error(p, "does not exist"));
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(LintError { problems })
-    }
+    (out, problems)
 }
 
-/// A file's findings, its (possibly fixed) text and the number of fixes applied.
-type Linted = (Vec<RawFinding>, Source, usize);
+/// Directories never walked: version control, and the installed dependencies of
+/// other tools, whose Dockerfiles and requirements files are not this project's.
+const SKIP_DIRS: &[&str] = &[".git", ".hg", ".svn", "node_modules", ".venv", "venv", "site-packages", "__pycache__"];
+
+/// The files under a directory that lint reads, in path order. The walk skips what
+/// git would (`.gitignore`, `.ignore`, the global excludes) whether or not the
+/// directory is a git repository, and [`SKIP_DIRS`]; hidden directories are walked,
+/// because `.devcontainer/Dockerfile` is a Dockerfile like any other. Symbolic links
+/// are not followed out of the directory.
+fn walk(dir: &Path) -> Vec<(PathBuf, Option<FileKind>)> {
+    let mut found = Vec::new();
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(true)
+        .hidden(false)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && e.depth() > 0
+                && SKIP_DIRS.contains(&e.file_name().to_string_lossy().as_ref()))
+        })
+        .sort_by_file_path(|a, b| a.cmp(b))
+        .build();
+    for entry in walker.flatten() {
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let path = match path.strip_prefix("./") {
+            Ok(p) if dir == Path::new(".") => p.to_path_buf(),
+            _ => path.to_path_buf(),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        match FileKind::from_path(&path) {
+            Some(FileKind::BuildFile) if name != "pinfold.kdl" => {}
+            Some(kind) => found.push((path, Some(kind))),
+            None => {
+                // Other YAML files are conda environments when their content says so.
+                let lower = name.to_ascii_lowercase();
+                if (lower.ends_with(".yml") || lower.ends_with(".yaml"))
+                    && read_text(&path).is_ok_and(|t| deps::looks_like_environment(&t))
+                {
+                    found.push((path, Some(FileKind::Environment)));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A file's findings, the files it installs from, its (possibly fixed) text and the
+/// number of fixes applied.
+type Linted = (Vec<RawFinding>, Vec<(PathBuf, FileKind)>, Source, usize);
 
 /// What each requirements file needs to know about the files it is read with.
 #[derive(Debug, Clone, Default)]
-pub struct ReqGroup {
+pub(crate) struct ReqGroup {
     pub facts: deps::Group,
     pub constraint_files: Vec<PathBuf>,
 }

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 /// A string built from spans of a file, with the file offset of each of its bytes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MappedText {
     pub text: String,
     /// `(offset in text, offset in file)` of every contiguous piece, ascending.

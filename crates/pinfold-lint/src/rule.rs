@@ -69,6 +69,29 @@ pub struct Edit {
     pub insert: String,
 }
 
+/// One package that an installer command (or a dependency file) does not pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// The package's name, e.g. `numpy`.
+    pub name: String,
+    /// As written, e.g. `numpy>=1.20`.
+    pub spec: String,
+    /// What is wrong with it, as a short phrase: `no version`, `a range, not a pin`, …
+    pub problem: String,
+}
+
+/// The installer a package finding belongs to. Findings of one rule, one unit (a
+/// `RUN`, a build-file `run`, a dependency file) and one installer are shown as one
+/// finding listing the packages: a `RUN apt-get install` of 35 packages is one finding
+/// with 35 names, not 35 findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installer {
+    /// How the message names it, e.g. "`apt-get install`".
+    pub label: String,
+    /// The help of the grouped finding, for any number of packages.
+    pub help: String,
+}
+
 /// A finding before suppressions are applied and before it becomes a
 /// [`pinfold_lang::diag::Diagnostic`].
 #[derive(Debug, Clone)]
@@ -80,6 +103,12 @@ pub struct RawFinding {
     pub label: Option<String>,
     pub help: Option<String>,
     pub fix: Option<Edit>,
+    /// The package this finding is about, when it is about one.
+    pub package: Option<Package>,
+    /// The installer and unit the package belongs to (see [`Installer`]).
+    pub installer: Option<(usize, Installer)>,
+    /// After grouping: every package of the finding, each at its own span.
+    pub packages: Vec<(Range<usize>, Package)>,
 }
 
 impl RawFinding {
@@ -103,6 +132,15 @@ impl RawFinding {
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub findings: Vec<RawFinding>,
+    /// The unit being checked (the file offset of a `RUN` or a build-file `run`):
+    /// package findings of one unit and installer are grouped.
+    pub unit: usize,
+    /// Files that the checked file installs from (`pip install -r FILE` in a `RUN`,
+    /// found in the build context): lint reads them too, as the kind given.
+    pub references: Vec<(std::path::PathBuf, super::FileKind)>,
+    /// The base image of the current Dockerfile stage, as resolved (`None` outside
+    /// Dockerfiles or when unknown): some installers read their defaults from it.
+    pub stage_base: Option<String>,
     /// The directory of the file being linted, when it is on disk: relative paths in
     /// it (a base's `layout`) are read from there to offer fixes.
     pub base_dir: Option<std::path::PathBuf>,
@@ -112,8 +150,40 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn report(&mut self, rule: &'static Rule, span: Range<usize>, message: impl Into<String>) -> &mut RawFinding {
-        self.findings.push(RawFinding { rule, span, message: message.into(), label: None, help: None, fix: None });
+        self.findings.push(RawFinding {
+            rule,
+            span,
+            message: message.into(),
+            label: None,
+            help: None,
+            fix: None,
+            package: None,
+            installer: None,
+            packages: Vec::new(),
+        });
         let last = self.findings.len() - 1;
         &mut self.findings[last]
+    }
+
+    /// Reports one package that `installer` does not pin. The message and help are
+    /// the ones shown when it is the only package of its installer in the unit; with
+    /// more, they are grouped into one finding (see [`Installer`]).
+    pub fn report_package(
+        &mut self,
+        rule: &'static Rule,
+        span: Range<usize>,
+        installer: Installer,
+        package: Package,
+        help: impl Into<String>,
+    ) -> &mut RawFinding {
+        let message = format!("{} does not pin `{}`: {}", installer.label, package.spec, package.problem);
+        let label = package.problem.clone();
+        let unit = self.unit;
+        let f = self.report(rule, span, message);
+        f.label = Some(label);
+        f.help = Some(help.into());
+        f.package = Some(package);
+        f.installer = Some((unit, installer));
+        f
     }
 }

@@ -4,6 +4,11 @@
 //! at the words a person wrote, and every word keeps its span in the file so that a
 //! finding points at the package that is not pinned rather than at the whole command.
 //!
+//! Commands inside commands are read too, each word still at its place in the file:
+//! command substitutions (`$(…)`, backticks), `sh -c '…'`/`bash -lc "…"`/`su -c`, and
+//! the commands behind wrappers (`sudo`, `env`, `xargs`, `timeout`, `gosu`, `conda
+//! run`, `VAR=… cmd`). The depth is bounded, so hostile nesting cannot recurse deeply.
+//!
 //! Being a reader and not a shell, it never fails: unbalanced quotes run to the end
 //! of the text, which is what a shell would complain about, not what a linter should.
 
@@ -16,7 +21,22 @@ pub struct Word {
     pub text: String,
     /// Where the word is in the file, quotes included.
     pub span: Range<usize>,
+    /// The text mapped to the file byte for byte, for a word that may hold code of its
+    /// own (one with a space or a parenthesis: `sh -c '…'`, `R -e "…"`) and that was
+    /// written without escapes, so that findings inside it point at their place.
+    pub inner: Option<MappedText>,
 }
+
+impl Word {
+    /// The word's text mapped to the file: exactly when it can be, else every
+    /// position maps to the whole word.
+    pub fn mapped(&self) -> MappedText {
+        self.inner.clone().unwrap_or_else(|| MappedText::coarse(self.text.clone(), self.span.clone()))
+    }
+}
+
+/// How deep commands inside commands are read.
+const MAX_DEPTH: usize = 6;
 
 /// One simple command: its words (redirections taken out) and where it sits in a
 /// pipeline.
@@ -27,6 +47,8 @@ pub struct Command {
     pub pipeline: usize,
     /// The target of `>`, `>>` or `&>` (standard output saved to a file).
     pub stdout_to: Option<Word>,
+    /// The file of `< FILE` (standard input read from a file).
+    pub stdin_from: Option<Word>,
 }
 
 /// All commands of one shell text, in order.
@@ -39,7 +61,33 @@ pub struct Script {
 const KEYWORDS: &[&str] = &["if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time"];
 
 /// Commands that run the rest of their arguments as a command.
-const WRAPPERS: &[&str] = &["sudo", "env", "nice", "nohup", "command", "exec", "doas", "stdbuf"];
+const WRAPPERS: &[&str] = &[
+    "sudo",
+    "env",
+    "nice",
+    "nohup",
+    "command",
+    "exec",
+    "doas",
+    "stdbuf",
+    "xargs",
+    "timeout",
+    "gosu",
+    "su-exec",
+    "chroot",
+    "runuser",
+    "setpriv",
+    "fakeroot",
+    "eatmydata",
+    "unbuffer",
+    "xvfb-run",
+    "tini",
+    "dumb-init",
+];
+
+/// Wrappers whose first argument after the options is not the command: the user of
+/// `gosu USER cmd`, the duration of `timeout 60 cmd`, the directory of `chroot DIR cmd`.
+const WRAPPER_OPERAND: &[&str] = &["gosu", "su-exec", "timeout", "chroot"];
 
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"];
 
@@ -54,8 +102,25 @@ impl Command {
             let name = basename(&first.text);
             if KEYWORDS.contains(&first.text.as_str()) || is_assignment(&first.text) {
                 w = &w[1..];
+            } else if matches!(name, "conda" | "mamba" | "micromamba" | "pixi" | "poetry" | "pipenv")
+                && w.get(1).is_some_and(|s| s.text == "run")
+            {
+                // `conda run -n env pip install …`: the command after run's options.
+                w = &w[2..];
+                while let Some(opt) = w.first() {
+                    if !opt.text.starts_with('-') {
+                        break;
+                    }
+                    let takes_value = !opt.text.contains('=')
+                        && matches!(
+                            opt.text.as_str(),
+                            "-n" | "--name" | "-p" | "--prefix" | "--cwd" | "-e" | "--environment"
+                        );
+                    w = &w[if takes_value { 2.min(w.len()) } else { 1 }..];
+                }
             } else if WRAPPERS.contains(&name) {
                 w = &w[1..];
+                let mut operand = WRAPPER_OPERAND.contains(&name);
                 // Options of the wrapper; the ones that take a value swallow it.
                 while let Some(opt) = w.first() {
                     if opt.text == "--" {
@@ -67,6 +132,11 @@ impl Command {
                         continue;
                     }
                     if !opt.text.starts_with('-') {
+                        if operand {
+                            operand = false;
+                            w = &w[1..];
+                            continue;
+                        }
                         break;
                     }
                     let takes_value = matches!(
@@ -75,6 +145,27 @@ impl Command {
                             | ("env", "-u" | "-C" | "-S")
                             | ("nice", "-n")
                             | ("doas", "-u" | "-C")
+                            | (
+                                "xargs",
+                                "-a" | "-d"
+                                    | "-E"
+                                    | "-I"
+                                    | "-L"
+                                    | "-n"
+                                    | "-P"
+                                    | "-s"
+                                    | "--arg-file"
+                                    | "--delimiter"
+                                    | "--max-args"
+                                    | "--max-procs"
+                                    | "--max-lines"
+                                    | "--max-chars"
+                            )
+                            | ("timeout", "-s" | "-k" | "--signal" | "--kill-after")
+                            | ("runuser", "-u" | "-g" | "-G" | "--user" | "--group")
+                            | ("chroot", "--userspec" | "--groups")
+                            | ("stdbuf", "-i" | "-o" | "-e")
+                            | ("xvfb-run", "-n" | "-s" | "-f" | "-e" | "-p" | "--server-args" | "--server-num")
                     );
                     w = &w[if takes_value { 2.min(w.len()) } else { 1 }..];
                 }
@@ -100,19 +191,29 @@ impl Command {
 }
 
 impl Script {
-    /// Reads shell text.
+    /// Reads shell text, and the commands inside its commands.
     pub fn parse(src: &MappedText) -> Script {
-        let tokens = Lexer::new(&src.text).run();
+        Script::parse_at(src, 0)
+    }
+
+    fn parse_at(src: &MappedText, depth: usize) -> Script {
+        let mut lexer = Lexer::new(&src.text);
+        let tokens = std::mem::take(&mut lexer.run_tokens());
+        let subs = std::mem::take(&mut lexer.subs);
         let mut script = Script::default();
         let mut current = Command::default();
         let mut pipeline = 0;
         let mut pending_redirect: Option<&'static str> = None;
         for tok in tokens {
             match tok {
-                Tok::Word { text, range } => {
-                    let word = Word { text, span: src.map_range(range) };
+                Tok::Word { text, range, verbatim } => {
+                    let inner = verbatim
+                        .filter(|_| text.contains([' ', '\t', '\n', '(', ';']))
+                        .map(|at| src.sub(at..at + text.len()));
+                    let word = Word { text, span: src.map_range(range), inner };
                     match pending_redirect.take() {
                         Some(">") => current.stdout_to = Some(word),
+                        Some("<") => current.stdin_from = Some(word),
                         Some(_) => {}
                         None => current.words.push(word),
                     }
@@ -136,7 +237,34 @@ impl Script {
         if !current.words.is_empty() {
             script.commands.push(current);
         }
+        if depth < MAX_DEPTH {
+            script.read_inner(src, &subs, depth);
+        }
         script
+    }
+
+    /// Adds the commands of command substitutions and of `sh -c SCRIPT` arguments,
+    /// each in pipelines of their own after the ones of the text.
+    fn read_inner(&mut self, src: &MappedText, subs: &[Range<usize>], depth: usize) {
+        let scripts: Vec<&Word> = self.commands.iter().filter_map(shell_script_arg).collect();
+        // A substitution inside an `sh -c` script is read with that script.
+        let mut inner: Vec<MappedText> = subs
+            .iter()
+            .filter(|r| {
+                let at = src.map(r.start);
+                !scripts.iter().any(|w| w.span.contains(&at))
+            })
+            .map(|r| src.sub(r.clone()))
+            .collect();
+        inner.extend(scripts.iter().map(|w| w.mapped()));
+        for text in inner {
+            let sub = Script::parse_at(&text, depth + 1);
+            let base = self.commands.last().map_or(0, |c| c.pipeline + 1);
+            self.commands.extend(sub.commands.into_iter().map(|mut c| {
+                c.pipeline += base;
+                c
+            }));
+        }
     }
 
     /// An exec-form command (`RUN ["a", "b"]`, a build-file `run "a" "b"`): the words
@@ -157,14 +285,47 @@ impl Script {
                 }
             }
         }
-        let words = args.iter().map(|(t, m)| Word { text: t.clone(), span: m.map_range(0..m.text.len()) }).collect();
-        Script { commands: vec![Command { words, pipeline: 0, stdout_to: None }] }
+        let words = args
+            .iter()
+            .map(|(t, m)| Word {
+                text: t.clone(),
+                span: m.map_range(0..m.text.len()),
+                inner: t.contains([' ', '\t', '\n', '(', ';']).then(|| m.clone()),
+            })
+            .collect();
+        let mut script = Script { commands: vec![Command { words, ..Command::default() }] };
+        script.read_inner(&MappedText::new(), &[], 0);
+        script
     }
 
     /// True when some command of the script has this program name.
     pub fn runs(&self, program: &str) -> bool {
         self.commands.iter().any(|c| c.program() == Some(program))
     }
+}
+
+/// The script that a shell command runs from its arguments: the word after an option
+/// cluster with `c` (`sh -c`, `bash -lc`, `bash -euxo pipefail -c`), and `su … -c CMD`.
+fn shell_script_arg(cmd: &Command) -> Option<&Word> {
+    let argv = cmd.argv();
+    let prog = basename(&argv.first()?.text);
+    if !(is_shell(prog) || prog == "su") {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(w) = argv.get(i) {
+        let t = w.text.as_str();
+        if t == "--command" || (t.starts_with('-') && !t.starts_with("--") && t.contains('c')) {
+            return argv.get(i + 1);
+        }
+        // `-o pipefail` takes a value; other options and `su`'s user name do not stop
+        // the search for `-c`.
+        i += if t == "-o" || t == "+o" { 2 } else { 1 };
+        if !t.starts_with(['-', '+']) && prog != "su" {
+            return None;
+        }
+    }
+    None
 }
 
 /// `NAME=value` where NAME is a shell variable name.
@@ -269,11 +430,14 @@ enum Tok {
     Word {
         text: String,
         range: Range<usize>,
+        /// Where the unquoted text starts when it is a verbatim piece of the source
+        /// (no escapes, at most one pair of quotes around all of it).
+        verbatim: Option<usize>,
     },
     /// A command separator or pipe: `&&`, `||`, `;`, `|`, `&`, `(`, `)`, newline.
     Op(&'static str),
-    /// A redirection; `">"` for the ones that send standard output to a file, which
-    /// is all the rules need to know.
+    /// A redirection: `">"` for the ones that send standard output to a file, `"<"`
+    /// for standard input read from a file, something else for the others.
     Redirect(&'static str),
 }
 
@@ -285,18 +449,20 @@ struct Lexer<'a> {
     /// Heredoc delimiters seen on the current line; their bodies start at the next
     /// newline. `true` when the body's leading tabs are stripped (`<<-`).
     heredocs: Vec<(String, bool)>,
+    /// The insides of command substitutions (`$(…)`, backticks, `<(…)`).
+    subs: Vec<Range<usize>>,
 }
 
 impl<'a> Lexer<'a> {
     fn new(s: &'a str) -> Self {
-        Lexer { s, b: s.as_bytes(), i: 0, out: Vec::new(), heredocs: Vec::new() }
+        Lexer { s, b: s.as_bytes(), i: 0, out: Vec::new(), heredocs: Vec::new(), subs: Vec::new() }
     }
 
     fn peek(&self, k: usize) -> u8 {
         self.b.get(self.i + k).copied().unwrap_or(0)
     }
 
-    fn run(mut self) -> Vec<Tok> {
+    fn run_tokens(&mut self) -> Vec<Tok> {
         while self.i < self.b.len() {
             let c = self.peek(0);
             match c {
@@ -317,7 +483,7 @@ impl<'a> Lexer<'a> {
                 _ => self.word(),
             }
         }
-        self.out
+        std::mem::take(&mut self.out)
     }
 
     fn operator(&mut self) {
@@ -363,7 +529,7 @@ impl<'a> Lexer<'a> {
             self.i += 1;
             if self.peek(0) == b'<' {
                 self.i += 1; // here-string: the next word is its content
-                self.out.push(Tok::Redirect("<"));
+                self.out.push(Tok::Redirect("<<<"));
                 return;
             }
             let strip = self.peek(0) == b'-';
@@ -384,7 +550,13 @@ impl<'a> Lexer<'a> {
         if matches!(self.peek(0), b'>' | b'&' | b'|') {
             self.i += 1;
         }
-        self.out.push(Tok::Redirect(if out && stdout { ">" } else { "<" }));
+        self.out.push(Tok::Redirect(match (out, stdout) {
+            (true, true) => ">",
+            (true, false) => "2>",
+            // `<&3`, `<>`: not a file read as standard input.
+            _ if matches!(self.b.get(self.i.wrapping_sub(1)), Some(b'&' | b'>')) => "<&",
+            _ => "<",
+        }));
     }
 
     fn skip_heredoc_bodies(&mut self) {
@@ -414,6 +586,7 @@ impl<'a> Lexer<'a> {
                         let from = self.i;
                         self.i += 1;
                         self.skip_parens();
+                        self.sub(from + 2);
                         text.push_str(&self.s[from..self.i]);
                     } else if !text.is_empty() && text.bytes().all(|d| d.is_ascii_digit()) {
                         // `2>file`, `1>&2`: a redirection from a file descriptor.
@@ -446,6 +619,7 @@ impl<'a> Lexer<'a> {
                     let from = self.i;
                     self.i += 1;
                     self.skip_parens();
+                    self.sub(from + 2);
                     text.push_str(&self.s[from..self.i]);
                 }
                 b'$' if self.peek(1) == b'{' => {
@@ -459,16 +633,35 @@ impl<'a> Lexer<'a> {
                     self.i += 1;
                     let end = self.s[self.i..].find('`').map_or(self.b.len(), |n| self.i + n + 1);
                     self.i = end;
+                    self.sub(from + 1);
                     text.push_str(&self.s[from..end]);
                 }
                 _ => self.push_char(&mut text),
             }
         }
+        self.i = self.i.min(self.b.len());
         if self.i > start {
-            self.out.push(Tok::Word { text, range: start..self.i });
+            let raw = self.s.get(start..self.i).unwrap_or("");
+            let verbatim = if raw == text {
+                Some(start)
+            } else {
+                let q = raw.as_bytes().first().copied().unwrap_or(0);
+                let quoted = raw.len() >= 2 && matches!(q, b'\'' | b'"') && raw.as_bytes()[raw.len() - 1] == q;
+                (quoted && raw[1..raw.len() - 1] == text).then_some(start + 1)
+            };
+            self.out.push(Tok::Word { text, range: start..self.i, verbatim });
         } else {
             // Nothing a word can start with: step over it so the reader always moves.
             self.i += 1;
+        }
+    }
+
+    /// Records the inside of a substitution that started at `inner_start` and whose
+    /// closing character was just passed.
+    fn sub(&mut self, inner_start: usize) {
+        let end = self.i.saturating_sub(1);
+        if end > inner_start && self.s.is_char_boundary(inner_start) && self.s.is_char_boundary(end) {
+            self.subs.push(inner_start..end);
         }
     }
 
@@ -497,6 +690,7 @@ impl<'a> Lexer<'a> {
                     let from = self.i;
                     self.i += 1;
                     self.skip_parens();
+                    self.sub(from + 2);
                     text.push_str(&self.s[from..self.i]);
                 }
                 _ => self.push_char(text),
@@ -576,11 +770,38 @@ mod tests {
 
     #[test]
     fn substitutions_stay_inside_their_word() {
-        let s = Script::parse(&MappedText::exact("sh -c \"$(curl -s https://x | cat)\" && x=$(a; b)", 0));
+        let text = "sh -c \"$(curl -s https://x | cat)\" && x=$(a; b)";
+        let s = Script::parse(&MappedText::exact(text, 0));
         assert_eq!(words(&s)[0], vec!["sh", "-c", "$(curl -s https://x | cat)"]);
-        // `x=$(a; b)` is a command of its own that only assigns.
-        assert_eq!(s.commands.len(), 2);
+        // `x=$(a; b)` is a command of its own that only assigns; the commands inside
+        // the substitutions follow, read once each (the `sh -c` script holds the curl).
         assert!(s.commands[1].argv().is_empty());
+        let rest: Vec<Vec<String>> = words(&s)[2..].to_vec();
+        assert_eq!(
+            rest,
+            vec![
+                vec!["a"],
+                vec!["b"],
+                vec!["$(curl -s https://x | cat)"],
+                vec!["curl", "-s", "https://x"],
+                vec!["cat"]
+            ]
+        );
+        let curl = &s.commands[5].argv()[2];
+        assert_eq!(&text[curl.span.clone()], "https://x");
+    }
+
+    #[test]
+    fn nested_shells_wrappers_and_xargs() {
+        let text = "sudo -E bash -lc 'pip install flask' && env A=1 timeout 60 gosu app conda run -n py pip install x \
+                    && cat r.txt | xargs -n1 pip install && echo `apt-get install vim`";
+        let s = Script::parse(&MappedText::exact(text, 0));
+        let progs: Vec<&str> = s.commands.iter().filter_map(|c| c.program()).collect();
+        assert_eq!(progs, ["bash", "pip", "cat", "pip", "echo", "apt-get", "pip"]);
+        let flask = s.commands.iter().flat_map(|c| c.argv()).find(|w| w.text == "flask").expect("flask");
+        assert_eq!(&text[flask.span.clone()], "flask");
+        let vim = s.commands.iter().flat_map(|c| c.argv()).find(|w| w.text == "vim").expect("vim");
+        assert_eq!(&text[vim.span.clone()], "vim");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod pf202_from_latest_tag;
 pub mod pf203_from_untagged;
 pub mod pf204_add_url_without_checksum;
 pub mod pf205_add_local_file;
+pub mod pf206_moving_download_url;
 
 pub mod pf301_pip_unpinned;
 pub mod pf302_apt_get_unpinned;
@@ -49,11 +50,26 @@ pub mod pf308_gem_unpinned;
 pub mod pf309_pipe_to_shell;
 pub mod pf310_download_without_checksum;
 pub mod pf311_git_clone_unpinned;
+pub mod pf312_rpm_unpinned;
+pub mod pf313_package_upgrade;
+pub mod pf314_install_file_unchecked;
+pub mod pf315_r_package_unpinned;
+pub mod pf316_julia_package_unpinned;
+pub mod pf317_rust_toolchain_unpinned;
 
 pub mod pf401_requirement_unpinned;
 pub mod pf402_requirement_without_hash;
 pub mod pf403_environment_unpinned;
 pub mod pf404_include_not_found;
+pub mod pf405_conda_build_unpinned;
+
+/// How pinfold pins Debian packages, for help texts: the way to a pinned build.
+pub(crate) const WITH_PINFOLD_DEBIAN: &str = "with pinfold: `pinfold import` writes a build file with a \
+`debian NAME { packages … }` input,\nand `pinfold lock` pins each .deb by sha256.";
+
+/// How pinfold pins Python packages, for help texts.
+pub(crate) const WITH_PINFOLD_PYTHON: &str = "with pinfold: `pinfold import` writes a build file with a \
+`python NAME { … }` input,\nand `pinfold lock` pins each wheel by sha256.";
 
 /// Every rule, in id order.
 pub static ALL: &[&Rule] = &[
@@ -75,6 +91,7 @@ pub static ALL: &[&Rule] = &[
     &pf203_from_untagged::RULE,
     &pf204_add_url_without_checksum::RULE,
     &pf205_add_local_file::RULE,
+    &pf206_moving_download_url::RULE,
     &pf301_pip_unpinned::RULE,
     &pf302_apt_get_unpinned::RULE,
     &pf303_apk_unpinned::RULE,
@@ -86,10 +103,17 @@ pub static ALL: &[&Rule] = &[
     &pf309_pipe_to_shell::RULE,
     &pf310_download_without_checksum::RULE,
     &pf311_git_clone_unpinned::RULE,
+    &pf312_rpm_unpinned::RULE,
+    &pf313_package_upgrade::RULE,
+    &pf314_install_file_unchecked::RULE,
+    &pf315_r_package_unpinned::RULE,
+    &pf316_julia_package_unpinned::RULE,
+    &pf317_rust_toolchain_unpinned::RULE,
     &pf401_requirement_unpinned::RULE,
     &pf402_requirement_without_hash::RULE,
     &pf403_environment_unpinned::RULE,
     &pf404_include_not_found::RULE,
+    &pf405_conda_build_unpinned::RULE,
 ];
 
 /// A rule by id (`PF101`, any case) or by name (`base-without-digest`).
@@ -98,7 +122,9 @@ pub fn find(key: &str) -> Option<&'static Rule> {
 }
 
 /// The rules run on every shell command of a Dockerfile `RUN` or a build-file step.
-pub fn check_script(ctx: &mut super::rule::Ctx, script: &super::shell::Script) {
+/// `later` are the scripts of the next `RUN` of the same stage (a clone pinned by a
+/// checkout there is pinned).
+pub(crate) fn check_script(ctx: &mut super::rule::Ctx, script: &super::shell::Script, later: &[super::shell::Script]) {
     pf301_pip_unpinned::check(ctx, script);
     pf302_apt_get_unpinned::check(ctx, script);
     pf303_apk_unpinned::check(ctx, script);
@@ -109,7 +135,13 @@ pub fn check_script(ctx: &mut super::rule::Ctx, script: &super::shell::Script) {
     pf308_gem_unpinned::check(ctx, script);
     pf309_pipe_to_shell::check(ctx, script);
     pf310_download_without_checksum::check(ctx, script);
-    pf311_git_clone_unpinned::check(ctx, script);
+    pf311_git_clone_unpinned::check(ctx, script, later);
+    pf312_rpm_unpinned::check(ctx, script);
+    pf313_package_upgrade::check(ctx, script);
+    pf315_r_package_unpinned::check(ctx, script);
+    pf316_julia_package_unpinned::check(ctx, script);
+    pf317_rust_toolchain_unpinned::check(ctx, script);
+    pf405_conda_build_unpinned::check(ctx, script);
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use pinfold_lang::diag::Severity;
 pub const RULE: Rule = Rule {
     id: "PF203",
     name: "from-untagged",
-    severity: Severity::Warning,
+    severity: Severity::Error,
     summary: "A `FROM` image with neither tag nor digest",
     what: "Finds `FROM` instructions whose image (after build-argument substitution) has no \
-tag and no digest, such as `FROM ubuntu`.",
+tag and no digest, such as `FROM ubuntu`. It is the one finding for such a line (PF201, \
+which it includes, is not reported too), so it is an error like PF201.",
     why: "No tag means `latest`: the version is whatever the registry serves on the day of \
 the build.",
     example: example!("PF203", "Dockerfile", "dockerfile"),
@@ -27,9 +28,13 @@ pub fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         };
         let r = ImageRef::parse(resolved);
         if r.tag.is_none() && r.digest.is_none() {
-            ctx.report(&RULE, u.span(), format!("FROM image {} has no tag, which means `latest`", u.describe()))
-                .label("no tag, no digest")
-                .help(format!("write the version and the digest: `{resolved}:VERSION@sha256:…`"));
+            ctx.report(
+                &RULE,
+                u.span(),
+                format!("FROM image {} has no tag and no digest: it is whatever `latest` is that day", u.describe()),
+            )
+            .label("no tag, no digest")
+            .help(format!("write the version and the digest: `{resolved}:VERSION@sha256:…`"));
         }
     }
 }

@@ -1,8 +1,9 @@
 //! PF303: `apk add` of packages without `=version`.
 
-use crate::rule::{Ctx, Rule};
-use crate::shell::{is_dynamic, positionals, subcommand, Script};
 use pinfold_lang::diag::Severity;
+use crate::rule::{Ctx, Installer, Package, Rule};
+use crate::shell::{is_dynamic, positionals, subcommand, Script};
+use crate::spec;
 
 pub const RULE: Rule = Rule {
     id: "PF303",
@@ -36,7 +37,7 @@ const TAKES_VALUE: &[&str] = &[
     "--cache-max-age",
 ];
 
-pub fn check(ctx: &mut Ctx, script: &Script) {
+pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
         if cmd.program() != Some("apk") {
             continue;
@@ -56,10 +57,12 @@ pub fn check(ctx: &mut Ctx, script: &Script) {
             {
                 continue;
             }
-            let name = t.split(['<', '>']).next().unwrap_or(t);
-            ctx.report(&RULE, pkg.span.clone(), format!("`apk add` does not pin `{t}`"))
-                .label("no =version")
-                .help(format!("pin it: `{name}=VERSION` (`apk policy {name}` shows the versions)"));
+            let name = t.split(['<', '>']).next().unwrap_or(t).to_string();
+            let problem = if t.contains(['<', '>']) { spec::RANGE } else { spec::NO_VERSION };
+            let help = |n: &str| format!("pin each package: `{n}=VERSION` (`apk policy {n}` shows the versions)");
+            let installer = Installer { label: "`apk add`".to_string(), help: help("NAME") };
+            let package = Package { name: name.clone(), spec: t.clone(), problem: problem.to_string() };
+            ctx.report_package(&RULE, pkg.span.clone(), installer, package, help(&name));
         }
     }
 }

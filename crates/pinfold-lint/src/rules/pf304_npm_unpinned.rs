@@ -1,9 +1,10 @@
 //! PF304: `npm install`/`npx` (and `yarn add`, `pnpm add`) of packages without an
 //! exact `@version`.
 
-use crate::rule::{Ctx, Rule};
-use crate::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script, Word};
 use pinfold_lang::diag::Severity;
+use crate::rule::{Ctx, Installer, Package, Rule};
+use crate::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script, Word};
+use crate::spec;
 
 pub const RULE: Rule = Rule {
     id: "PF304",
@@ -78,16 +79,23 @@ fn pinned(spec: &str) -> bool {
 
 fn report(ctx: &mut Ctx, tool: &str, pkg: &Word) {
     let t = &pkg.text;
-    let name = match version(t) {
-        Some(v) => &t[..t.len() - v.len() - 1],
-        None => t.as_str(),
+    let (name, problem) = match version(t) {
+        Some(v) if v.starts_with(|c: char| c.is_ascii_alphabetic()) && !v.starts_with('v') => {
+            (&t[..t.len() - v.len() - 1], "a tag, not a version")
+        }
+        Some(v) => (&t[..t.len() - v.len() - 1], if v.is_empty() { spec::NO_VERSION } else { spec::RANGE }),
+        None if t.contains("://") || t.starts_with("github:") || t.starts_with("git+") => {
+            (t.as_str(), "a branch or tag, not a commit")
+        }
+        None => (t.as_str(), spec::NO_VERSION),
     };
-    ctx.report(&RULE, pkg.span.clone(), format!("`{tool}` does not pin `{t}` to a version"))
-        .label("no exact @version")
-        .help(format!("pin it: `{name}@VERSION` (an exact version, not a tag or a range)"));
+    let help = |n: &str| format!("pin each package: `{n}@VERSION` (an exact version, not a tag or a range)");
+    let installer = Installer { label: format!("`{tool}`"), help: help("NAME") };
+    let package = Package { name: name.to_string(), spec: t.clone(), problem: problem.to_string() };
+    ctx.report_package(&RULE, pkg.span.clone(), installer, package, help(name));
 }
 
-pub fn check(ctx: &mut Ctx, script: &Script) {
+pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
         let argv = cmd.argv();
         let Some(prog) = cmd.program() else { continue };

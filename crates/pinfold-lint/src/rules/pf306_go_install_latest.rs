@@ -1,8 +1,9 @@
 //! PF306: `go install …@latest` (and `go get` without a version).
 
-use crate::rule::{Ctx, Rule};
-use crate::shell::{is_dynamic, positionals, subcommand, Script};
 use pinfold_lang::diag::Severity;
+use crate::rule::{Ctx, Installer, Package, Rule};
+use crate::shell::{is_dynamic, positionals, subcommand, Script};
+use crate::spec;
 
 pub const RULE: Rule = Rule {
     id: "PF306",
@@ -23,7 +24,7 @@ the module you get.",
 
 const MOVING: &[&str] = &["latest", "upgrade", "patch", "master", "main", "HEAD", "head", "trunk", "develop"];
 
-pub fn check(ctx: &mut Ctx, script: &Script) {
+pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
         if cmd.program() != Some("go") {
             continue;
@@ -42,9 +43,12 @@ pub fn check(ctx: &mut Ctx, script: &Script) {
                 None => sub == "get",
             };
             if moving {
-                ctx.report(&RULE, pkg.span.clone(), format!("`go {sub} {t}` installs whatever version is newest"))
-                    .label("moving version")
-                    .help(format!("name the version: `{}@vX.Y.Z`", t.split('@').next().unwrap_or(t)));
+                let name = t.split('@').next().unwrap_or(t).to_string();
+                let problem = if version.is_some() { "a moving version" } else { spec::NO_VERSION };
+                let help = |n: &str| format!("name the version: `{n}@vX.Y.Z`");
+                let installer = Installer { label: format!("`go {sub}`"), help: help("MODULE") };
+                let package = Package { name: name.clone(), spec: t.clone(), problem: problem.to_string() };
+                ctx.report_package(&RULE, pkg.span.clone(), installer, package, help(&name));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! PF308: `gem install` without `-v`.
 
-use crate::rule::{Ctx, Rule};
-use crate::shell::{has_option, is_dynamic, positionals, subcommand, Script};
 use pinfold_lang::diag::Severity;
+use crate::rule::{Ctx, Installer, Package, Rule};
+use crate::shell::{has_option, is_dynamic, positionals, subcommand, Script};
+use crate::spec;
 
 pub const RULE: Rule = Rule {
     id: "PF308",
@@ -38,7 +39,7 @@ const TAKES_VALUE: &[&str] = &[
     "--document",
 ];
 
-pub fn check(ctx: &mut Ctx, script: &Script) {
+pub(crate) fn check(ctx: &mut Ctx, script: &Script) {
     for cmd in &script.commands {
         if cmd.program() != Some("gem") {
             continue;
@@ -54,9 +55,10 @@ pub fn check(ctx: &mut Ctx, script: &Script) {
             if t.contains(':') || t.ends_with(".gem") || t.starts_with('.') || t.starts_with('/') || is_dynamic(t) {
                 continue;
             }
-            ctx.report(&RULE, gem.span.clone(), format!("`gem install` does not pin `{t}`"))
-                .label("no version")
-                .help(format!("pin it: `gem install {t} -v VERSION` or `{t}:VERSION`"));
+            let help = |n: &str| format!("pin each gem: `gem install {n} -v VERSION` or `{n}:VERSION`");
+            let installer = Installer { label: "`gem install`".to_string(), help: help("NAME") };
+            let package = Package { name: t.clone(), spec: t.clone(), problem: spec::NO_VERSION.to_string() };
+            ctx.report_package(&RULE, gem.span.clone(), installer, package, help(t));
         }
     }
 }

@@ -1,8 +1,8 @@
 //! PF311: `git clone` without checking out a pinned commit.
 
+use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Rule};
 use crate::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script};
-use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF311",
@@ -11,7 +11,8 @@ pub const RULE: Rule = Rule {
     summary: "`git clone` without a pinned commit",
     what: "Finds `git clone` in a command that does not pin a commit: no `--revision=COMMIT` \
 on the clone, and no `git checkout COMMIT`, `git switch --detach COMMIT`, `git reset --hard \
-COMMIT` or `git fetch … COMMIT` afterwards in the same command. A commit is 7 to 40 hex \
+COMMIT` or `git fetch … COMMIT` afterwards in the same command or in the next `RUN` of the \
+same stage. A commit is 7 to 40 hex \
 digits, or a variable (the value of a build argument cannot be checked here).",
     why: "A clone gets the branch as it is at build time; `--branch v1.2` gets a tag, and \
 tags can be moved or deleted. Only a commit hash names fixed content.",
@@ -30,16 +31,18 @@ fn is_commit(s: &str) -> bool {
     is_dynamic(s) || ((7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-pub fn check(ctx: &mut Ctx, script: &Script) {
-    let git: Vec<(&str, &[crate::shell::Word], usize)> = script
-        .commands
-        .iter()
+pub(crate) fn check(ctx: &mut Ctx, script: &Script, later: &[Script]) {
+    // The commands of this RUN, then those of the next RUN of the stage, numbered in
+    // that order: a checkout there pins a clone here.
+    let commands = script.commands.iter().chain(later.iter().flat_map(|s| s.commands.iter()));
+    let git: Vec<(&str, &[crate::shell::Word], usize)> = commands
         .enumerate()
         .filter(|(_, c)| c.program() == Some("git"))
         .filter_map(|(i, c)| subcommand(c.argv(), GIT_GLOBAL).map(|(s, a)| (s, a, i)))
         .collect();
+    let own = script.commands.len();
     for &(sub, args, i) in &git {
-        if sub != "clone" {
+        if sub != "clone" || i >= own {
             continue;
         }
         if option_value(args, &["--revision"]).is_some_and(is_commit) {
