@@ -7,6 +7,7 @@ mod cli;
 mod diagnostics;
 mod harness;
 mod inputs;
+mod packages;
 mod platforms;
 mod reproducible;
 mod tools;

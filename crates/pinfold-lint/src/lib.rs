@@ -549,9 +549,8 @@ fn kdl_error(e: kdl::KdlError, src: &Source) -> LintError {
         problems.push(diag);
     }
     if problems.is_empty() {
-        problems.push(
-            Diagnostic::error(Code::LintParse, format!("cannot parse {}: invalid KDL", src.name)).in_source(src),
-        );
+        problems
+            .push(Diagnostic::error(Code::LintParse, format!("cannot parse {}: invalid KDL", src.name)).in_source(src));
     }
     LintError { problems }
 }

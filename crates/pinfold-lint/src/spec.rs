@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(pip(&format!("git+https://git.example.org/o/r@{commit}#egg=r")), None);
         assert_eq!(pip(&format!("r @ git+https://git.example.org/o/r@{commit}")), None);
         assert_eq!(pip("git+https://git.example.org/o/r@master#egg=r"), Some("a branch, not a commit"));
-        assert_eq!(pip("git+ssh://git@git.example.org/o/r#egg=r"), Some("no commit: the default branch as it is that day"));
+        assert_eq!(
+            pip("git+ssh://git@git.example.org/o/r#egg=r"),
+            Some("no commit: the default branch as it is that day")
+        );
         assert_eq!(pip("./local"), None);
         assert_eq!(pip("x @ https://example.org/x-1.0.tar.gz#sha256=ab"), None);
     }

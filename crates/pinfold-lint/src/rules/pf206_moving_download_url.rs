@@ -1,12 +1,12 @@
 //! PF206: a Dockerfile download (`ADD URL`, `curl`/`wget` in a `RUN`) from a URL that
 //! names something that moves: a branch, `latest`, a nightly or a snapshot.
 
-use pinfold_lang::diag::Severity;
 use crate::dockerfile::Dockerfile;
 use crate::rule::{Ctx, Rule};
 use crate::rules::pf107_moving_target_url::moving_target;
 use crate::rules::pf204_add_url_without_checksum::sources;
 use crate::shell::{Script, Word};
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF206",

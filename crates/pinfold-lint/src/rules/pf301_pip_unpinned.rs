@@ -1,10 +1,10 @@
 //! PF301: `pip install` of packages without `==` pins.
 
-use pinfold_lang::diag::Severity;
 use crate::deps::project_name;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{has_option, is_dynamic, positionals, subcommand, Command, Script, Word};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF301",

@@ -1,9 +1,9 @@
 //! PF302: `apt-get install` of packages without `=version`.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{is_dynamic, positionals, subcommand, Script};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF302",

@@ -1,10 +1,10 @@
 //! PF304: `npm install`/`npx` (and `yarn add`, `pnpm add`) of packages without an
 //! exact `@version`.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script, Word};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF304",

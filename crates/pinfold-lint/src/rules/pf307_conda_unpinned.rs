@@ -1,9 +1,9 @@
 //! PF307: `conda install` (and `mamba`, `micromamba`, `conda create`) without `=version`.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{is_dynamic, positionals, subcommand, Command, Script, Word};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF307",

@@ -1,9 +1,9 @@
 //! PF308: `gem install` without `-v`.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{has_option, is_dynamic, positionals, subcommand, Script};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF308",

@@ -1,8 +1,8 @@
 //! PF311: `git clone` without checking out a pinned commit.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Rule};
 use crate::shell::{has_option, is_dynamic, option_value, positionals, subcommand, Script};
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF311",

@@ -1,8 +1,8 @@
 //! PF313: a package upgrade (`apt-get upgrade`, `dnf upgrade`, `conda update`, …).
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Rule};
 use crate::shell::{positionals, subcommand, Script};
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF313",

@@ -1,12 +1,12 @@
 //! PF314: an install from a file (`pip install -r FILE`, `conda env create -f FILE`)
 //! whose file lint cannot read, so that its pins cannot be checked.
 
-use pinfold_lang::diag::Severity;
 use crate::context::{Origin, Stage};
 use crate::rule::{Ctx, Rule};
 use crate::rules::pf301_pip_unpinned::{pip_install, TAKES_VALUE as PIP_TAKES_VALUE};
 use crate::shell::{basename, is_dynamic, positionals, subcommand, Script, Word};
 use crate::FileKind;
+use pinfold_lang::diag::Severity;
 use std::ops::Range;
 use std::path::Path;
 

@@ -1,11 +1,11 @@
 //! PF315: R packages installed without a version, a dated repository or a commit.
 
-use pinfold_lang::diag::Severity;
 use crate::calls::{self, Call};
 use crate::mapped::MappedText;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::{is_dynamic, positionals, Script, Word};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF315",

@@ -1,10 +1,10 @@
 //! PF316: Julia packages added without a version or a commit.
 
-use pinfold_lang::diag::Severity;
 use crate::calls::{self, Call};
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::shell::Script;
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF316",

@@ -1,8 +1,8 @@
 //! PF317: a Rust toolchain named by channel (`stable`, `nightly`) instead of a version.
 
-use pinfold_lang::diag::Severity;
 use crate::rule::{Ctx, Rule};
 use crate::shell::{is_dynamic, option_value, positionals, subcommand, Script, Word};
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF317",

@@ -1,10 +1,10 @@
 //! PF401: a requirements-file entry without an `==` pin.
 
-use pinfold_lang::diag::Severity;
 use crate::deps::{Group, Requirements};
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::rules::pf301_pip_unpinned::local_or_artifact;
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF401",

@@ -1,10 +1,10 @@
 //! PF403: a conda `environment.yml` dependency without a version.
 
-use pinfold_lang::diag::Severity;
 use crate::deps::project_name;
 use crate::deps::EnvDependency;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF403",

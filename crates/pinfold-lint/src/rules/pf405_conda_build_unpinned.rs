@@ -1,11 +1,11 @@
 //! PF405: a conda package pinned to a version but not to a build.
 
-use pinfold_lang::diag::Severity;
 use crate::deps::EnvDependency;
 use crate::rule::{Ctx, Installer, Package, Rule};
 use crate::rules::pf307_conda_unpinned::conda_packages;
 use crate::shell::Script;
 use crate::spec;
+use pinfold_lang::diag::Severity;
 
 pub const RULE: Rule = Rule {
     id: "PF405",

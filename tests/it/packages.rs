@@ -1,0 +1,143 @@
+//! Package sets against the machine's real Debian mirror and Python index (read from
+//! its apt sources and pip's configuration; no host is named here): lock, build from
+//! scratch, run on amd64 and arm64, and the same digest from a cold and a warm store
+//! and from a vendor-like mirror directory with --offline.
+
+use crate::harness::*;
+
+const DEBIAN_BUILD: &str = r#"pinfold 1
+epoch 1704067200
+platforms "linux/amd64" "linux/arm64"
+
+debian os {
+    suite "bookworm" "bookworm-updates" "bookworm-security"
+    components "main"
+    packages "python3" "python3-numpy" "ca-certificates"
+}
+
+image py {
+    from scratch
+    layer os { install "os" }
+    env PATH="/usr/local/bin:/usr/bin:/bin"
+    cmd "python3" "-c" "import numpy, ssl, json; print(numpy.__version__)"
+}
+"#;
+
+fn locked_version(lock: &serde_json::Value, set: &str, platform: &str, name: &str) -> String {
+    lock["debian"][set]["platforms"][platform]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is locked for {platform}"))["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn blobs_of_lock(lock: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for set in lock["debian"].as_object().into_iter().flat_map(|m| m.values()) {
+        for debs in set["platforms"].as_object().unwrap().values() {
+            out.extend(debs.as_array().unwrap().iter().map(|d| d["sha256"].as_str().unwrap().to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn network_debian_set_locks_builds_and_runs_on_both_platforms() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pinfold.kdl"), DEBIAN_BUILD).unwrap();
+    let cache = dir.join("cache");
+    let lock_out = Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).arg("lock").run().success().stdout();
+    assert!(lock_out.contains("+ debian os linux/arm64 python3.11"), "{lock_out}");
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pinfold.lock")).unwrap()).unwrap();
+    // The lock names files by their pool path and hash, never a host.
+    let text = std::fs::read_to_string(dir.join("pinfold.lock")).unwrap();
+    assert!(!text.contains("://"), "the lock names a host:\n{text}");
+    let numpy = locked_version(&lock, "os", "linux/amd64", "python3-numpy");
+    let numpy_upstream =
+        numpy.split(['-', ':']).find(|p| p.contains('.')).unwrap().split('+').next().unwrap().to_string();
+
+    let first = Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).args(["build", "--locked"]).run().success();
+    let digest = first.digest();
+
+    // Runs on both platforms; numpy is the locked one.
+    let run = |platform: &str| {
+        Test::new()
+            .dir(dir)
+            .env("PINFOLD_CACHE_DIR", &cache)
+            .args(["run", "--platform", platform, "oci:pinfold-out/py"])
+            .run()
+    };
+    let amd64 = run("linux/amd64").success().stdout();
+    assert_eq!(amd64.trim(), numpy_upstream, "amd64 printed {amd64}");
+    if arm64_runs() {
+        let arm64 = run("linux/arm64").success().stdout();
+        assert_eq!(arm64.trim(), numpy_upstream, "arm64 printed {arm64}");
+    }
+    // dpkg's database lists every locked package.
+    let status = Test::new()
+        .dir(dir)
+        .env("PINFOLD_CACHE_DIR", &cache)
+        .args(["run", "oci:pinfold-out/py", "--", "python3", "-c", "print(open('/var/lib/dpkg/status').read())"])
+        .run()
+        .success()
+        .stdout();
+    for deb in lock["debian"]["os"]["platforms"]["linux/amd64"].as_array().unwrap() {
+        assert!(status.contains(&format!("Package: {}\n", deb["name"].as_str().unwrap())), "{} missing", deb["name"]);
+    }
+
+    // A cold store gives the same digest; so does a mirror directory of the lock's
+    // files with --offline (what `pinfold vendor` deposits).
+    let cold = dir.join("cold-cache");
+    let again = Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cold).args(["build", "--locked"]).run().success();
+    assert_eq!(again.digest(), digest);
+    let mirror = dir.join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    for hex in blobs_of_lock(&lock) {
+        std::fs::copy(cold.join("blobs/sha256").join(&hex), mirror.join(&hex)).unwrap();
+    }
+    let offline = Test::new()
+        .dir(dir)
+        .env("PINFOLD_CACHE_DIR", dir.join("offline-cache"))
+        .args(["build", "--locked", "--offline", "--mirror"])
+        .arg(&mirror)
+        .run()
+        .success();
+    assert_eq!(offline.digest(), digest);
+}
+
+#[test]
+fn network_a_package_that_does_not_exist_is_named_and_nothing_is_written() {
+    let tmp = tempdir();
+    let text = DEBIAN_BUILD.replace("\"ca-certificates\"", "\"no-such-package-pinfold\"");
+    std::fs::write(tmp.path().join("pinfold.kdl"), text).unwrap();
+    let ran = Test::in_dir(tmp.path()).arg("lock").run().code(2);
+    assert!(ran.stderr().contains("no-such-package-pinfold"), "{}", ran.stderr());
+    assert!(!tmp.path().join("pinfold.lock").exists());
+}
+
+#[test]
+fn network_a_deb_whose_sha256_differs_from_the_lock_is_refused_naming_both() {
+    // A lock whose only package's hash is wrong: the build fetches it from the
+    // machine's mirror and refuses it, naming the lock's digest.
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pinfold.kdl"), DEBIAN_BUILD).unwrap();
+    let wrong = "0".repeat(64);
+    let lock = serde_json::json!({
+        "archives": {}, "bases": {}, "build-file": "", "downloads": {}, "version": 1,
+        "debian": { "os": { "releases": {}, "platforms": {
+            "linux/amd64": [{ "architecture": "all", "name": "ca-certificates", "version": "20230311", "path": "pool/main/c/ca-certificates/ca-certificates_20230311_all.deb", "sha256": wrong, "size": 1 }],
+            "linux/arm64": []
+        }}}
+    });
+    std::fs::write(dir.join("pinfold.lock"), serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    let ran = Test::in_dir(dir).args(["build", "--platform", "linux/amd64"]).run().code(2);
+    assert!(ran.stderr().contains("ca-certificates"), "{}", ran.stderr());
+    assert!(!dir.join("pinfold-out").exists() || std::fs::read_dir(dir.join("pinfold-out")).unwrap().next().is_none());
+}
