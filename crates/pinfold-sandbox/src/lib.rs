@@ -278,3 +278,29 @@ pub fn run(prepared: &PreparedImage, engine: &Engine, options: &RunOptions) -> R
     let finished = engine.execute(prepared, &spec, Io::Inherit, &control)?;
     Ok(finished.code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_docker_reads_them() {
+        assert_eq!(parse_size("4g").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("67108864").unwrap(), 64 << 20);
+        assert!(parse_size("1k").is_err(), "below 4 MiB");
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999g").is_err());
+    }
+
+    #[test]
+    fn only_an_untrusted_image_is_refused_by_a_weaker_engine_unless_allowed() {
+        let missing = vec!["a pids limit".to_string()];
+        let untrusted = Sandbox::default();
+        let why = untrusted.refusal("bwrap", &missing).unwrap();
+        assert!(why.contains("bwrap") && why.contains("a pids limit") && why.contains("--allow-weaker-sandbox"));
+        assert_eq!(untrusted.refusal("runc", &[]), None);
+        assert_eq!(Sandbox::trusted().refusal("bwrap", &missing), None);
+        assert_eq!(Sandbox { allow_weaker: true, ..Sandbox::default() }.refusal("bwrap", &missing), None);
+    }
+}
