@@ -10,7 +10,8 @@
 //! rather than taken from a crate: the longer, coverage-guided runs are the
 //! cargo-fuzz targets in `fuzz/`, and this run only needs to be deterministic and
 //! cheap. `PINFOLD_FUZZ_CASES`, `PINFOLD_FUZZ_SECONDS` and `PINFOLD_FUZZ_SEED` make
-//! it longer locally (`PINFOLD_FUZZ_CASES=1000000 PINFOLD_FUZZ_SECONDS=3600`).
+//! it longer locally, and `PINFOLD_FUZZ_TRACE` keeps each input on disk before it runs (an
+//! abort cannot be caught) (`PINFOLD_FUZZ_CASES=1000000 PINFOLD_FUZZ_SECONDS=3600`).
 
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -43,11 +44,60 @@ impl Rng {
 
 /// Pieces that matter to the grammars read here.
 const TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"\"", b"\\", b"\n", b"=", b"#", b"r#\"", b"\"#", b"/-", b"..", b"/", b"//", b"/*", b"*/", b";",
-    b"0x", b"-1", b"18446744073709551616", b"\0", b"\xff\xfe", "\u{e9}".as_bytes(), b"${", b"$(", b"\\\n", b"[", b"]",
-    b":", b"@", b"==", b"; python_version < '3'", b"-r ", b"-c ", b"--hash=sha256:", b"FROM ", b"RUN ",
-    b"COPY --from=", b"ARG ", b"ONBUILD ", b"# syntax=x\n", b"# escape=`\n", b"<<EOF\n", b"true", b"null", b"{}",
-    b"[]", b"1e999", b"\"sha256:", b"../../", b"\t", b"\r\n", b"#true", b"#false", b"0o7777",
+    b"{",
+    b"}",
+    b"\"",
+    b"\\",
+    b"\n",
+    b"=",
+    b"#",
+    b"r#\"",
+    b"\"#",
+    b"/-",
+    b"..",
+    b"/",
+    b"//",
+    b"/*",
+    b"*/",
+    b";",
+    b"0x",
+    b"-1",
+    b"18446744073709551616",
+    b"\0",
+    b"\xff\xfe",
+    "\u{e9}".as_bytes(),
+    b"${",
+    b"$(",
+    b"\\\n",
+    b"[",
+    b"]",
+    b":",
+    b"@",
+    b"==",
+    b"; python_version < '3'",
+    b"-r ",
+    b"-c ",
+    b"--hash=sha256:",
+    b"FROM ",
+    b"RUN ",
+    b"COPY --from=",
+    b"ARG ",
+    b"ONBUILD ",
+    b"# syntax=x\n",
+    b"# escape=`\n",
+    b"<<EOF\n",
+    b"true",
+    b"null",
+    b"{}",
+    b"[]",
+    b"1e999",
+    b"\"sha256:",
+    b"../../",
+    b"\t",
+    b"\r\n",
+    b"#true",
+    b"#false",
+    b"0o7777",
 ];
 
 /// One to four stacked mutations of `seed`, sometimes spliced with another seed.
@@ -79,7 +129,8 @@ fn mutate(rng: &mut Rng, seed: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
                 let at = rng.below(len);
                 let n = 1 + rng.below((len - at).min(16));
                 let piece = data[at..at + n].to_vec();
-                let times = 1 + rng.below(if rng.below(8) == 0 { 2000 } else { 8 });
+                let most = if rng.below(8) == 0 { 2000 } else { 8 };
+                let times = 1 + rng.below(most);
                 let insert: Vec<u8> = piece.iter().copied().cycle().take(n * times).collect();
                 data.splice(at..at, insert);
             }
@@ -124,23 +175,38 @@ fn campaign(name: &str, seeds: &[Vec<u8>], cases: u64, budget: Duration, check: 
     // that were found before (nesting, quote floods, deep paths) took minutes.
     let per_input = Duration::from_secs(5);
     let mut rng = Rng(seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
+    let findings = std::env::temp_dir().join("pinfold-fuzz-findings");
+    let trace = std::env::var_os("PINFOLD_FUZZ_TRACE").is_some();
+    if trace {
+        let _ = std::fs::create_dir_all(&findings);
+    }
     let started = Instant::now();
     let (mut done, mut panics, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
     while done < cases && started.elapsed() < budget {
         let input = match seeds.get(done as usize) {
             Some(s) => s.clone(),
-            None => mutate(&mut rng, &seeds[rng.below(seeds.len())], seeds),
+            None => {
+                let pick = rng.below(seeds.len());
+                mutate(&mut rng, &seeds[pick], seeds)
+            }
         };
+        if trace {
+            // An abort (stack overflow) cannot be caught: the input is on disk first.
+            let _ = std::fs::write(findings.join(format!("{name}-current")), &input);
+        }
         let t = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| check(&input)));
         let took = t.elapsed();
         slowest = slowest.max(took);
         if outcome.is_err() || took > per_input {
-            let dir = std::env::temp_dir().join("pinfold-fuzz-findings");
-            let _ = std::fs::create_dir_all(&dir);
-            let file = dir.join(format!("{name}-{seed}-{done}"));
+            let _ = std::fs::create_dir_all(&findings);
+            let file = findings.join(format!("{name}-{seed}-{done}"));
             let _ = std::fs::write(&file, &input);
-            panics.push(format!("case {done} ({took:?}, {}): {}", file.display(), if outcome.is_err() { "panic" } else { "slow" }));
+            panics.push(format!(
+                "case {done} ({took:?}, {}): {}",
+                file.display(),
+                if outcome.is_err() { "panic" } else { "slow" }
+            ));
         }
         done += 1;
     }
@@ -194,7 +260,8 @@ fn fuzz_dockerfile_parser() {
 #[test]
 fn fuzz_requirements_parsers() {
     let mut seeds = fixture_seeds(&|n| n.ends_with(".txt") && n.contains("requirements") || n.contains("constraints"));
-    seeds.push(b"numpy==2.1.*\nscikit-learn>=1.5; python_version>='3.10'\nrequests[socks] @ https://x/r.whl\n".to_vec());
+    seeds
+        .push(b"numpy==2.1.*\nscikit-learn>=1.5; python_version>='3.10'\nrequests[socks] @ https://x/r.whl\n".to_vec());
     let file = Path::new("/nonexistent/requirements.txt");
     campaign("requirements", &seeds, 5000, Duration::from_secs(5), &|b| {
         let t = text(b);
@@ -208,8 +275,7 @@ fn fuzz_lock_parser() {
     use pinfold_lang::lock::{Lock, LockedFile};
     let mut lock = Lock { version: 1, build_file: format!("sha256:{}", "0".repeat(64)), ..Lock::default() };
     lock.bases.insert("debian".into(), format!("sha256:{}", "a".repeat(64)));
-    lock.archives
-        .insert("src".into(), LockedFile { source: "src.tar.gz".into(), sha256: "b".repeat(64) });
+    lock.archives.insert("src".into(), LockedFile { source: "src.tar.gz".into(), sha256: "b".repeat(64) });
     let seeds = vec![Lock::default().to_text().into_bytes(), lock.to_text().into_bytes()];
     campaign("lock", &seeds, 5000, Duration::from_secs(4), &|b| {
         let _ = Lock::parse(&text(b), "pinfold.lock");
@@ -359,22 +425,24 @@ fn fuzz_oci_json_readers() {
                 docs[1] = doc.to_vec();
                 let index = String::from_utf8_lossy(&docs[0]).into_owned();
                 let fixed = index.replacen(&sha(&oci_documents()[1]), &sha(doc), 1);
-                docs[0] = fixed.replacen(
-                    &format!("\"size\":{}", oci_documents()[1].len()),
-                    &format!("\"size\":{}", doc.len()),
-                    1,
-                ).into_bytes();
+                docs[0] = fixed
+                    .replacen(&format!("\"size\":{}", oci_documents()[1].len()), &format!("\"size\":{}", doc.len()), 1)
+                    .into_bytes();
             }
             _ => {
                 docs[2] = doc.to_vec();
                 let old = oci_documents();
-                let manifest = String::from_utf8_lossy(&docs[1])
-                    .replacen(&sha(&old[2]), &sha(doc), 1)
-                    .replacen(&format!("\"size\":{}", old[2].len()), &format!("\"size\":{}", doc.len()), 1);
+                let manifest = String::from_utf8_lossy(&docs[1]).replacen(&sha(&old[2]), &sha(doc), 1).replacen(
+                    &format!("\"size\":{}", old[2].len()),
+                    &format!("\"size\":{}", doc.len()),
+                    1,
+                );
                 docs[1] = manifest.into_bytes();
-                let index = String::from_utf8_lossy(&docs[0])
-                    .replacen(&sha(&old[1]), &sha(&docs[1]), 1)
-                    .replacen(&format!("\"size\":{}", old[1].len()), &format!("\"size\":{}", docs[1].len()), 1);
+                let index = String::from_utf8_lossy(&docs[0]).replacen(&sha(&old[1]), &sha(&docs[1]), 1).replacen(
+                    &format!("\"size\":{}", old[1].len()),
+                    &format!("\"size\":{}", docs[1].len()),
+                    1,
+                );
                 docs[0] = index.into_bytes();
             }
         }
