@@ -173,8 +173,8 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
                     i += hashes.max(1);
                     continue;
                 }
-                // A single-line string ends at its line, and one left open is not
-                // skipped either: the parser recovers and reads what follows.
+                // A single-line string that its line does not close, or one left
+                // open, hides nothing: the parser recovers and reads what follows.
                 let start = i;
                 let multiline = text[i + hashes..].starts_with(b"\"\"\"");
                 i += hashes + 1;
@@ -196,7 +196,7 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
                     }
                     i += 1;
                 }
-                if !closed && i >= text.len() {
+                if !closed {
                     i = start + hashes + 1;
                 }
                 continue;
@@ -1424,6 +1424,9 @@ mod tests {
     fn nesting_hidden_behind_an_unclosed_comment_or_string_is_still_counted() {
         let deep = "a {\n".repeat(100);
         for prefix in ["pinfold /* open\n", "x \"open\n", "x #\"open\n", ""] {
+            // Also a string opened and not closed on each line (fuzz finding).
+            let lines = "x/sparc\" {\n".repeat(100);
+            assert!(nesting_over(format!("{prefix}{lines}").as_bytes(), MAX_NESTING).is_some(), "{prefix:?}");
             assert!(nesting_over(format!("{prefix}{deep}").as_bytes(), MAX_NESTING).is_some(), "{prefix:?}");
         }
         // Closed ones still hide their braces.
