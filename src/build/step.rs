@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// How long one command of a step may run before it is killed: a step that hangs
+/// fails the build instead of holding it forever.
+pub const STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A step that could not run, failed, or did not make its outputs.
 #[derive(Debug, thiserror::Error)]
 #[error("step `{name}`: {message}")]
@@ -203,13 +207,28 @@ pub fn run_step(
         scratch: Vec::new(),
         network: Network::None,
         hostname: bundle::HOSTNAME.to_string(),
+        // A step belongs to this build file: its image is trusted (`book/src/run.md`).
+        sandbox: pinfold_sandbox::Sandbox::trusted(),
     };
-    let control = Control { forward_signals: false, stop_timeout: std::time::Duration::from_secs(10), timeout: None };
+    let control = Control {
+        forward_signals: false,
+        stop_timeout: std::time::Duration::from_secs(10),
+        timeout: Some(STEP_TIMEOUT),
+    };
     let mut log = String::new();
     for command in &step.run {
         spec.args = command.clone();
         let finished =
             engine.execute(image, &spec, Io::Capture { stdin: None }, &control).map_err(|e| fail(e.to_string()))?;
+        if finished.timed_out {
+            return Err(fail(format!(
+                "`{}` did not finish within {} seconds and was killed\n--- stdout\n{}--- stderr\n{}",
+                command.join(" "),
+                STEP_TIMEOUT.as_secs(),
+                with_newline(&finished.stdout),
+                with_newline(&finished.stderr)
+            )));
+        }
         if finished.code != 0 {
             return Err(fail(format!(
                 "`{}` exited with code {}\n--- stdout\n{}--- stderr\n{}",

@@ -35,6 +35,15 @@ pub struct RunArgs {
     /// auto (runc, crun, youki, else bubblewrap), runc, crun, youki, bwrap or docker.
     #[arg(long, default_value = "auto")]
     pub engine: String,
+    /// At most this many processes and threads in the container.
+    #[arg(long, default_value_t = run::DEFAULT_PIDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids_limit: u64,
+    /// At most this much memory (bytes, or with k, m, g; default 4g).
+    #[arg(long, value_parser = run::parse_size)]
+    pub memory: Option<u64>,
+    /// Run an image from outside the build file with an engine that cannot give it every protection (bwrap without cgroups).
+    #[arg(long)]
+    pub allow_weaker_sandbox: bool,
     /// Seconds the program has to exit after SIGINT or SIGTERM before it is killed.
     #[arg(long, default_value_t = 10)]
     pub stop_timeout: u64,
@@ -77,7 +86,14 @@ fn start(args: RunArgs) -> Result<i32, RunError> {
     let cache = crate::resolve::open_cache(args.cache_dir.as_deref())?;
     let (label, opened) = crate::resolve::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
     let image = run::select_platform(&opened, platform.as_ref())?;
-    let prepared = run::PreparedImage::new(&label, &opened, image, cache.root());
+    let mut prepared = run::PreparedImage::new(&label, &opened, image, cache.root());
+    prepared.sandbox = run::Sandbox {
+        limits: run::Limits { pids: args.pids_limit, memory: args.memory.unwrap_or(run::DEFAULT_MEMORY) },
+        // A NAME is built by this build file's own layers and steps; any other
+        // reference comes from outside.
+        trusted: matches!(reference, ImageRef::Name(_)),
+        allow_weaker: args.allow_weaker_sandbox,
+    };
     let options = RunOptions {
         entrypoint: args.entrypoint,
         command: args.command,

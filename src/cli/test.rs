@@ -41,6 +41,15 @@ pub struct TestArgs {
     /// auto (runc, crun, youki, else bubblewrap), runc, crun, youki, bwrap or docker.
     #[arg(long, default_value = "auto")]
     pub engine: String,
+    /// At most this many processes and threads in each container.
+    #[arg(long, default_value_t = run::DEFAULT_PIDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids_limit: u64,
+    /// At most this much memory in each container (bytes, or with k, m, g; default 4g).
+    #[arg(long, value_parser = run::parse_size)]
+    pub memory: Option<u64>,
+    /// Test an image from outside the build file with an engine that cannot give it every protection (bwrap without cgroups).
+    #[arg(long)]
+    pub allow_weaker_sandbox: bool,
     /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -119,11 +128,18 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
     if !names.is_empty() || references.is_empty() {
         images = crate::resolve::build_names(&args.file, &names, args.cache_dir.as_deref()).map_err(RunError::Build)?;
     }
+    // Images of the build file come first and are trusted; the others come from outside.
+    let built = images.len();
     images.extend(references.iter().filter(|r| !matches!(r, ImageRef::Name(_))).map(|r| (r.to_string(), r.clone())));
 
     let cache = crate::resolve::open_cache(args.cache_dir.as_deref())?;
     let mut targets: Vec<(PreparedImage, Vec<Case>)> = Vec::new();
-    for (label, reference) in &images {
+    for (index, (label, reference)) in images.iter().enumerate() {
+        let sandbox = run::Sandbox {
+            limits: run::Limits { pids: args.pids_limit, memory: args.memory.unwrap_or(run::DEFAULT_MEMORY) },
+            trusted: index < built,
+            allow_weaker: args.allow_weaker_sandbox,
+        };
         let cases: Vec<Case> = match &config_cases {
             Some(cases) => cases.clone(),
             None => declared
@@ -153,7 +169,9 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
             )));
         }
         for m in manifests {
-            targets.push((PreparedImage::new(label, &opened, m, cache.root()), cases.clone()));
+            let mut prepared = PreparedImage::new(label, &opened, m, cache.root());
+            prepared.sandbox = sandbox;
+            targets.push((prepared, cases.clone()));
         }
     }
     if targets.is_empty() {

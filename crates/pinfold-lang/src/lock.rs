@@ -120,12 +120,17 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LockError::Read { path: path.display().to_string(), message: e.to_string() }),
         };
-        let lock: Lock = serde_json::from_str(&text)
-            .map_err(|e| LockError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        Lock::parse(&text, &path.display().to_string()).map(Some)
+    }
+
+    /// A lock from its text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Lock, LockError> {
+        let lock: Lock = serde_json::from_str(text)
+            .map_err(|e| LockError::Read { path: path.to_string(), message: e.to_string() })?;
         if lock.version != LOCK_VERSION {
-            return Err(LockError::Version { path: path.display().to_string(), found: lock.version });
+            return Err(LockError::Version { path: path.to_string(), found: lock.version });
         }
-        Ok(Some(lock))
+        Ok(lock)
     }
 
     /// The lock's text: keys sorted at every level (struct fields too, which serde

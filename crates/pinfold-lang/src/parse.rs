@@ -141,7 +141,11 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
                 }
             }
             b'/' if text.get(i + 1) == Some(&b'*') => {
-                // Block comments nest in KDL.
+                // Block comments nest in KDL. One left open is not skipped: the KDL
+                // parser recovers from it and reads the braces after it, so they are
+                // counted (found by tests/fuzz.rs: an unclosed `/*` before 2,000
+                // nested blocks overflowed the stack).
+                let start = i;
                 let mut level = 0usize;
                 while i < text.len() {
                     if text[i..].starts_with(b"/*") {
@@ -157,6 +161,9 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
                         i += 1;
                     }
                 }
+                if level > 0 {
+                    i = start + 2;
+                }
                 continue;
             }
             b'#' | b'"' => {
@@ -166,19 +173,31 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
                     i += hashes.max(1);
                     continue;
                 }
+                // A single-line string that its line does not close, or one left
+                // open, hides nothing: the parser recovers and reads what follows.
+                let start = i;
+                let multiline = text[i + hashes..].starts_with(b"\"\"\"");
                 i += hashes + 1;
                 let mut close = vec![b'"'];
                 close.extend(std::iter::repeat_n(b'#', hashes));
+                let mut closed = false;
                 while i < text.len() {
                     if hashes == 0 && text[i] == b'\\' {
                         i += 2;
                         continue;
                     }
+                    if !multiline && text[i] == b'\n' {
+                        break;
+                    }
                     if text[i..].starts_with(&close) {
                         i += close.len();
+                        closed = true;
                         break;
                     }
                     i += 1;
+                }
+                if !closed {
+                    i = start + hashes + 1;
                 }
                 continue;
             }
@@ -1405,6 +1424,20 @@ mod tests {
         let mut diags = Diagnostics::default();
         let source = Source::new("pinfold.kdl", text);
         (parse(&source, &mut diags), diags)
+    }
+
+    #[test]
+    fn nesting_hidden_behind_an_unclosed_comment_or_string_is_still_counted() {
+        let deep = "a {\n".repeat(100);
+        for prefix in ["pinfold /* open\n", "x \"open\n", "x #\"open\n", ""] {
+            // Also a string opened and not closed on each line (fuzz finding).
+            let lines = "x/sparc\" {\n".repeat(100);
+            assert!(nesting_over(format!("{prefix}{lines}").as_bytes(), MAX_NESTING).is_some(), "{prefix:?}");
+            assert!(nesting_over(format!("{prefix}{deep}").as_bytes(), MAX_NESTING).is_some(), "{prefix:?}");
+        }
+        // Closed ones still hide their braces.
+        let hidden = format!("/* {} */ x \"{}\" y #\"{}\"#\n", "{".repeat(100), "{".repeat(100), "{".repeat(100));
+        assert_eq!(nesting_over(hidden.as_bytes(), MAX_NESTING), None);
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl CoreMetadata {
     pub fn requirements(&self) -> Result<Vec<Requirement>, String> {
         self.requires_dist
             .iter()
-            .map(|r| Requirement::from_str(r).map_err(|e| format!("Requires-Dist {r:?}: {e}")))
+            .map(|r| crate::pep508_guard(|| Requirement::from_str(r)).map_err(|e| format!("Requires-Dist {r:?}: {e}")))
             .collect()
     }
 }

@@ -284,7 +284,7 @@ fn wheel_name(w: &Wheel) -> Option<String> {
 
 fn marker_applies(marker: Option<&str>, env: &pep508_rs::MarkerEnvironment) -> Result<bool, String> {
     let Some(m) = marker else { return Ok(true) };
-    let tree = MarkerTree::from_str(m).map_err(|e| format!("marker {m:?}: {e}"))?;
+    let tree = crate::pep508_guard(|| MarkerTree::from_str(m)).map_err(|e| format!("marker {m:?}: {e}"))?;
     Ok(tree.evaluate(env, &[]))
 }
 

@@ -294,7 +294,7 @@ fn split_option(token: &str) -> (&str, Option<&str>) {
     if let Some((n, v)) = token.split_once('=').filter(|_| token.starts_with("--")) {
         return (n, Some(v));
     }
-    if !token.starts_with("--") && token.len() > 2 {
+    if !token.starts_with("--") && token.len() > 2 && token.is_char_boundary(2) {
         return (&token[..2], Some(&token[2..]));
     }
     (token, None)
@@ -350,7 +350,7 @@ fn requirement_hashes(options: Vec<Opt>, origin: &Origin) -> Result<Vec<String>,
 }
 
 fn parse_requirement(text: &str, sha256: Vec<String>, origin: &Origin) -> Result<Requirement, RequirementsError> {
-    let requirement = Pep508::from_str(text.trim()).map_err(|e| at(origin, &first_line(&e.to_string())))?;
+    let requirement = crate::pep508_guard(|| Pep508::from_str(text.trim())).map_err(|e| at(origin, &first_line(&e)))?;
     if let Some(VersionOrUrl::Url(_)) = requirement.version_or_url {
         return Err(at(
             origin,

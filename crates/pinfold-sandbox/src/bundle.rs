@@ -12,8 +12,9 @@
 use super::rootfs::{is_clean_absolute, resolve_in_root};
 use super::{PreparedImage, RunError, RunOptions};
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType,
-    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, UserBuilder,
 };
 use std::collections::HashSet;
 use std::io::Read;
@@ -131,6 +132,8 @@ pub struct ContainerSpec {
     pub scratch: Vec<String>,
     pub network: Network,
     pub hostname: String,
+    /// Its limits and whether its image is trusted.
+    pub sandbox: super::Sandbox,
 }
 
 /// The command line Docker would run: `--entrypoint` replaces the entrypoint and
@@ -244,6 +247,7 @@ impl ContainerSpec {
             volumes: resolved_volumes,
             network,
             hostname: HOSTNAME.to_string(),
+            sandbox: prepared.sandbox,
         })
     }
 }
@@ -512,7 +516,15 @@ pub fn runtime_spec(
         linux = linux.uid_mappings(vec![uid_map]).gid_mappings(vec![gid_map]);
     }
     let defaults = oci_spec::runtime::Linux::default();
+    let limits = &spec.sandbox.limits;
+    let resources = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(limits.pids as i64).build().map_err(err)?)
+        .memory(LinuxMemoryBuilder::default().limit(limits.memory as i64).build().map_err(err)?)
+        .build()
+        .map_err(err)?;
     let linux = linux
+        .resources(resources)
+        .seccomp(super::seccomp::oci_profile().map_err(err)?)
         .namespaces(namespaces)
         .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())

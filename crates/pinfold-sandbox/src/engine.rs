@@ -135,6 +135,36 @@ impl Engine {
         !matches!(self, Engine::Docker { .. })
     }
 
+    /// The protections of `book/src/run.md` this engine cannot give here. OCI
+    /// runtimes and Docker give them all (or fail to start the container); bubblewrap
+    /// has no cgroups, and gets its limits from a cgroup pinfold makes, when it can.
+    pub fn missing_protections(&self) -> Vec<String> {
+        match self {
+            Engine::Bwrap { .. } if !super::cgroup::available() => {
+                vec!["a pids limit".into(), "a memory limit (no writable cgroup hierarchy)".into()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Refuses an untrusted image when this engine is weaker here (see [`Sandbox`]);
+    /// a trusted one runs, with a note on stderr once.
+    ///
+    /// [`Sandbox`]: super::Sandbox
+    pub fn check_sandbox(&self, sandbox: &super::Sandbox) -> Result<(), RunError> {
+        let missing = self.missing_protections();
+        if let Some(why) = sandbox.refusal(self.name(), &missing) {
+            return Err(RunError::WeakerSandbox(why));
+        }
+        if !missing.is_empty() {
+            static NOTE: Once = Once::new();
+            NOTE.call_once(|| {
+                eprintln!("pinfold: note: the {} engine runs without {}", self.name(), missing.join(" or "))
+            });
+        }
+        Ok(())
+    }
+
     /// Runs `spec` in `prepared` and waits for it.
     pub fn execute(
         &self,
@@ -143,6 +173,7 @@ impl Engine {
         io: Io,
         control: &Control,
     ) -> Result<Finished, RunError> {
+        self.check_sandbox(&spec.sandbox)?;
         let interpreter =
             if matches!(self, Engine::Docker { .. }) { None } else { super::emulate::check(&prepared.platform)? };
         match self {
@@ -666,8 +697,37 @@ fn run_bwrap(
     io: Io,
     control: &Control,
 ) -> Result<Finished, RunError> {
-    let bundle = Bundle::create(prepared.cache_root(), |_| Vec::new(), None)?;
+    let bundle = Bundle::create(
+        prepared.cache_root(),
+        |id| {
+            super::cgroup::dirs_for(id)
+                .into_iter()
+                .map(|d| vec!["rmdir".to_string(), d.to_string_lossy().into_owned()])
+                .collect()
+        },
+        None,
+    )?;
     let RunRoot { rootfs, cwd, binds, scratch } = prepare_rootfs(&bundle, prepared, spec, interpreter)?;
+    // The pids and memory limits: a cgroup of the run's own, entered before exec.
+    let cgroup = if super::cgroup::available() {
+        match super::cgroup::Cgroup::create(&bundle.id, &spec.sandbox.limits) {
+            Ok(c) => Some(c),
+            Err(e) if spec.sandbox.trusted || spec.sandbox.allow_weaker => {
+                eprintln!("pinfold: note: bubblewrap runs without pids and memory limits: {e}");
+                None
+            }
+            Err(e) => return Err(RunError::WeakerSandbox(format!("cannot limit the sandbox's pids and memory: {e}"))),
+        }
+    } else {
+        None
+    };
+    // The seccomp filters, each read by bubblewrap from a descriptor of its own.
+    let mut filters = Vec::new();
+    for (i, program) in super::seccomp::bwrap_programs().map_err(RunError::Runtime)?.iter().enumerate() {
+        let path = bundle.dir.join(format!("seccomp-{i}.bpf"));
+        fs::write(&path, program).map_err(RunError::io(format!("cannot write {}", path.display())))?;
+        filters.push(fs::File::open(&path).map_err(RunError::io(format!("cannot open {}", path.display())))?);
+    }
     let status_path = bundle.dir.join("status.json");
     let status_file = fs::OpenOptions::new()
         .create(true)
@@ -720,19 +780,35 @@ fn run_bwrap(
     use std::os::fd::AsRawFd;
     let status_fd = status_file.as_raw_fd();
     command.arg("--json-status-fd").arg(status_fd.to_string());
+    let mut inherited = vec![status_fd];
+    for filter in &filters {
+        command.arg("--add-seccomp-fd").arg(filter.as_raw_fd().to_string());
+        inherited.push(filter.as_raw_fd());
+    }
     command.arg("--").args(&spec.args);
     apply_io(&mut command, &io);
-    // SAFETY: between fork and exec: one fcntl call (async-signal-safe) that lets
-    // bubblewrap inherit the status file, which std opened close-on-exec.
+    let procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
+    // SAFETY: between fork and exec: fcntl calls (async-signal-safe) that let
+    // bubblewrap inherit the status file and the filters, which std opened
+    // close-on-exec, and write calls (async-signal-safe) that move this process into
+    // the run's cgroup before bubblewrap starts.
     unsafe {
         command.pre_exec(move || {
-            let fd = rustix::fd::BorrowedFd::borrow_raw(status_fd);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(io::Error::from)
+            for &fd in &inherited {
+                let fd = rustix::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(io::Error::from)?;
+            }
+            for &fd in &procs {
+                let fd = rustix::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::write(fd, b"0").map_err(io::Error::from)?;
+            }
+            Ok(())
         });
     }
     let captured = matches!(io, Io::Capture { .. });
     let mut child = command.spawn().map_err(RunError::io(format!("cannot start {}", bwrap.display())))?;
     drop(status_file);
+    drop(filters);
     let mut target = BwrapTarget { pid: child.id(), status: &status_path };
     let (status, stdout, stderr, timed_out) =
         wait_for(&mut child, io, control, &mut target).map_err(RunError::io("waiting for the sandbox"))?;
@@ -745,6 +821,7 @@ fn run_bwrap(
         finished.code = EXIT_CANNOT_RUN;
         report(&mut finished, captured, "bubblewrap could not start the sandbox");
     }
+    drop(cgroup);
     drop(bundle);
     Ok(finished)
 }
@@ -905,6 +982,9 @@ fn run_docker(
         command.args(["--cap-add", &cap]);
     }
     command.args(["--security-opt", "no-new-privileges", "--hostname", &spec.hostname]);
+    // Docker applies its default seccomp profile and masked paths on its own.
+    let limits = &spec.sandbox.limits;
+    command.args(["--pids-limit", &limits.pids.to_string(), "--memory", &limits.memory.to_string()]);
     for (k, v) in &spec.extra_env {
         command.args(["-e", &format!("{k}={v}")]);
     }

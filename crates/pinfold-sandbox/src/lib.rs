@@ -10,6 +10,8 @@
 //! 3. [`engine`]: execution through an OCI runtime (runc, crun, youki), bubblewrap, or
 //!    the Docker engine; stdio, exit codes, signals, and cleanup on every path.
 //! 4. [`emulate`]: other architectures through binfmt_misc and qemu-user.
+//! 5. [`seccomp`] and [`cgroup`]: the default seccomp profile of every engine, and
+//!    the pids and memory limits of bubblewrap, which has no cgroups of its own.
 //!
 //! It imports only `pinfold-image`: it knows nothing of build files, plans, caches
 //! or registries. The application opens the image (its resolver), makes a
@@ -17,9 +19,11 @@
 //! [`Engine::select`], [`run`], [`Engine::execute`].
 
 pub mod bundle;
+pub mod cgroup;
 pub mod emulate;
 pub mod engine;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signals;
 
 use pinfold_image::oci::archive::Archive;
@@ -68,6 +72,9 @@ pub enum RunError {
     Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Runtime(String),
+    /// The engine cannot give an untrusted image every protection.
+    #[error("{0}")]
+    WeakerSandbox(String),
 }
 
 impl RunError {
@@ -87,6 +94,71 @@ impl RunError {
 }
 
 pub use pinfold_image::platform::host_platform;
+
+/// The default of `--pids-limit`: room for a parallel build, not for a fork bomb.
+pub const DEFAULT_PIDS: u64 = 4096;
+/// The default of `--memory`: 4 GiB.
+pub const DEFAULT_MEMORY: u64 = 4 << 30;
+
+/// How many processes (threads count) and how much memory a container may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub pids: u64,
+    /// Bytes.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { pids: DEFAULT_PIDS, memory: DEFAULT_MEMORY }
+    }
+}
+
+/// A size as `--memory` takes it: bytes, or a number with `k`, `m`, `g` (powers of
+/// 1024, as Docker's `--memory`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (digits, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (bytes, or a number with k, m or g)"))?;
+    n.checked_mul(1 << shift).filter(|&b| b >= 4 << 20).ok_or_else(|| format!("`{text}`: at least 4m, at most 16 EiB"))
+}
+
+/// What a container of this image may do, and whether the image is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sandbox {
+    pub limits: Limits,
+    /// Made by this build file's own layers and steps (`pinfold run NAME`, steps,
+    /// `pinfold test` of build-file images). Images from elsewhere are not trusted.
+    pub trusted: bool,
+    /// `--allow-weaker-sandbox`: run an untrusted image with an engine that cannot
+    /// give it every protection of `book/src/run.md`.
+    pub allow_weaker: bool,
+}
+
+impl Sandbox {
+    pub fn trusted() -> Sandbox {
+        Sandbox { trusted: true, ..Sandbox::default() }
+    }
+
+    /// Why `engine` may not run this container: the protections it lacks here, when
+    /// the image is untrusted and the user did not accept a weaker sandbox.
+    pub fn refusal(&self, engine: &str, missing: &[String]) -> Option<String> {
+        if missing.is_empty() || self.trusted || self.allow_weaker {
+            return None;
+        }
+        Some(format!(
+            "the {engine} engine cannot give this image {} here; an image from outside this build file is only run \
+             with every protection (use runc, crun, youki or docker, or pass --allow-weaker-sandbox)",
+            missing.join(" or ")
+        ))
+    }
+}
 
 /// The manifest to run: the one of `wanted`; else the only one; else the host's;
 /// else the first.
@@ -120,6 +192,9 @@ pub struct PreparedImage {
     /// kept so that it is reported, not retried, by every test.
     rootfs: OnceLock<Result<PathBuf, String>>,
     docker: OnceLock<Result<engine::DockerImage, String>>,
+    /// Limits and trust of its containers (untrusted, default limits, until the
+    /// application says otherwise).
+    pub sandbox: Sandbox,
 }
 
 impl PreparedImage {
@@ -138,6 +213,7 @@ impl PreparedImage {
             cache_root: cache_root.to_path_buf(),
             rootfs: OnceLock::new(),
             docker: OnceLock::new(),
+            sandbox: Sandbox::default(),
         }
     }
 
@@ -201,4 +277,30 @@ pub fn run(prepared: &PreparedImage, engine: &Engine, options: &RunOptions) -> R
     let control = engine::Control { forward_signals: true, stop_timeout: options.stop_timeout, timeout: None };
     let finished = engine.execute(prepared, &spec, Io::Inherit, &control)?;
     Ok(finished.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_docker_reads_them() {
+        assert_eq!(parse_size("4g").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("67108864").unwrap(), 64 << 20);
+        assert!(parse_size("1k").is_err(), "below 4 MiB");
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999g").is_err());
+    }
+
+    #[test]
+    fn only_an_untrusted_image_is_refused_by_a_weaker_engine_unless_allowed() {
+        let missing = vec!["a pids limit".to_string()];
+        let untrusted = Sandbox::default();
+        let why = untrusted.refusal("bwrap", &missing).unwrap();
+        assert!(why.contains("bwrap") && why.contains("a pids limit") && why.contains("--allow-weaker-sandbox"));
+        assert_eq!(untrusted.refusal("runc", &[]), None);
+        assert_eq!(Sandbox::trusted().refusal("bwrap", &missing), None);
+        assert_eq!(Sandbox { allow_weaker: true, ..Sandbox::default() }.refusal("bwrap", &missing), None);
+    }
 }
