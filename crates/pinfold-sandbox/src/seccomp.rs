@@ -175,6 +175,8 @@ fn number(name: &str) -> Option<i64> {
         "clone3" => Some(libc::SYS_clone3),
         _ => None,
     });
+    // `SYS_*` are `c_long`: i64 on the 64-bit targets pinfold runs on.
+    #[allow(clippy::useless_conversion)]
     n.map(i64::from)
 }
 
@@ -258,7 +260,7 @@ pub fn bwrap_programs() -> Result<Vec<Vec<u8>>, String> {
     if cfg!(target_arch = "x86_64") {
         programs.push(x32_guard());
     }
-    Ok(programs.iter().map(|p| to_bytes(p)).collect())
+    Ok(programs.iter().map(to_bytes).collect())
 }
 
 /// On x86_64 the x32 ABI reaches the same kernel code with the same architecture
