@@ -399,7 +399,7 @@ fn open_and_unpack(dir: &Path, kind: &str, bytes: &[u8]) {
 #[test]
 fn fuzz_image_archives_and_their_layers() {
     let tmp = tempdir();
-    let seeds = vec![oci_archive(&oci_documents()), docker_archive()];
+    let seeds = [oci_archive(&oci_documents()), docker_archive()];
     campaign("image-archive", &seeds[..1], 1500, Duration::from_secs(6), &|b| {
         open_and_unpack(tmp.path(), "oci-archive", b)
     });

@@ -156,11 +156,11 @@ pub fn install_tree(
         .get(platform)
         .ok_or_else(|| format!("pinfold.lock has no wheels for {platform}; run `pinfold lock`"))?;
     let scheme = match to {
-        Some(prefix) => Scheme::venv(prefix, &interpreter.path, interpreter.version.clone()),
+        Some(prefix) => Scheme::venv(prefix, &interpreter.path, interpreter.version),
         None => Scheme::site_packages(
             &format!("/usr/local/lib/python{}/dist-packages", interpreter.version.short()),
             &interpreter.path,
-            interpreter.version.clone(),
+            interpreter.version,
         ),
     }
     .map_err(|e| e.to_string())?;

@@ -233,8 +233,10 @@ mod alternatives_tests {
     use crate::deb::Control;
 
     fn deb(name: &str, postinst: &str) -> Deb {
-        let mut control = Control::default();
-        control.stanza = crate::deb822::Stanza { fields: vec![("Package".into(), name.into())], line: 1 };
+        let mut control = Control {
+            stanza: crate::deb822::Stanza { fields: vec![("Package".into(), name.into())], line: 1 },
+            ..Default::default()
+        };
         control.members.insert("postinst".into(), postinst.as_bytes().to_vec());
         Deb { control, entries: Vec::new(), listed: Vec::new(), conffile_md5: BTreeMap::new() }
     }
