@@ -141,3 +141,76 @@ fn network_a_deb_whose_sha256_differs_from_the_lock_is_refused_naming_both() {
     assert!(ran.stderr().contains("ca-certificates"), "{}", ran.stderr());
     assert!(!dir.join("pinfold-out").exists() || std::fs::read_dir(dir.join("pinfold-out")).unwrap().next().is_none());
 }
+
+const PYTHON_BUILD: &str = r#"pinfold 1
+epoch 1704067200
+platforms "linux/amd64" "linux/arm64"
+
+debian os {
+    suite "bookworm" "bookworm-updates" "bookworm-security"
+    components "main"
+    packages "python3" "ca-certificates" "libstdc++6" "libgomp1"
+}
+
+python deps {
+    packages "scikit-learn" "tqdm"
+    python "3.11"
+}
+
+image train {
+    from scratch
+    layer os { install "os" }
+    layer py { install "deps" to="/opt/venv" }
+    env PATH="/opt/venv/bin:/usr/bin:/bin"
+    cmd "python" "-c" "from sklearn.datasets import load_iris; from sklearn.linear_model import LogisticRegression; X,y=load_iris(return_X_y=True); print('score', round(LogisticRegression(max_iter=500).fit(X,y).score(X,y),3))"
+}
+"#;
+
+#[test]
+fn network_python_set_on_the_debian_interpreter_fits_a_model_on_both_platforms() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pinfold.kdl"), PYTHON_BUILD).unwrap();
+    let cache = dir.join("cache");
+    let locked = Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).arg("lock").run().success().stdout();
+    for name in ["scikit-learn", "scipy", "joblib", "threadpoolctl", "numpy", "tqdm"] {
+        assert!(locked.contains(&format!("+ python deps linux/arm64 {name} ")), "{name} not locked:\n{locked}");
+    }
+    let text = std::fs::read_to_string(dir.join("pinfold.lock")).unwrap();
+    assert!(!text.contains("://"), "the lock names a host");
+    let lock: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for wheel in lock["python"]["deps"]["platforms"]["linux/arm64"].as_array().unwrap() {
+        let file = wheel["file"].as_str().unwrap();
+        assert!(file.contains("aarch64") || file.ends_with("-any.whl"), "{file} is not for arm64");
+    }
+    let built = Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).args(["build", "--locked"]).run().success();
+    let run = |platform: &str, extra: &[&str]| {
+        Test::new()
+            .dir(dir)
+            .env("PINFOLD_CACHE_DIR", &cache)
+            .args(["run", "--platform", platform, "oci:pinfold-out/train"])
+            .args(extra)
+            .run()
+            .success()
+            .stdout()
+    };
+    assert!(run("linux/amd64", &[]).contains("score 0.9"), "no score on amd64");
+    // The console script runs, with the venv's python as its interpreter.
+    let tqdm = lock["python"]["deps"]["platforms"]["linux/amd64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "tqdm")
+        .unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(run("linux/amd64", &["--", "tqdm", "--version"]).trim(), tqdm);
+    if arm64_runs() {
+        assert!(run("linux/arm64", &[]).contains("score 0.9"), "no score on arm64");
+    }
+    // The same digest from a cold store.
+    let again =
+        Test::new().dir(dir).env("PINFOLD_CACHE_DIR", dir.join("cold")).args(["build", "--locked"]).run().success();
+    assert_eq!(again.digest(), built.digest());
+}
