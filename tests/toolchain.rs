@@ -5,7 +5,7 @@
 //! empty cache gives the same image digest.
 //!
 //! **Slow.** The first run on a machine debootstraps Debian bookworm with gcc (40–80 s,
-//! about 80 MB of packages from deb.debian.org, as root), cached in
+//! about 80 MB of packages from the machine's own Debian mirror, as root), cached in
 //! $PINFOLD_TEST_TOOLCHAIN (default /var/cache/pinfold-test-toolchain/bookworm-gcc,
 //! 330 MB) for later runs; every run then packs that rootfs into a layer, unpacks it
 //! for the runtime and compiles, twice (15–30 s in all on a shared two-core machine).
@@ -25,13 +25,21 @@ use harness::*;
 /// What the cached rootfs holds. A cache whose marker says anything else is made again,
 /// so that changing this recipe never leaves a stale toolchain trusted.
 const SUITE: &str = "bookworm";
-const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "gcc,libc6-dev";
 
+/// The machine's Debian mirror for the suite, as its apt sources give it (no host is
+/// written here). The recipe leaves it out: any mirror serves the same packages.
+fn mirror() -> String {
+    let sources = pinfold_debian::apt_sources(Path::new("/")).expect("the machine's apt sources are readable");
+    sources
+        .iter()
+        .find(|s| s.suites.iter().any(|suite| suite == SUITE))
+        .map(|s| s.uri.clone())
+        .unwrap_or_else(|| panic!("no apt source of this machine serves {SUITE}"))
+}
+
 fn recipe() -> String {
-    format!(
-        "debootstrap --variant=minbase --include={PACKAGES} {SUITE} {MIRROR}\nwithout /dev/*, apt's caches and lists\n"
-    )
+    format!("debootstrap --variant=minbase --include={PACKAGES} {SUITE}\nwithout /dev/*, apt's caches and lists\n")
 }
 
 /// The marker beside the rootfs (not in it: it would end up in the image).
@@ -94,14 +102,14 @@ fn debootstrap(parent: &Path, name: &str, dir: &Path) {
     let out = Command::new("debootstrap")
         .args(["--variant=minbase", &format!("--include={PACKAGES}"), SUITE])
         .arg(&rootfs)
-        .arg(MIRROR)
+        .arg(mirror())
         .output()
         .expect("debootstrap runs");
     if !out.status.success() {
         unmount_below(&tmp);
         let _ = std::fs::remove_dir_all(&tmp);
         panic!(
-            "debootstrap failed (it needs deb.debian.org):\n{}\n{}",
+            "debootstrap failed (it needs the machine's Debian mirror):\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
