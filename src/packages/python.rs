@@ -170,12 +170,19 @@ pub fn install_tree(
     let work = tempfile::Builder::new().prefix("wheels-").tempdir_in(&unpacked).map_err(|e| e.to_string())?;
     let mut sets = vec![("venv".to_string(), scheme.venv_entries())];
     for (wheel, stored) in wheels.iter().zip(&paths) {
-        // The installer reads name, version and tags from the file's name.
+        // The installer reads name, version and tags from the file's name. The name
+        // comes from the lock: one path component, or it is refused.
+        let plain =
+            wheel.file.ends_with(".whl") && !wheel.file.starts_with('.') && !wheel.file.contains(['/', '\\', '\0']);
+        if !plain {
+            return Err(format!("`{}` in pinfold.lock is not a wheel's file name", wheel.file));
+        }
         let named = work.path().join(&wheel.file);
         if std::fs::hard_link(stored, &named).is_err() {
             std::fs::copy(stored, &named).map_err(|e| format!("{}: {e}", wheel.file))?;
         }
-        let extract_to = unpacked.join(format!("wheel-{}", &wheel.sha256[..32]));
+        let digest: Digest = format!("sha256:{}", wheel.sha256).parse().map_err(|e| format!("{}: {e}", wheel.file))?;
+        let extract_to = unpacked.join(format!("wheel-{}", digest.hex()));
         let entries = install::install_wheel(&named, &scheme, &InstallOptions { extract_to: Some(extract_to) })
             .map_err(|e| e.to_string())?;
         sets.push((wheel.file.clone(), entries));
