@@ -77,7 +77,15 @@ pub fn repositories(decl: &DebianDecl) -> Result<Vec<Repository>, String> {
 
 fn keyring(decl: &DebianDecl, root: &Path) -> Result<Keyring, String> {
     match &decl.keyring {
-        Some(path) => Keyring::load(&root.join(&path.value), decl.keyring_sha256.as_ref().map(|s| s.value.as_str())),
+        Some(path) => {
+            // The language made the path relative and clean; a symlink must not take it
+            // out of the build file's directory either.
+            let inside = root.canonicalize().ok().zip(root.join(&path.value).canonicalize().ok());
+            if !inside.is_some_and(|(root, file)| file.starts_with(root)) {
+                return Err(format!("keyring `{}` is not a file below the build file's directory", path.value));
+            }
+            Keyring::load(&root.join(&path.value), decl.keyring_sha256.as_ref().map(|s| s.value.as_str()))
+        }
         None => Keyring::load(Path::new(pinfold_debian::DEFAULT_KEYRING), None),
     }
     .map_err(|e| e.to_string())
