@@ -104,6 +104,15 @@ fn a_deeply_nested_build_file_is_refused_without_overflowing_the_stack() {
 }
 
 #[test]
+fn twenty_thousand_brackets_that_close_nothing_are_refused_without_overflowing_the_stack() {
+    // The KDL crate's error recovery recurses once per stray closer (tests/fuzz.rs).
+    let tmp = tempdir();
+    let text = format!("pinfold 1\nimage x {{}}\n{}\n", "}".repeat(20_000));
+    std::fs::write(tmp.path().join("stray.kdl"), text).unwrap();
+    every_reader_refuses(tmp.path(), "stray.kdl", "brackets close nothing");
+}
+
+#[test]
 fn a_diagnostic_past_column_65535_and_a_flood_of_quotes_are_reported_quickly() {
     let tmp = tempdir();
     let long = format!("pinfold 1\nimage x {{\n  label a=\"{}\" bogus=(\n}}\n", "x".repeat(70_000));
