@@ -10,4 +10,5 @@ mod inputs;
 mod packages;
 mod platforms;
 mod reproducible;
+mod serve;
 mod tools;
