@@ -4,6 +4,12 @@
 # what is missing is installed.
 set -euo pipefail
 
+# As a user, the README's first command runs this script as it is: it asks sudo for
+# root itself (apt needs it); a root shell on a minimal machine has no sudo to ask.
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+  exec sudo --preserve-env=PINFOLD_TEST_DEBS,CI,PATH "$0" "$@"
+fi
+
 # debootstrap: tests/toolchain.rs makes its gcc toolchain rootfs with it (once per
 # machine; the test does that itself, and caches it).
 need_apt=()
