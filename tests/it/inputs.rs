@@ -172,6 +172,31 @@ fn archives_are_unpacked_normalized_and_hostile_entries_refused() {
 }
 
 #[test]
+fn lock_records_a_local_archives_sha256_and_lint_fix_writes_it_into_the_build_file() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let cache = tmp.path().join("cache");
+    python_tar(&src.join("data.tar.gz"), "f('data.txt', b'data')");
+    let expected = sha(&std::fs::read(src.join("data.tar.gz")).unwrap());
+    std::fs::write(src.join("pinfold.kdl"), archive_build("data.tar.gz")).unwrap();
+    // Unpinned, --locked refuses it; `pinfold lock` pins it by the file's own sha256.
+    Test::new().dir(&src).args(["build", "--locked", "--cache-dir"]).arg(&cache).run().code(2);
+    let out = Test::new().dir(&src).args(["lock", "--cache-dir"]).arg(&cache).run().success().stdout();
+    assert!(out.contains(&format!("+ archive a sha256:{expected} data.tar.gz")), "{out}");
+    let built = Test::new().dir(&src).args(["build", "--locked", "--cache-dir"]).arg(&cache).run().success().stdout();
+    // `lint --fix` writes the same sha256 into the build file itself.
+    Test::new().dir(&src).args(["lint", "--fix", "pinfold.kdl"]).run();
+    let text = std::fs::read_to_string(src.join("pinfold.kdl")).unwrap();
+    assert!(text.contains(&format!("archive a path=\"data.tar.gz\" sha256=\"{expected}\"")), "{text}");
+    let lint = Test::new().dir(&src).args(["lint", "pinfold.kdl"]).run();
+    assert!(!lint.stdout().contains("PF106") && !lint.stderr().contains("PF106"), "{}", lint.stderr());
+    // The pin is the same either way, so the image is too.
+    let again = Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().success().stdout();
+    assert_eq!(built, again);
+}
+
+#[test]
 fn lock_round_trip_and_crlf_build_files() {
     let tmp = tempdir();
     let src = tmp.path().join("src");
