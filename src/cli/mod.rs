@@ -105,9 +105,13 @@ pub struct CacheVerifyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CacheGcArgs {
-    /// The most that step outputs and layers may take: 10G, 500M, 4096 (bytes).
+    /// The most that the cache may take (step outputs, layers, stored downloads and
+    /// packages, unpacked trees): 10G, 500M, 4096 (bytes). The least recently used go first.
     #[arg(long, value_name = "SIZE")]
     pub max_size: Option<String>,
+    /// Remove what was not used for this long: 30d, 12h, 90m.
+    #[arg(long, value_name = "AGE")]
+    pub max_age: Option<String>,
     /// The cache directory (default: PINFOLD_CACHE_DIR, else ~/.cache/pinfold).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -299,16 +303,26 @@ fn run_cache_gc(args: CacheGcArgs) -> i32 {
         Ok(m) => m,
         Err(e) => return usage_error(format!("--max-size {e}")),
     };
+    let max_age = match args.max_age.as_deref().map(crate::cache::gc::parse_age).transpose() {
+        Ok(m) => m,
+        Err(e) => return usage_error(format!("--max-age {e}")),
+    };
     let (dir, cache) = match open_cache_alone(args.cache_dir) {
         Ok(Some(opened)) => opened,
         Ok(None) => return EXIT_OK,
         Err(code) => return code,
     };
-    match crate::cache::gc::collect(&cache, max_size) {
+    use crate::cache::gc::human_size;
+    match crate::cache::gc::collect(&cache, crate::cache::gc::Limits { max_size, max_age }) {
         Ok(r) => {
             eprintln!(
-                "pinfold: removed {} step output(s) and {} layer(s), {} bytes freed; {} bytes of step outputs and layers left",
-                r.steps_removed, r.layers_removed, r.bytes_freed, r.bytes_left
+                "pinfold: removed {} step output(s) and {} layer(s), {} stored input(s) and {} unpacked tree(s): {} freed, {} left",
+                r.steps_removed,
+                r.layers_removed,
+                r.inputs_removed,
+                r.trees_removed,
+                human_size(r.bytes_freed),
+                human_size(r.bytes_left)
             );
             EXIT_OK
         }

@@ -32,6 +32,7 @@ fn unsafe_entry(entry: &str, why: &str) -> ExtractError {
 pub fn extract_archive(blob: &Path, digest: &Digest, cache: &Cache) -> Result<PathBuf, ExtractError> {
     let dest = cache.root().join("extracted").join(digest.hex());
     if dest.is_dir() {
+        pinfold_image::fsutil::mark_used(&dest);
         return Ok(dest);
     }
     std::fs::create_dir_all(cache.root().join("extracted"))?;

@@ -40,6 +40,7 @@ pub fn fetch(
     if let Some(expected) = expected {
         let path = cache.blob_path(&expected);
         if path.is_file() {
+            pinfold_image::fsutil::mark_used(&path);
             return Ok((expected, path));
         }
         if let Some(mirror) = &options.mirror {

@@ -197,6 +197,33 @@ fn lock_records_a_local_archives_sha256_and_lint_fix_writes_it_into_the_build_fi
 }
 
 #[test]
+fn cache_gc_collects_stored_inputs_and_unpacked_trees_by_age_and_the_next_build_makes_them_again() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let cache = tmp.path().join("cache");
+    python_tar(&src.join("data.tar.gz"), "f('data.txt', b'data')");
+    std::fs::write(src.join("pinfold.kdl"), archive_build("data.tar.gz")).unwrap();
+    let build = || Test::new().dir(&src).args(["build", "--cache-dir"]).arg(&cache).run().success();
+    let digest = build().digest();
+    let gc = |args: &[&str]| Test::new().args(["cache", "gc", "--cache-dir"]).arg(&cache).args(args).run().success();
+    // Used just now: an age of a day keeps everything.
+    gc(&["--max-age", "1d"]).stderr_contains("0 stored input(s) and 0 unpacked tree(s)");
+    // Make every entry a year old: the stored archive, its unpacked tree and the layer go.
+    let year_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(365 * 86_400);
+    for entry in walkdir::WalkDir::new(&cache).min_depth(2).max_depth(3) {
+        let entry = entry.unwrap();
+        std::fs::File::open(entry.path()).unwrap().set_modified(year_ago).unwrap();
+    }
+    gc(&["--max-age", "30d"]).stderr_contains("and 1 layer(s), 1 stored input(s) and 1 unpacked tree(s)");
+    assert_eq!(std::fs::read_dir(cache.join("extracted")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(cache.join("blobs/sha256")).unwrap().count(), 0);
+    // The next build reads the archive again and gives the same image.
+    assert_eq!(build().digest(), digest);
+    Test::new().args(["cache", "gc", "--max-age", "soon", "--cache-dir"]).arg(&cache).run().code(2);
+}
+
+#[test]
 fn lock_round_trip_and_crlf_build_files() {
     let tmp = tempdir();
     let src = tmp.path().join("src");

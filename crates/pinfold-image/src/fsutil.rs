@@ -27,6 +27,14 @@ pub fn sweep_dead_temporaries(dir: &Path) {
     }
 }
 
+/// Records that a cache entry was used just now (its modification time, which
+/// `cache gc` reads as its last use). A failure only makes gc think it older.
+pub fn mark_used(path: &Path) {
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temp file beside it, then rename), readable by
 /// everyone (0644, whatever the umask: a lock or a fixed Dockerfile is shared).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -79,6 +79,7 @@ pub fn unpacked(cache_root: &Path, archive: &Archive, image: &PlatformImage) -> 
     let dir = cache_root.join("rootfs");
     let dest = dir.join(rootfs_key(image, owned));
     if dest.is_dir() {
+        pinfold_image::fsutil::mark_used(&dest);
         return Ok(dest);
     }
     let tmp_parent = cache_root.join("tmp");
