@@ -597,3 +597,65 @@ fn on_a_terminal_the_build_draws_spinners_and_a_summary_then_clears_them() {
     assert!(tail.contains("shown sha256:") && tail.contains("pinfold: 1 step(s) ran"), "{drawn:?}");
     assert!(!tail.contains("] "), "a bar was left on screen:\n{drawn:?}");
 }
+
+#[test]
+fn a_step_takes_a_download_and_an_archive_as_inputs() {
+    let Some(f) = Fixture::new() else { return };
+    std::fs::write(f.src.join("tool.sh"), "echo made by the downloaded tool\n").unwrap();
+    let status = Command::new("tar")
+        .args(["-czf", "data.tar.gz", "--owner=0", "--group=0", "data/words.txt"])
+        .current_dir(&f.src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tool_url = format!("file://{}", f.src.join("tool.sh").display());
+    let base = std::fs::read_to_string(f.src.join("pinfold.kdl")).unwrap();
+    f.write(
+        "inputs.kdl",
+        &format!(
+            r#"{base}
+download tool url="{tool_url}"
+archive data path="data.tar.gz"
+
+step consume {{
+    image tools
+    inputs download=tool
+    inputs archive=data to="vendor"
+    run "sh" "-c" "sh tool.sh > made.txt && find vendor -type f > files.txt && cat vendor/data/words.txt >> files.txt"
+    outputs "made.txt" "files.txt"
+}}
+
+image consumed {{
+    from scratch
+    layer busybox {{
+        copy "busybox-amd64" to="/bin/busybox" mode=0o755
+        symlink "/bin/cat" target="busybox"
+    }}
+    layer made {{
+        copy step=consume "made.txt" to="/made.txt"
+        copy step=consume "files.txt" to="/files.txt"
+    }}
+    entrypoint "/bin/cat"
+    cmd "/made.txt" "/files.txt"
+}}
+"#
+        ),
+    );
+    let ran = f.pinfold().args(["run", "-f", "inputs.kdl", "consumed"]).run().success();
+    let words = std::fs::read_to_string(f.src.join("data/words.txt")).unwrap();
+    assert_eq!(ran.stdout(), format!("made by the downloaded tool\nvendor/data/words.txt\n{words}"));
+    assert_eq!(ran.steps(), pairs(&[("consume", "ran")]));
+    // The inputs are part of the step's key: a changed download runs it again.
+    std::fs::write(f.src.join("tool.sh"), "echo made by the new tool\n").unwrap();
+    let ran = f.pinfold().args(["run", "-f", "inputs.kdl", "consumed"]).run().success();
+    assert!(ran.stdout().starts_with("made by the new tool\n"), "{}", ran.stdout());
+    assert_eq!(ran.steps(), pairs(&[("consume", "ran")]));
+    // Names that are not declared are reported at their spans.
+    f.write(
+        "bad.kdl",
+        &format!(
+            "{base}\nstep s {{\n    image tools\n    inputs download=tol\n    run \"true\"\n    outputs \"x\"\n}}\n"
+        ),
+    );
+    f.pinfold().args(["build", "-f", "bad.kdl", "s"]).run().code(2).stderr_contains("no download is named `tol`");
+}

@@ -194,6 +194,11 @@ pub fn narrowed_to(file: &BuildFile, names: &[String]) -> Option<BuildFile> {
         }
     }
     bases.extend(out.steps.iter().filter_map(|s| s.image.as_ref()).map(|i| i.value.as_str()));
+    for input in out.steps.iter().flat_map(|s| &s.inputs) {
+        if let StepInput::Download { name, .. } | StepInput::Archive { name, .. } = input {
+            inputs.insert(&name.value);
+        }
+    }
     let (bases, inputs): (BTreeSet<String>, BTreeSet<String>) =
         (bases.into_iter().map(str::to_string).collect(), inputs.into_iter().map(str::to_string).collect());
     out.bases.retain(|b| bases.contains(&b.name.value));
@@ -432,6 +437,8 @@ impl Cx<'_> {
         for input in &decl.inputs {
             match input {
                 StepInput::Files(pattern) => ok &= self.step_files(pattern, &mut files, walked),
+                StepInput::Download { name, to } => ok &= self.step_download(name, to.as_ref(), &mut files),
+                StepInput::Archive { name, to } => ok &= self.step_archive(name, to.as_ref(), &mut files),
                 StepInput::Step { step, paths } => match file.steps.iter().find(|s| s.name.value == step.value) {
                     None => {
                         let known: Vec<&str> = file.steps.iter().map(|s| s.name.value.as_str()).collect();
@@ -718,6 +725,90 @@ impl Cx<'_> {
         }
         true
     }
+}
+
+impl Cx<'_> {
+    /// `inputs download=NAME [to=PATH]`: the download's one file (the same for every
+    /// platform: a step's inputs do not vary by platform) at PATH, by default the URL's
+    /// last segment, in the work directory.
+    fn step_download(
+        &mut self,
+        name: &lang::Spanned<String>,
+        to: Option<&lang::Spanned<String>>,
+        files: &mut Vec<(String, PathBuf, Option<FileStat>)>,
+    ) -> bool {
+        if self.inputs.failed.contains(&name.value) {
+            return false; // already reported
+        }
+        let Some(sources) = self.inputs.downloads.get(&name.value) else {
+            let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
+            let d = Diagnostic::error(Code::UnknownInput, format!("no download is named `{}`", name.value))
+                .at(name.span, "not a download of this file");
+            let help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            self.error(Diagnostic { help, ..d });
+            return false;
+        };
+        let [(None, file_name, stored)] = sources.as_slice() else {
+            self.error(
+                Diagnostic::error(Code::InputPlatform, format!("download `{}` has a file per platform", name.value))
+                    .at(name.span, "a step input")
+                    .help("a step's inputs are the same for every platform: give the step a download with one `url`"),
+            );
+            return false;
+        };
+        let path = to.map_or_else(
+            || if file_name.is_empty() { name.value.clone() } else { file_name.clone() },
+            |t| t.value.trim_start_matches("./").to_string(),
+        );
+        let stat = std::fs::metadata(stored).ok().map(|m| FileStat::from_metadata(&m));
+        insert_sorted(files, vec![(path, stored.clone(), stat)]);
+        true
+    }
+
+    /// `inputs archive=NAME [to=DIR]`: the archive's regular files below DIR, by
+    /// default the archive's name, in the work directory.
+    fn step_archive(
+        &mut self,
+        name: &lang::Spanned<String>,
+        to: Option<&lang::Spanned<String>>,
+        files: &mut Vec<(String, PathBuf, Option<FileStat>)>,
+    ) -> bool {
+        if self.inputs.failed.contains(&name.value) {
+            return false; // already reported
+        }
+        let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
+            let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
+            let d = Diagnostic::error(Code::UnknownInput, format!("no archive is named `{}`", name.value))
+                .at(name.span, "not an archive of this file");
+            let help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            self.error(Diagnostic { help, ..d });
+            return false;
+        };
+        let below =
+            to.map_or_else(|| name.value.clone(), |t| t.value.trim_start_matches("./").trim_end_matches('/').into());
+        match pinfold_image::walk::regular_files(&dir, &[]) {
+            Ok(found) => {
+                let prefix = if below.is_empty() || below == "." { String::new() } else { format!("{below}/") };
+                let found = found.into_iter().map(|(f, stat)| (format!("{prefix}{f}"), dir.join(&f), Some(stat)));
+                insert_sorted(files, found.collect());
+                true
+            }
+            Err(e) => {
+                self.error(
+                    Diagnostic::error(Code::Archive, format!("archive `{}`: cannot read its files: {e}", name.value))
+                        .at(name.span, "a step input"),
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Adds `more` to the sorted `files`, keeping them sorted by path, each path once.
+fn insert_sorted(files: &mut Vec<(String, PathBuf, Option<FileStat>)>, more: Vec<(String, PathBuf, Option<FileStat>)>) {
+    files.extend(more);
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|a, b| a.0 == b.0);
 }
 
 /// The regular files of the build file's directory (for globs), walked once per plan.

@@ -1286,8 +1286,41 @@ impl Cx<'_> {
                     step.image = list.first().and_then(|e| self.string(e, "the image"));
                 }
                 "inputs" => {
-                    self.check_props(child, &["step"]);
+                    self.check_props(child, &["step", "download", "archive", "to"]);
                     let from = self.string_prop(child, "step", "the step");
+                    let download = self.string_prop(child, "download", "the download");
+                    let archive = self.string_prop(child, "archive", "the archive");
+                    let to = self.string_prop(child, "to", "the path in the work directory");
+                    let to = to.filter(|t| self.relative_path(t, "`to`"));
+                    let named = match (download, archive, &from) {
+                        (Some(name), None, None) => Some(StepInput::Download { name, to: to.clone() }),
+                        (None, Some(name), None) => Some(StepInput::Archive { name, to: to.clone() }),
+                        (None, None, _) => None,
+                        _ => {
+                            let diag = self.error(
+                                Code::ConflictingSource,
+                                "an `inputs` node takes one of `step=`, `download=` and `archive=`",
+                                child.span(),
+                                "more than one source",
+                            );
+                            diag.help = Some("write one `inputs` node for each".into());
+                            continue;
+                        }
+                    };
+                    if let Some(input) = named {
+                        // The node names its download or archive, and nothing else.
+                        self.arity(child, 0, 0, "no paths (`to=` says where it goes)");
+                        step.inputs.push(input);
+                        continue;
+                    }
+                    if let Some(t) = &to {
+                        self.error(
+                            Code::UnknownProperty,
+                            "`to=` goes with `download=` or `archive=`",
+                            t.span,
+                            "nothing to place",
+                        );
+                    }
                     let min = if from.is_some() { 0 } else { 1 };
                     let list = self.arity(child, min, usize::MAX, "one or more paths or globs");
                     let paths: Vec<Spanned<String>> = self

@@ -70,6 +70,12 @@ pub enum StepInput {
     Files(Spanned<String>),
     /// Outputs of another step: all of them, or the paths given.
     Step { step: Spanned<String>, paths: Vec<Spanned<String>> },
+    /// A declared `download`'s file, at `to` below the work directory (default: the
+    /// URL's last segment).
+    Download { name: Spanned<String>, to: Option<Spanned<String>> },
+    /// A declared `archive`'s content, below `to` in the work directory (default: the
+    /// archive's name).
+    Archive { name: Spanned<String>, to: Option<Spanned<String>> },
 }
 
 /// A file fetched by URL, pinned by sha256, optionally one per platform.
