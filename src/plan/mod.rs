@@ -423,7 +423,7 @@ impl Cx<'_> {
             .unwrap_or_default();
         let targets = selected_platforms(file, decl, input)
             .into_iter()
-            .map(|platform| self.plan_target(decl, platform, bases, compression))
+            .map(|platform| self.plan_target(file, decl, platform, bases, compression))
             .collect();
         ImagePlan { name: decl.name.value.clone(), targets }
     }
@@ -449,27 +449,40 @@ impl Cx<'_> {
     }
 
     /// One image for one platform: its base, its config and its layers, with the
-    /// platform's block applied.
+    /// platform's block applied. An image `from` another image of the file starts
+    /// where that one ends: its base, its layers and its config, then its own.
     fn plan_target(
         &mut self,
+        file: &BuildFile,
         decl: &lang::ImageDecl,
         platform: Platform,
         bases: &Bases,
         compression: Compression,
     ) -> TargetPlan {
-        let base = self.target_base(decl, &platform, bases);
+        let chain = self.image_chain(file, decl, bases, &platform);
+        // The base is that of the first image of the chain. When the walk stopped at an
+        // error (already reported), that one is still `from` an image: no base then.
+        let from_image = chain[0].from.as_ref().is_some_and(|f| {
+            matches!(&f.value, FromDecl::Base(n) if !bases.contains_key(n.as_str())
+                && file.images.iter().any(|i| &i.name.value == n))
+        });
+        let base = if from_image { None } else { self.target_base(chain[0], &platform, bases) };
         let mut config = ConfigPlan::default();
-        apply_config(&mut config, &decl.config);
-        let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> =
-            decl.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
-        for o in decl.overrides.iter().filter(|o| o.platform.value == platform) {
-            apply_config(&mut config, &o.config);
-            for l in &o.layers {
-                match layer_decls.iter_mut().find(|(n, _)| *n == l.name.value) {
-                    Some((_, entries)) => entries.extend(l.entries.iter()),
-                    None => layer_decls.push((l.name.value.clone(), l.entries.iter().collect())),
+        let mut layer_decls: Vec<(String, Vec<&EntryDecl>)> = Vec::new();
+        for image in chain {
+            apply_config(&mut config, &image.config);
+            let mut own: Vec<(String, Vec<&EntryDecl>)> =
+                image.layers.iter().map(|l| (l.name.value.clone(), l.entries.iter().collect())).collect();
+            for o in image.overrides.iter().filter(|o| o.platform.value == platform) {
+                apply_config(&mut config, &o.config);
+                for l in &o.layers {
+                    match own.iter_mut().find(|(n, _)| *n == l.name.value) {
+                        Some((_, entries)) => entries.extend(l.entries.iter()),
+                        None => own.push((l.name.value.clone(), l.entries.iter().collect())),
+                    }
                 }
             }
+            layer_decls.extend(own);
         }
         let layers = layer_decls
             .into_iter()
@@ -480,6 +493,48 @@ impl Cx<'_> {
             .collect();
         let annotations = decl.config.annotations.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
         TargetPlan { platform, base, layers, config, annotations }
+    }
+
+    /// The images `decl` is built on, oldest first, ending with `decl`: it and, while
+    /// `from` names an image of the file (not a base), that image. A cycle, or a
+    /// parent not built for `platform`, is reported; the chain then stops there.
+    fn image_chain<'f>(
+        &mut self,
+        file: &'f BuildFile,
+        decl: &'f lang::ImageDecl,
+        bases: &Bases,
+        platform: &Platform,
+    ) -> Vec<&'f lang::ImageDecl> {
+        let mut chain = vec![decl];
+        let mut current = decl;
+        while let Some((FromDecl::Base(name), span)) = current.from.as_ref().map(|f| (&f.value, f.span)) {
+            if bases.contains_key(name.as_str()) {
+                break;
+            }
+            let Some(parent) = file.images.iter().find(|i| &i.name.value == name) else { break };
+            if chain.iter().any(|c| c.name.value == parent.name.value) {
+                break; // a cycle, which the graph of the build file reports
+            }
+            if !declared_platforms(file, parent).contains(platform) {
+                self.error(
+                    Diagnostic::error(
+                        Code::BasePlatform,
+                        format!(
+                            "image `{name}` is not built for {platform}, which image `{}` is built for",
+                            current.name.value
+                        ),
+                    )
+                    .at(span, "built from it")
+                    .also_at(parent.name.span, "declared here")
+                    .help("add the platform to the image it is built from, or narrow this image's platforms"),
+                );
+                break;
+            }
+            chain.push(parent);
+            current = parent;
+        }
+        chain.reverse();
+        chain
     }
 
     /// The base of `decl` for `platform`: the manifest of its base's index that serves

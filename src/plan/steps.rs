@@ -143,6 +143,12 @@ pub fn graph(file: &BuildFile) -> BTreeMap<Node, Vec<(Node, SourceSpan)>> {
     }
     for image in &file.images {
         let deps = edges.entry(Node::Image(image.name.value.clone())).or_default();
+        // `from NAME` of another image: built on it, so it needs what that one needs.
+        if let Some(lang::FromDecl::Base(name)) = image.from.as_ref().map(|f| &f.value) {
+            if images.contains(name.as_str()) && !bases.contains(name.as_str()) {
+                deps.push((Node::Image(name.clone()), image.from.as_ref().expect("matched").span));
+            }
+        }
         let entries =
             image.layers.iter().chain(image.overrides.iter().flat_map(|o| &o.layers)).flat_map(|l| &l.entries);
         for entry in entries {
@@ -385,7 +391,9 @@ impl Cx<'_> {
             for (i, (node, span)) in cycle.iter().enumerate().skip(1) {
                 d = d.also_at(*span, format!("{node} needs {}", path[i + 1]));
             }
-            self.error(d.help("a step cannot need, through other steps and images, its own outputs"));
+            self.error(d.help(
+                "a step cannot need its own outputs, nor an image be built from itself, through other steps and images",
+            ));
         }
         let mut out = BTreeMap::new();
         let mut walked: Option<Walked> = None;

@@ -517,3 +517,55 @@ image other {
         .stderr_contains("missing.txt")
         .stderr_contains("tool");
 }
+
+#[test]
+fn an_image_from_another_image_of_the_file_is_that_image_with_its_own_layers_on_top() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("tool"), "#!/bin/sh\necho tool\n").unwrap();
+    let image = |name: &str, from: &str, layers: &str, config: &str| {
+        format!("image {name} {{\n    from {from}\n{layers}{config}}}\n")
+    };
+    let tools_layer = "    layer bin { copy \"tool\" to=\"/bin/tool\" mode=0o755 }\n";
+    let app_layer = "    layer app { file \"/app/hello\" \"hello\\n\" }\n";
+    let text = format!(
+        "pinfold 1\nepoch 1704067200\nplatforms \"linux/amd64\" \"linux/arm64\"\n{}{}{}",
+        image("tools", "scratch", tools_layer, "    env PATH=\"/bin\"\n    entrypoint \"/bin/tool\"\n"),
+        image("app", "tools", app_layer, "    cmd \"--hello\"\n"),
+        // The same image written out by hand: the same bytes.
+        image(
+            "flat",
+            "scratch",
+            &format!("{tools_layer}{app_layer}"),
+            "    env PATH=\"/bin\"\n    entrypoint \"/bin/tool\"\n    cmd \"--hello\"\n"
+        ),
+    );
+    std::fs::write(dir.join("pinfold.kdl"), &text).unwrap();
+    let cache = dir.join("cache");
+    let built = Test::new().dir(dir).args(["build", "--cache-dir"]).arg(&cache).run().success().built();
+    let digest = |name: &str| built.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(digest("app"), digest("flat"));
+    assert_ne!(digest("app"), digest("tools"));
+    // Building it alone plans the image it comes from too, and gives the same digest.
+    let alone = Test::new().dir(dir).args(["build", "app", "--cache-dir"]).arg(&cache).run().success();
+    assert_eq!(alone.built(), vec![("app".to_string(), digest("app"))]);
+
+    // A cycle, and a parent without the child's platform, are reported at their spans.
+    let cycle = "pinfold 1\nimage a {\n    from b\n}\nimage b {\n    from a\n}\n";
+    std::fs::write(dir.join("cycle.kdl"), cycle).unwrap();
+    Test::new()
+        .dir(dir)
+        .args(["build", "-f", "cycle.kdl"])
+        .run()
+        .code(2)
+        .stderr_contains("a cycle: image `a` → image `b` → image `a`");
+    let narrow = text.replacen("image tools {\n", "image tools {\n    platforms \"linux/amd64\"\n", 1);
+    std::fs::write(dir.join("narrow.kdl"), narrow).unwrap();
+    Test::new()
+        .dir(dir)
+        .args(["build", "-f", "narrow.kdl", "--cache-dir"])
+        .arg(&cache)
+        .run()
+        .code(2)
+        .stderr_contains("image `tools` is not built for linux/arm64, which image `app` is built for");
+}
