@@ -22,12 +22,26 @@ pub fn run(args: super::InspectArgs) -> i32 {
         Ok(i) => i,
         Err(e) => return super::usage_error(format!("{reference}: {e}")),
     };
+    // The packages of each platform's image, when asked: every layer is read.
+    let mut packages = Vec::new();
+    if args.packages {
+        for m in &image.manifests {
+            match crate::compare::packages::of_image(&image.archive, m) {
+                Ok(found) => packages.push(found),
+                Err(e) => {
+                    eprintln!("error: {reference}: {e}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
+    }
     let manifests: Vec<serde_json::Value> = image
         .manifests
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
             let diff_ids = m.config.rootfs().diff_ids();
-            json!({
+            let mut doc = json!({
                 "platform": m.platform.as_ref().map(|p| p.to_string()),
                 "digest": m.manifest_digest.to_string(),
                 "config": {
@@ -41,7 +55,11 @@ pub fn run(args: super::InspectArgs) -> i32 {
                     "mediaType": l.media_type,
                     "diffId": d,
                 })).collect::<Vec<_>>(),
-            })
+            });
+            if let Some(found) = packages.get(i) {
+                doc["packages"] = json!(found);
+            }
+            doc
         })
         .collect();
     if args.json {
@@ -57,7 +75,7 @@ pub fn run(args: super::InspectArgs) -> i32 {
     println!("{reference}");
     println!("  digest     {}", image.top.digest);
     println!("  media type {}", image.top.media_type);
-    for m in &image.manifests {
+    for (i, m) in image.manifests.iter().enumerate() {
         let platform = m.platform.as_ref().map_or("unknown platform".to_string(), |p| p.to_string());
         println!("  {platform}");
         println!("    manifest   {}", m.manifest_digest);
@@ -91,6 +109,14 @@ pub fn run(args: super::InspectArgs) -> i32 {
                 human_size(l.size),
                 short_media(&l.media_type)
             );
+        }
+        if let Some(found) = packages.get(i) {
+            let count = |kind: &str| found.iter().filter(|p| p.kind == kind).count();
+            println!("    packages   {} Debian, {} Python", count("deb"), count("python"));
+            for p in found {
+                let arch = if p.architecture.is_empty() { String::new() } else { format!(" {}", p.architecture) };
+                println!("      {:<6} {} {}{arch}", p.kind, p.name, p.version);
+            }
         }
     }
     EXIT_OK

@@ -230,6 +230,10 @@ pub struct InspectArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub json: bool,
+    /// Also list the Debian packages and Python distributions the image holds (read
+    /// from its layers: dpkg's status file and *.dist-info/METADATA).
+    #[arg(long)]
+    pub packages: bool,
 }
 
 impl Command {

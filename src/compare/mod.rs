@@ -27,6 +27,7 @@ pub mod check;
 pub mod git;
 pub mod json;
 pub mod layer;
+pub mod packages;
 pub mod provenance;
 pub mod report;
 pub mod source;

@@ -90,6 +90,23 @@ fn network_debian_set_locks_builds_and_runs_on_both_platforms() {
     for deb in lock["debian"]["os"]["platforms"]["linux/amd64"].as_array().unwrap() {
         assert!(status.contains(&format!("Package: {}\n", deb["name"].as_str().unwrap())), "{} missing", deb["name"]);
     }
+    // `inspect --packages` reads the same from the image's layers, on each platform,
+    // with the locked versions.
+    let layout = format!("oci:{}", dir.join("pinfold-out/py").display());
+    let doc = Test::new().args(["inspect", "--packages", "--json", &layout]).run().success().json();
+    for manifest in doc["manifests"].as_array().unwrap() {
+        let platform = manifest["platform"].as_str().unwrap();
+        let listed: Vec<(String, String)> = manifest["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap().to_string(), p["version"].as_str().unwrap().to_string()))
+            .collect();
+        for deb in lock["debian"]["os"]["platforms"][platform].as_array().unwrap() {
+            let want = (deb["name"].as_str().unwrap().to_string(), deb["version"].as_str().unwrap().to_string());
+            assert!(listed.contains(&want), "{platform}: {want:?} not listed by inspect --packages");
+        }
+    }
 
     // A cold store gives the same digest; so does a mirror directory of the lock's
     // files with --offline (what `pinfold vendor` deposits).
