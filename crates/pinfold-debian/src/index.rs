@@ -44,6 +44,9 @@ pub struct IndexPackage {
     /// Raw Depends and Pre-Depends, parsed only for packages the resolver reaches.
     pub depends: Option<String>,
     pub pre_depends: Option<String>,
+    /// Raw Conflicts and Breaks, checked over the chosen closure.
+    pub conflicts: Option<String>,
+    pub breaks: Option<String>,
     pub provides: Vec<(String, Option<Version>)>,
     /// The pool path relative to the repository base (`pool/main/...deb`).
     pub filename: String,
@@ -159,6 +162,8 @@ const FIELDS: &[&str] = &[
     "Priority",
     "Depends",
     "Pre-Depends",
+    "Conflicts",
+    "Breaks",
     "Provides",
     "Filename",
     "Size",
@@ -197,6 +202,8 @@ fn index_package(s: &Stanza, what: &str) -> Result<IndexPackage> {
         priority: s.get("Priority").map(str::to_string),
         depends: s.get("Depends").map(str::to_string),
         pre_depends: s.get("Pre-Depends").map(str::to_string),
+        conflicts: s.get("Conflicts").map(str::to_string),
+        breaks: s.get("Breaks").map(str::to_string),
         filename: s.require("Filename", what)?.to_string(),
         size: number("Size", s.require("Size", what)?)?,
         installed_size: s.get("Installed-Size").map(|v| number("Installed-Size", v)).transpose()?,

@@ -19,7 +19,10 @@
 //!
 //! It is greedy, not a SAT solver: a name, once chosen, keeps its version, and a later
 //! relation that wants another version is an error naming both chains. Conflicts and
-//! Breaks are not checked (a closure from one suite set is co-installable in practice).
+//! Breaks are checked over the closure it chose: a chosen package that conflicts with
+//! or breaks another chosen one is an error naming both and how each was reached (no
+//! backtracking: a closure from one suite set is co-installable in practice, so a
+//! clash means the request itself asks for both).
 //! Same inputs give the same output, sorted by name: the queue is first-in-first-out
 //! from the sorted request, and every map is ordered.
 
@@ -82,6 +85,7 @@ pub fn resolve(indexes: &[PackagesIndex], arch: &str, requested: &[String], base
     while let Some(name) = state.queue.pop_front() {
         state.follow(&name)?;
     }
+    state.check_conflicts()?;
     Ok(state.chosen.values().map(|c| LockedPackage::from_index(c.pkg)).collect())
 }
 
@@ -276,6 +280,45 @@ impl<'a> State<'_, 'a> {
             c.pkg.provides.iter().any(|(v, ver)| *v == atom.name && atom.version_matches(ver.as_ref()))
                 && u.arch_ok(c.pkg, atom)
         })
+    }
+
+    /// Whether a chosen package conflicts with or breaks another chosen one (its own
+    /// name and what it provides excepted, as dpkg excepts them).
+    fn check_conflicts(&self) -> Result<()> {
+        for chosen in self.chosen.values() {
+            let pkg = chosen.pkg;
+            for (field, kind) in [(&pkg.conflicts, "conflicts with"), (&pkg.breaks, "breaks")] {
+                let Some(field) = field else { continue };
+                let relations = parse_relations(field).map_err(|m| Error::Unsatisfiable {
+                    arch: self.universe.arch.clone(),
+                    chain: format!("{} {}: bad relation field: {m}", pkg.name, pkg.version_text),
+                })?;
+                for atom in relations.iter().flatten() {
+                    let clash = self.chosen.values().map(|c| c.pkg).find(|other| {
+                        other.name != pkg.name
+                            && ((other.name == atom.name && atom.version_matches(Some(&other.version)))
+                                || other
+                                    .provides
+                                    .iter()
+                                    .any(|(v, ver)| *v == atom.name && atom.version_matches(ver.as_ref())))
+                    });
+                    if let Some(other) = clash {
+                        let chain = format!(
+                            "{} {} (chosen as: {}) {kind} {}, and {} {} is chosen too (as: {})",
+                            pkg.name,
+                            pkg.version_text,
+                            describe(&self.chain(&pkg.name)),
+                            show_relation(&vec![atom.clone()]),
+                            other.name,
+                            other.version_text,
+                            describe(&self.chain(&other.name)),
+                        );
+                        return Err(Error::Unsatisfiable { arch: self.universe.arch.clone(), chain });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The error for `pkg`'s relation `rel`, with the chain that led to `pkg`.

@@ -184,3 +184,34 @@ fn same_inputs_same_output_whatever_the_request_order() {
     let two = resolve(&[i], "amd64", &req(&["a", "b", "a"]), Base::None).unwrap();
     assert_eq!(one, two);
 }
+
+#[test]
+fn conflicts_and_breaks_between_chosen_packages_are_errors_naming_both() {
+    let i = index(
+        "s",
+        "amd64",
+        &[
+            "mta-a|1|amd64|Provides: mail-transport-agent\nConflicts: mail-transport-agent",
+            "mta-b|1|amd64|Provides: mail-transport-agent\nConflicts: mail-transport-agent",
+            "tool|2|amd64|Breaks: old-plugin (<< 2)",
+            "old-plugin|1|amd64",
+            "new-plugin|2|amd64|Provides: old-plugin (= 2)",
+        ],
+    );
+    // A package's conflict with what it provides itself is no clash.
+    assert!(resolve(std::slice::from_ref(&i), "amd64", &req(&["mta-a"]), Base::None).is_ok());
+    let err =
+        resolve(std::slice::from_ref(&i), "amd64", &req(&["mta-a", "mta-b"]), Base::None).unwrap_err().to_string();
+    assert!(
+        err.contains("mta-a 1") && err.contains("conflicts with mail-transport-agent") && err.contains("mta-b 1"),
+        "{err}"
+    );
+    let err =
+        resolve(std::slice::from_ref(&i), "amd64", &req(&["tool", "old-plugin"]), Base::None).unwrap_err().to_string();
+    assert!(
+        err.contains("tool 2") && err.contains("breaks old-plugin (<< 2)") && err.contains("old-plugin 1"),
+        "{err}"
+    );
+    // Breaks with a version bound: a provider at a version outside it is fine.
+    assert!(resolve(&[i], "amd64", &req(&["tool", "new-plugin"]), Base::None).is_ok());
+}
