@@ -238,3 +238,19 @@ fn a_wheel_whose_bytes_differ_from_the_lock_is_refused_naming_both_digests() {
 fn a_wheel_the_index_now_lists_with_another_hash_is_refused_naming_both_digests() {
     build_refuses_a_changed_wheel(true);
 }
+
+#[test]
+fn network_the_issues_conflict_on_the_machines_index_is_explained_and_nothing_is_written() {
+    // numpy<1 with scikit-learn>=1.5 for Python 3.11, against the index pip's
+    // configuration names (no `index` in the set): scikit-learn 1.5 needs numpy>=1.19.5.
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("pinfold.kdl"),
+        build_file("    packages \"numpy<1\" \"scikit-learn>=1.5\"\n    python \"3.11\""),
+    )
+    .unwrap();
+    let err =
+        lock_fails(dir, &["no solution for Python 3.11", "numpy <1", "scikit-learn >=1.5", "depends on numpy >="]);
+    assert!(err.contains("numpy: versions with a wheel for this target:"), "{err}");
+}
