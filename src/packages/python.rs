@@ -86,6 +86,52 @@ pub fn lock(
     Ok(locked)
 }
 
+/// The PEP 751 `pylock.toml` of a locked set, for other installers (`pinfold lock
+/// --pylock`): every platform of the lock, each wheel with the URL its index serves it
+/// at now, found by file name and checked against the locked sha256 (the lock itself
+/// names no host; installers such as uv need a `url`).
+pub fn export_pylock(
+    decl: &PythonDecl,
+    root: &Path,
+    locked: &LockedPython,
+    glibc: &str,
+    cache: &Cache,
+) -> Result<String, String> {
+    let settings = if decl.pylock.is_some() {
+        match &decl.index {
+            Some(url) => IndexSettings::single(&url.value),
+            None => IndexSettings::discover(),
+        }
+        .map_err(|e| e.to_string())?
+    } else {
+        index_settings(decl, &requirements(decl, root)?)?
+    };
+    let client = IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?;
+    let mut resolutions = Vec::new();
+    let mut urls = std::collections::BTreeMap::new();
+    for (platform, wheels) in &locked.platforms {
+        let target = Target::new(&locked.python, platform, glibc).map_err(|e| e.to_string())?;
+        let mut packages = Vec::new();
+        for w in wheels {
+            if !urls.contains_key(&w.file) {
+                let file = client.find_locked(&w.name, &w.file, &w.sha256).map_err(|e| e.to_string())?;
+                let url = file.url.split('#').next().unwrap_or(&file.url).to_string();
+                urls.insert(w.file.clone(), url);
+            }
+            packages.push(pinfold_python::resolve::LockedWheel {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                filename: w.file.clone(),
+                sha256: w.sha256.clone(),
+                size: Some(w.size).filter(|s| *s > 0),
+                requires_python: None,
+            });
+        }
+        resolutions.push(pinfold_python::resolve::Resolution { target, packages });
+    }
+    Ok(pinfold_python::pylock::export_targets(&resolutions, &urls))
+}
+
 fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWheel> {
     packages
         .into_iter()

@@ -254,3 +254,102 @@ fn network_the_issues_conflict_on_the_machines_index_is_explained_and_nothing_is
         lock_fails(dir, &["no solution for Python 3.11", "numpy <1", "scikit-learn >=1.5", "depends on numpy >="]);
     assert!(err.contains("numpy: versions with a wheel for this target:"), "{err}");
 }
+
+/// The host's `python3` as `3.X`: the set of the pylock test is locked for it, so that
+/// uv can install the export with that interpreter (the wheels are pure).
+fn host_python() -> String {
+    tool("python3", &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).trim().to_string()
+}
+
+#[test]
+fn lock_pylock_writes_pep_751_that_reads_back_to_the_same_lock_and_uv_installs() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let server = serve_index(dir);
+    let python = host_python();
+    let set = format!("    packages \"tinyapp\"\n    index \"{}/simple\"\n    python \"{python}\"", server.url());
+    std::fs::write(dir.join("pinfold.kdl"), build_file(&set)).unwrap();
+    Test::in_dir(dir).args(["lock", "--pylock", "pylock.toml"]).run().success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pinfold.lock")).unwrap()).unwrap();
+    let exported = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
+    // A second export is the same bytes.
+    Test::in_dir(dir).args(["lock", "--pylock", "deps=again.toml"]).run().success();
+    assert_eq!(std::fs::read_to_string(dir.join("again.toml")).unwrap(), exported);
+
+    // PEP 751's fields, read by Python's own TOML reader.
+    let check = r#"
+import re, sys, tomllib
+lock = tomllib.load(open(sys.argv[1], "rb"))
+assert lock["lock-version"] == "1.0", lock
+assert lock["created-by"] == "pinfold"
+assert len(lock["environments"]) == 2, lock["environments"]
+names = []
+for p in lock["packages"]:
+    names.append(p["name"])
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", p["name"]), p
+    assert "version" in p and p["wheels"], p
+    for w in p["wheels"]:
+        assert w["name"].endswith(".whl") and w["url"].endswith("/" + w["name"]), w
+        assert re.fullmatch(r"[0-9a-f]{64}", w["hashes"]["sha256"]), w
+        assert isinstance(w["size"], int) and w["size"] > 0, w
+assert names == sorted(names), names
+print(" ".join(names))
+"#;
+    let path = dir.join("pylock.toml");
+    assert_eq!(tool("python3", &["-c", check, path.to_str().unwrap()]).trim(), "tinyapp tinylib");
+
+    // Read back by pinfold's importer (a `pylock` set): the same wheels on each platform.
+    let back = dir.join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    std::fs::copy(&path, back.join("pylock.toml")).unwrap();
+    let set = format!("    pylock \"pylock.toml\"\n    index \"{}/simple\"\n    python \"{python}\"", server.url());
+    std::fs::write(back.join("pinfold.kdl"), build_file(&set)).unwrap();
+    Test::in_dir(&back).arg("lock").run().success();
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(back.join("pinfold.lock")).unwrap()).unwrap();
+    assert_eq!(again["python"], lock["python"]);
+
+    // uv installs it: every wheel by its url, checked against its hash.
+    if require_tool("uv", &["--version"]) {
+        let target = dir.join("uv-target");
+        let out = std::process::Command::new("uv")
+            .args(["pip", "install", "--no-config", "--preview-features", "pylock", "--python", "python3", "--target"])
+            .arg(&target)
+            .arg("-r")
+            .arg(&path)
+            .env("UV_CACHE_DIR", dir.join("uv-cache"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "uv refused the export:\n{}", String::from_utf8_lossy(&out.stderr));
+        let ran = tool(
+            "python3",
+            &[
+                "-c",
+                "import sys; sys.path.insert(0, sys.argv[1]); import tinyapp; tinyapp.main()",
+                target.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(ran.trim(), "tinyapp 1.1");
+    }
+}
+
+#[test]
+fn lock_pylock_without_a_set_name_when_two_sets_exist_writes_nothing() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let server = serve_index(dir);
+    let two = format!(
+        "{}\npython more {{\n    packages \"tinylib\"\n{}\n}}\n",
+        build_file(&format!("    packages \"tinyapp\"\n{}", index_line(&server))),
+        index_line(&server)
+    );
+    std::fs::write(dir.join("pinfold.kdl"), two).unwrap();
+    let ran = Test::in_dir(dir).args(["lock", "--pylock", "pylock.toml"]).run().code(2);
+    assert!(ran.stderr_flat().contains("name the set, as SET=FILE (the sets are deps, more)"), "{}", ran.stderr());
+    assert!(!dir.join("pinfold.lock").exists() && !dir.join("pylock.toml").exists());
+    // Named, it is written.
+    Test::in_dir(dir).args(["lock", "--pylock", "more=pylock.toml"]).run().success();
+    let text = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
+    assert!(text.contains("name = \"tinylib\"") && !text.contains("name = \"tinyapp\""), "{text}");
+}
