@@ -353,3 +353,16 @@ fn lock_pylock_without_a_set_name_when_two_sets_exist_writes_nothing() {
     let text = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
     assert!(text.contains("name = \"tinylib\"") && !text.contains("name = \"tinyapp\""), "{text}");
 }
+
+#[test]
+fn a_requirements_files_index_url_is_where_the_build_fetches_from_too() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let server = serve_index(dir);
+    std::fs::write(dir.join("requirements.txt"), format!("--index-url {}/simple\ntinyapp\n", server.url())).unwrap();
+    std::fs::write(dir.join("pinfold.kdl"), build_file("    requirements \"requirements.txt\"\n    python \"3.11\""))
+        .unwrap();
+    Test::in_dir(dir).arg("lock").run().success().stdout_contains("+ python deps linux/amd64 tinylib 1.1");
+    // An empty store: the wheels come from the index the requirements file names.
+    Test::new().dir(dir).env("PINFOLD_CACHE_DIR", dir.join("empty-store")).args(["build", "--locked"]).run().success();
+}
