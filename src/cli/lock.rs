@@ -8,22 +8,64 @@ use crate::cache::Cache;
 use crate::packages::{debian, python};
 use pinfold_lang::diag::{Code, Diagnostic, Diagnostics};
 use pinfold_lang::lock::{Lock, LockedDebian, LockedPython};
+use pinfold_lang::{BuildFile, PythonDecl};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 type PackageSets = (BTreeMap<String, LockedDebian>, BTreeMap<String, LockedPython>);
 
+/// What `--pylock` writes: the text for a file, once pinfold.lock is written.
+type PylockExports = Vec<(PathBuf, String)>;
+
+/// `--pylock [SET=]FILE`: the python set and the file. Without `SET=` (or when the text
+/// before `=` names no set, as in a file name with `=`), the build file's only set.
+fn pylock_targets<'f>(file: &'f BuildFile, specs: &[String]) -> Result<Vec<(&'f PythonDecl, PathBuf)>, String> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let named = spec
+            .split_once('=')
+            .and_then(|(set, path)| file.python.iter().find(|p| p.name.value == set).map(|d| (d, path)));
+        let (decl, path) = match (named, file.python.as_slice()) {
+            (Some(found), _) => found,
+            (None, [only]) => (only, spec.as_str()),
+            (None, []) => return Err(format!("--pylock {spec}: the build file has no python set")),
+            (None, _) => {
+                let names: Vec<&str> = file.python.iter().map(|p| p.name.value.as_str()).collect();
+                return Err(format!("--pylock {spec}: name the set, as SET=FILE (the sets are {})", names.join(", ")));
+            }
+        };
+        if path.is_empty() {
+            return Err(format!("--pylock {spec}: no file name"));
+        }
+        out.push((decl, PathBuf::from(path)));
+    }
+    Ok(out)
+}
+
 /// Resolves the `debian` sets, then the `python` sets (whose wheels are chosen for the
-/// glibc of a Debian set of the same file), for every platform the file builds.
-fn resolve_package_sets(request: &BuildRequest, cache: &Cache) -> Result<PackageSets, Diagnostics> {
+/// glibc of a Debian set of the same file), for every platform the file builds; then
+/// makes the `--pylock` exports, so that a failure writes nothing.
+fn resolve_package_sets(
+    request: &BuildRequest,
+    cache: &Cache,
+    pylock: &[String],
+) -> Result<(PackageSets, PylockExports), Diagnostics> {
     let mut diags = Diagnostics::default();
     let Some(source) = pinfold_lang::read_build_file(&request.file, &mut diags) else { return Err(diags) };
     let Some(file) = pinfold_lang::parse(&source, &mut diags) else { return Err(diags) };
     if diags.has_errors() {
         return Err(diags);
     }
+    let exports = match pylock_targets(&file, pylock) {
+        Ok(e) => e,
+        Err(message) => {
+            diags.push(Diagnostic::error(Code::BadValue, message));
+            return Err(diags);
+        }
+    };
     let mut sets: PackageSets = Default::default();
     if file.debian.is_empty() && file.python.is_empty() {
-        return Ok(sets);
+        return Ok((sets, Vec::new()));
     }
     let root = request.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let platforms: Vec<String> =
@@ -57,7 +99,18 @@ fn resolve_package_sets(request: &BuildRequest, cache: &Cache) -> Result<Package
     if diags.has_errors() {
         return Err(diags);
     }
-    Ok(sets)
+    let mut texts = Vec::new();
+    for (decl, path) in exports {
+        let locked = sets.1.get(&decl.name.value).expect("every python set was locked above");
+        match python::export_pylock(decl, root, locked, &glibc, cache) {
+            Ok(text) => texts.push((path, text)),
+            Err(e) => fail(&mut diags, decl.name.span, format!("python `{}`: --pylock: {e}", decl.name.value)),
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok((sets, texts))
 }
 
 pub fn run(args: super::LockArgs) -> i32 {
@@ -76,14 +129,14 @@ pub fn run(args: super::LockArgs) -> i32 {
         }
     };
     let result = build::open_cache(&request).and_then(|cache| {
-        let sets = resolve_package_sets(&request, &cache).map_err(BuildError::Invalid)?;
+        let sets = resolve_package_sets(&request, &cache, &args.pylock).map_err(BuildError::Invalid)?;
         build::load_plan(&request, &cache).map(|(plan, w)| (plan, w, sets))
     });
-    let plan = match result {
-        Ok((mut plan, _warnings, (debian, python))) => {
+    let (plan, pylocks) = match result {
+        Ok((mut plan, _warnings, ((debian, python), pylocks))) => {
             plan.resolved.debian = debian;
             plan.resolved.python = python;
-            plan
+            (plan, pylocks)
         }
         Err(e) => {
             eprint!("{}", build::render_error(&e));
@@ -100,6 +153,13 @@ pub fn run(args: super::LockArgs) -> i32 {
     if let Err(e) = new.write(&path) {
         eprintln!("error: cannot write {}: {e}", path.display());
         return EXIT_ERROR;
+    }
+    for (file, text) in pylocks {
+        if let Err(e) = pinfold_image::fsutil::write_atomic(&file, text.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return EXIT_ERROR;
+        }
+        eprintln!("wrote {}", file.display());
     }
     EXIT_OK
 }

@@ -138,6 +138,10 @@ pub struct LockArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
+    /// Also write a python set's lock as a PEP 751 pylock.toml (SET= may be left out when
+    /// the build file has one python set); repeatable.
+    #[arg(long, value_name = "[SET=]FILE")]
+    pub pylock: Vec<String>,
 }
 
 /// How inputs from outside are fetched.

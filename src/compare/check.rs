@@ -11,7 +11,9 @@
 //!   directories created in reverse order, with other mtimes, and with the group and
 //!   other permission bits another umask would leave (077, 002, 027);
 //! - another umask for the process, `TZ`, `LANG`/`LC_ALL`, `RAYON_NUM_THREADS`,
-//!   `HOME`, `TMPDIR`, an extra variable, and a fresh empty cache directory;
+//!   `PYTHONHASHSEED` (a Python a build runs, such as a step's, must not leak its
+//!   hash order into files), `HOME`, `TMPDIR`, an extra variable, and a fresh empty
+//!   cache directory;
 //! - `SOURCE_DATE_EPOCH` set to another value, when the build's epoch did not come
 //!   from it or from git: when the build file pins `epoch` this must change nothing,
 //!   and when nothing pins the epoch (no `epoch`, outside git) it exposes that the
@@ -73,6 +75,7 @@ pub struct Run {
     pub tz: String,
     pub lang: String,
     pub threads: usize,
+    pub python_hash_seed: String,
     pub mtime: u64,
     pub source_date_epoch: Option<String>,
     pub digests: BTreeMap<String, Digest>,
@@ -81,12 +84,13 @@ pub struct Run {
 impl Run {
     pub fn describe(&self) -> String {
         format!(
-            "copy at {}, umask {}, TZ={}, LANG={}, RAYON_NUM_THREADS={}, mtimes {}, SOURCE_DATE_EPOCH={}",
+            "copy at {}, umask {}, TZ={}, LANG={}, RAYON_NUM_THREADS={}, PYTHONHASHSEED={}, mtimes {}, SOURCE_DATE_EPOCH={}",
             self.build_file,
             self.umask,
             self.tz,
             self.lang,
             self.threads,
+            self.python_hash_seed,
             self.mtime,
             self.source_date_epoch.as_deref().unwrap_or("(unset)")
         )
@@ -129,6 +133,7 @@ const UMASKS: [&str; 3] = ["077", "002", "027"];
 const ZONES: [&str; 3] = ["Pacific/Kiritimati", "America/St_Johns", "Asia/Kathmandu"];
 const LANGS: [&str; 3] = ["tr_TR.UTF-8", "de_DE.UTF-8", "ja_JP.eucJP"];
 const THREADS: [usize; 3] = [1, 3, 7];
+const HASH_SEEDS: [&str; 3] = ["random", "0", "4294967295"];
 
 pub fn check(request: &Request) -> Result<Outcome, CheckError> {
     if request.runs < 2 {
@@ -171,6 +176,7 @@ pub fn check(request: &Request) -> Result<Outcome, CheckError> {
         tz: std::env::var("TZ").unwrap_or_else(|_| "(unset)".into()),
         lang: std::env::var("LANG").unwrap_or_else(|_| "(unset)".into()),
         threads: rayon::current_num_threads(),
+        python_hash_seed: std::env::var("PYTHONHASHSEED").unwrap_or_else(|_| "(unset)".into()),
         mtime: 0,
         source_date_epoch: request.build.plan_input.source_date_epoch.clone(),
         digests: first.images.iter().map(|i| (i.name.clone(), i.digest)).collect(),
@@ -205,6 +211,7 @@ pub fn check(request: &Request) -> Result<Outcome, CheckError> {
             tz: ZONES[p % 3].into(),
             lang: LANGS[p % 3].into(),
             threads: THREADS[p % 3],
+            python_hash_seed: HASH_SEEDS[p % 3].into(),
             mtime,
             source_date_epoch,
             digests: BTreeMap::new(),
@@ -225,6 +232,7 @@ pub fn check(request: &Request) -> Result<Outcome, CheckError> {
             .env("LANG", &run.lang)
             .env("LC_ALL", &run.lang)
             .env("RAYON_NUM_THREADS", run.threads.to_string())
+            .env("PYTHONHASHSEED", &run.python_hash_seed)
             .env("HOME", &home)
             .env("TMPDIR", &tmp)
             .env("PINFOLD_CHECK_RUN", format!("{k} (an extra variable: must not matter) ü"))

@@ -86,6 +86,44 @@ pub fn lock(
     Ok(locked)
 }
 
+/// The PEP 751 `pylock.toml` of a locked set, for other installers (`pinfold lock
+/// --pylock`): every platform of the lock, each wheel with the URL its index serves it
+/// at now, found by file name and checked against the locked sha256 (the lock itself
+/// names no host; installers such as uv need a `url`).
+pub fn export_pylock(
+    decl: &PythonDecl,
+    root: &Path,
+    locked: &LockedPython,
+    glibc: &str,
+    cache: &Cache,
+) -> Result<String, String> {
+    let settings = fetch_settings(decl, root)?;
+    let client = IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?;
+    let mut resolutions = Vec::new();
+    let mut urls = std::collections::BTreeMap::new();
+    for (platform, wheels) in &locked.platforms {
+        let target = Target::new(&locked.python, platform, glibc).map_err(|e| e.to_string())?;
+        let mut packages = Vec::new();
+        for w in wheels {
+            if !urls.contains_key(&w.file) {
+                let file = client.find_locked(&w.name, &w.file, &w.sha256).map_err(|e| e.to_string())?;
+                let url = file.url.split('#').next().unwrap_or(&file.url).to_string();
+                urls.insert(w.file.clone(), url);
+            }
+            packages.push(pinfold_python::resolve::LockedWheel {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                filename: w.file.clone(),
+                sha256: w.sha256.clone(),
+                size: Some(w.size).filter(|s| *s > 0),
+                requires_python: None,
+            });
+        }
+        resolutions.push(pinfold_python::resolve::Resolution { target, packages });
+    }
+    Ok(pinfold_python::pylock::export_targets(&resolutions, &urls))
+}
+
 fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWheel> {
     packages
         .into_iter()
@@ -99,10 +137,24 @@ fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWhee
         .collect()
 }
 
+/// The indexes a build fetches a set's wheels from: those its lock was resolved with
+/// (the set's `index`, else pip's; a requirements file's index options applied).
+fn fetch_settings(decl: &PythonDecl, root: &Path) -> Result<IndexSettings, String> {
+    if decl.pylock.is_some() {
+        return match &decl.index {
+            Some(url) => IndexSettings::single(&url.value),
+            None => IndexSettings::discover(),
+        }
+        .map_err(|e| e.to_string());
+    }
+    index_settings(decl, &requirements(decl, root)?)
+}
+
 /// The store path of every locked wheel of `platform`, fetched when the store and the
-/// mirror lack it: through the index (the set's, else pip's), by the file's name.
+/// mirror lack it: through the set's indexes ([`fetch_settings`]), by the file's name.
 fn fetch_wheels(
-    decl_index: Option<&str>,
+    decl: &PythonDecl,
+    root: &Path,
     wheels: &[LockedWheel],
     cache: &Cache,
     options: &FetchOptions,
@@ -117,11 +169,7 @@ fn fetch_wheels(
             format!("pinfold-store:{}", wheel.file)
         } else {
             if client.is_none() {
-                let settings = match decl_index {
-                    Some(url) => IndexSettings::single(url),
-                    None => IndexSettings::discover(),
-                }
-                .map_err(|e| e.to_string())?;
+                let settings = fetch_settings(decl, root)?;
                 client = Some(
                     IndexClient::new(settings, Some(cache.root().join("python-index"))).map_err(|e| e.to_string())?,
                 );
@@ -142,9 +190,11 @@ fn fetch_wheels(
 /// The tree of `install NAME [to=…]` for one platform: every locked wheel unpacked as
 /// the wheel specification says, into a venv at `to` or the interpreter's
 /// site-packages.
+#[allow(clippy::too_many_arguments)]
 pub fn install_tree(
     locked: &LockedPython,
-    index: Option<&str>,
+    decl: &PythonDecl,
+    root: &Path,
     platform: &str,
     to: Option<&str>,
     interpreter: &Interpreter,
@@ -164,7 +214,7 @@ pub fn install_tree(
         ),
     }
     .map_err(|e| e.to_string())?;
-    let paths = fetch_wheels(index, wheels, cache, options)?;
+    let paths = fetch_wheels(decl, root, wheels, cache, options)?;
     let unpacked = cache.root().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
     let work = tempfile::Builder::new().prefix("wheels-").tempdir_in(&unpacked).map_err(|e| e.to_string())?;

@@ -93,9 +93,9 @@ impl Cx<'_> {
                 let Some(locked) = lock.python.get(&name.value) else { return unlocked(self) };
                 self.resolved.python.insert(name.value.clone(), locked.clone());
                 interpreter(&lock, &locked.python, &platform_text).and_then(|interpreter| {
-                    let index = decl.index.as_ref().map(|i| i.value.as_str());
                     let prefix = to.map(|t| t.value.as_str());
-                    python::install_tree(locked, index, &platform_text, prefix, &interpreter, &cache, &self.fetch)
+                    let root = self.root;
+                    python::install_tree(locked, decl, root, &platform_text, prefix, &interpreter, &cache, &self.fetch)
                         .map(|t| (t, Vec::new()))
                 })
             }

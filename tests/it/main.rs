@@ -9,6 +9,7 @@ mod harness;
 mod inputs;
 mod packages;
 mod platforms;
+mod python_index;
 mod reproducible;
 mod serve;
 mod tools;

@@ -231,3 +231,89 @@ fn network_python_set_on_the_debian_interpreter_fits_a_model_on_both_platforms()
         Test::new().dir(dir).env("PINFOLD_CACHE_DIR", dir.join("cold")).args(["build", "--locked"]).run().success();
     assert_eq!(again.digest(), built.digest());
 }
+
+const PIP_BUILD: &str = r#"pinfold 1
+epoch 1704067200
+platforms "linux/amd64"
+
+debian os {
+    suite "bookworm" "bookworm-updates" "bookworm-security"
+    components "main"
+    packages "python3"
+}
+
+python deps {
+    packages "pip" "tqdm"
+    python "3.11"
+}
+
+image tools {
+    from scratch
+    layer os { install "os" }
+    layer py { install "deps" to="/opt/venv" }
+    env PATH="/opt/venv/bin:/usr/bin:/bin" PIP_DISABLE_PIP_VERSION_CHECK="1"
+    test pip-check {
+        run "/opt/venv/bin/python" "-m" "pip" "check"
+        expect-stdout equals="No broken requirements found."
+    }
+LIST
+}
+"#;
+
+/// A `test` whose `pip list` must show each (name, version).
+fn pip_list_test(versions: &[(String, String)]) -> String {
+    let mut out = String::from(
+        "    test pip-list {\n        run \"/opt/venv/bin/python\" \"-m\" \"pip\" \"list\" \"--format\" \"freeze\"\n",
+    );
+    for (name, version) in versions {
+        out.push_str(&format!("        expect-stdout matches=\"(?m)^{name}=={}$\"\n", version.replace('.', "\\\\.")));
+    }
+    out.push_str("    }");
+    out
+}
+
+#[test]
+fn network_pip_in_a_venv_on_the_debian_interpreter_checks_clean_lists_the_lock_and_builds_one_digest() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let cache = dir.join("cache");
+    let pinfold = || Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache);
+    std::fs::write(dir.join("pinfold.kdl"), PIP_BUILD.replace("LIST", "")).unwrap();
+    pinfold().arg("lock").run().success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pinfold.lock")).unwrap()).unwrap();
+    let versions: Vec<(String, String)> = lock["python"]["deps"]["platforms"]["linux/amd64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap().to_string(), w["version"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(versions.iter().any(|(n, _)| n == "pip") && versions.iter().any(|(n, _)| n == "tqdm"), "{versions:?}");
+    std::fs::write(dir.join("pinfold.kdl"), PIP_BUILD.replace("LIST", &pip_list_test(&versions))).unwrap();
+    pinfold().arg("lock").run().success().stdout_contains("pinfold.lock is up to date");
+
+    // Three builds that must agree: run 1 from an empty store (fetching), runs 2 and 3
+    // from fresh caches under another umask, TZ, LANG, thread count and PYTHONHASHSEED.
+    let checked = pinfold()
+        .env("PYTHONHASHSEED", "12345")
+        .env("TZ", "Europe/Paris")
+        .args(["build", "--locked", "--check", "3"])
+        .run()
+        .success();
+    let digest = checked.digest();
+    // From the warm store, with yet another seed and thread count: the same digest.
+    let warm =
+        pinfold().env("PYTHONHASHSEED", "0").env("RAYON_NUM_THREADS", "2").args(["build", "--locked"]).run().success();
+    assert_eq!(warm.digest(), digest);
+
+    let tested = pinfold().arg("test").run().success();
+    let out = tested.stdout();
+    assert!(out.contains("pip-check") && out.contains("pip-list"), "{out}");
+
+    // A version expected wrong fails the test: exit 1.
+    let wrong: Vec<(String, String)> =
+        versions.iter().map(|(n, v)| (n.clone(), if n == "tqdm" { format!("{v}.999") } else { v.clone() })).collect();
+    std::fs::write(dir.join("pinfold.kdl"), PIP_BUILD.replace("LIST", &pip_list_test(&wrong))).unwrap();
+    let failed = pinfold().arg("test").run().code(1);
+    assert!(failed.stdout().contains("pip-list") && failed.stdout().contains(".999"), "{}", failed.stdout());
+}

@@ -3,12 +3,16 @@
 //! Why: pylock.toml is the standard lock other tools (uv, pip, PDM) read and write; a
 //! researcher may bring one, and pinfold's resolution can be handed to them.
 //!
-//! Writing: one single-use lock per target (`environments` is that target's markers),
-//! packages sorted by name, each with its one wheel's `name`, `size` and
-//! `hashes.sha256`. The spec asks for a wheel's `url` or `path`; pinfold writes neither
-//! (and no `packages.index`), because the lock must not name a host: an installer finds
-//! the file by name through its own index, which the spec allows ("some tool-specific
-//! mechanism"), and `[tool.pinfold]` says so.
+//! Writing: [`export`] makes one single-use lock per target (`environments` is that
+//! target's markers), packages sorted by name, each with its one wheel's `name`, `size`
+//! and `hashes.sha256`, and no `url` (pinfold's own reader finds files by name and hash).
+//! [`export_targets`] is what `pinfold lock --pylock` writes for other tools: every
+//! platform of a set in one file, `environments` listing each target, a package
+//! version shared by all targets written once with all its wheels (installers pick the
+//! wheel by its tags), one that differs between targets written once per version with a
+//! `marker` naming its targets, and each wheel's `url` where the index serves it now,
+//! because installers such as uv refuse a wheel without `url` or `path`. pinfold.lock
+//! itself never names a host; the exported file does only for those installers.
 //!
 //! Reading: markers and `requires-python` are evaluated for the target, the best-tagged
 //! wheel of each package is picked, and any wheel without a sha256 is refused, naming its
@@ -75,7 +79,7 @@ struct Package {
 struct Wheel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     url: Option<String>,
     #[serde(default, skip_serializing)]
     path: Option<String>,
@@ -83,6 +87,71 @@ struct Wheel {
     size: Option<u64>,
     #[serde(default)]
     hashes: BTreeMap<String, String>,
+}
+
+/// The targets that install one version of a package, and its wheels by file name.
+type Group<'r> = (Vec<&'r Target>, BTreeMap<String, &'r LockedWheel>);
+
+/// The pylock.toml text of several targets' resolutions of one set (see the module
+/// notes); `urls` maps a wheel's file name to where it can be downloaded.
+pub fn export_targets(resolutions: &[Resolution], urls: &BTreeMap<String, String>) -> String {
+    // (name, version) → the targets that install it and their wheels, by file name.
+    let mut groups: BTreeMap<(String, String), Group<'_>> = BTreeMap::new();
+    for r in resolutions {
+        for w in &r.packages {
+            let slot = groups.entry((w.name.clone(), w.version.clone())).or_default();
+            slot.0.push(&r.target);
+            slot.1.entry(w.filename.clone()).or_insert(w);
+        }
+    }
+    let everywhere = |targets: &[&Target]| resolutions.iter().all(|r| targets.contains(&&r.target));
+    let packages = groups
+        .into_iter()
+        .map(|((name, version), (targets, wheels))| {
+            let marker = (!everywhere(&targets)).then(|| {
+                let mut each: Vec<String> = targets.iter().map(|t| format!("({})", environment_marker(t))).collect();
+                each.sort();
+                each.dedup();
+                each.join(" or ")
+            });
+            let first = wheels.values().next().expect("a group has a wheel");
+            Package {
+                name,
+                version: Some(version),
+                marker,
+                requires_python: first.requires_python.clone(),
+                wheels: wheels.values().map(|w| wheel_of(w, urls.get(&w.filename).cloned())).collect(),
+                sdist: None,
+                vcs: None,
+                directory: None,
+                archive: None,
+            }
+        })
+        .collect();
+    let mut environments: Vec<String> = resolutions.iter().map(|r| environment_marker(&r.target)).collect();
+    environments.dedup();
+    let mut pythons: Vec<String> = resolutions.iter().map(|r| format!("=={}.*", r.target.python.short())).collect();
+    pythons.sort();
+    pythons.dedup();
+    let mut pinfold = toml::Table::new();
+    let platforms: Vec<toml::Value> =
+        resolutions.iter().map(|r| toml::Value::from(r.target.arch.oci_platform())).collect();
+    pinfold.insert("platforms".into(), platforms.into());
+    if let Some(r) = resolutions.first() {
+        pinfold.insert("python".into(), r.target.python.to_string().into());
+        pinfold.insert("glibc".into(), format!("{}.{}", r.target.glibc.0, r.target.glibc.1).into());
+    }
+    let mut tool = toml::Table::new();
+    tool.insert("pinfold".into(), pinfold.into());
+    let file = File {
+        lock_version: "1.0".into(),
+        environments: Some(environments),
+        requires_python: (pythons.len() == 1).then(|| pythons[0].clone()),
+        created_by: "pinfold".into(),
+        packages,
+        tool: Some(tool),
+    };
+    toml::to_string(&file).expect("a lock of strings and integers serializes")
 }
 
 /// The pylock.toml text of a resolution.
@@ -118,19 +187,23 @@ fn tool_table(t: &Target) -> toml::Table {
     tool
 }
 
+fn wheel_of(w: &LockedWheel, url: Option<String>) -> Wheel {
+    Wheel {
+        name: Some(w.filename.clone()),
+        url,
+        path: None,
+        size: w.size,
+        hashes: [("sha256".to_string(), w.sha256.clone())].into(),
+    }
+}
+
 fn package_of(w: &LockedWheel) -> Package {
     Package {
         name: w.name.clone(),
         version: Some(w.version.clone()),
         marker: None,
         requires_python: w.requires_python.clone(),
-        wheels: vec![Wheel {
-            name: Some(w.filename.clone()),
-            url: None,
-            path: None,
-            size: w.size,
-            hashes: [("sha256".to_string(), w.sha256.clone())].into(),
-        }],
+        wheels: vec![wheel_of(w, None)],
         sdist: None,
         vcs: None,
         directory: None,
@@ -336,6 +409,32 @@ mod tests {
         let arm = Target::new("3.11", "linux/arm64", "2.36").unwrap();
         let err = Pylock::parse(&text, Path::new("pylock.toml")).unwrap().select(&arm).unwrap_err();
         assert!(err.to_string().contains("no environment"), "{err}");
+    }
+
+    #[test]
+    fn a_multi_platform_export_reads_back_to_each_platforms_resolution() {
+        let amd = Target::new("3.11", "linux/amd64", "2.36").unwrap();
+        let arm = Target::new("3.11", "linux/arm64", "2.36").unwrap();
+        let a = resolution(&amd);
+        let mut b = resolution(&arm);
+        b.packages[0].filename = "numpy-2.1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl".into();
+        b.packages[0].sha256 = B.into();
+        // Another tqdm on arm64 only: written twice, each with a marker.
+        b.packages[1].version = "4.66.0".into();
+        b.packages[1].filename = "tqdm-4.66.0-py3-none-any.whl".into();
+        let urls: BTreeMap<String, String> = [(
+            "tqdm-4.66.0-py3-none-any.whl".to_string(),
+            "https://files.invalid/tqdm-4.66.0-py3-none-any.whl".to_string(),
+        )]
+        .into();
+        let text = export_targets(&[a.clone(), b.clone()], &urls);
+        assert_eq!(text, export_targets(&[a.clone(), b.clone()], &urls), "export is deterministic");
+        assert!(text.contains("url = \"https://files.invalid/tqdm-4.66.0-py3-none-any.whl\""), "{text}");
+        assert_eq!(text.matches("name = \"numpy\"").count(), 1, "{text}");
+        assert_eq!(text.matches("name = \"tqdm\"").count(), 2, "{text}");
+        let lock = Pylock::parse(&text, Path::new("pylock.toml")).unwrap();
+        assert_eq!(lock.select(&amd).unwrap(), a);
+        assert_eq!(lock.select(&arm).unwrap(), b);
     }
 
     #[test]

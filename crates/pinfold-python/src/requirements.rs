@@ -350,7 +350,9 @@ fn requirement_hashes(options: Vec<Opt>, origin: &Origin) -> Result<Vec<String>,
 }
 
 fn parse_requirement(text: &str, sha256: Vec<String>, origin: &Origin) -> Result<Requirement, RequirementsError> {
-    let requirement = crate::pep508_guard(|| Pep508::from_str(text.trim())).map_err(|e| at(origin, &first_line(&e)))?;
+    // The message quotes the requirement: pep508_rs's own error names only a column.
+    let requirement = crate::pep508_guard(|| Pep508::from_str(text.trim()))
+        .map_err(|e| at(origin, &format!("`{}`: {}", text.trim(), first_line(&e))))?;
     if let Some(VersionOrUrl::Url(_)) = requirement.version_or_url {
         return Err(at(
             origin,

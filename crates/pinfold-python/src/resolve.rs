@@ -381,6 +381,32 @@ impl<'a> Provider<'a> {
         })
     }
 
+    /// The versions of `name` this target can install, for a conflict report: the
+    /// newest few, and whether older ones or sdist-only ones exist.
+    fn offered(&self, name: &str) -> String {
+        const SHOWN: usize = 8;
+        let Ok(candidates) = self.candidates(name) else { return "not on the index".into() };
+        let wheels: Vec<String> = candidates
+            .iter()
+            .filter(|(_, c)| matches!(c, Choice::Wheel { yanked: false, .. }))
+            .map(|(v, _)| v.to_string())
+            .collect();
+        let mut text = match wheels.len() {
+            0 => "no version has a wheel for this target".to_string(),
+            n if n <= SHOWN => format!("versions with a wheel for this target: {}", wheels.join(", ")),
+            n => format!(
+                "versions with a wheel for this target: {} older, {}",
+                n - SHOWN,
+                wheels[n - SHOWN..].join(", ")
+            ),
+        };
+        let sdists = candidates.values().filter(|c| matches!(c, Choice::SdistOnly)).count();
+        if sdists > 0 {
+            text.push_str(&format!(" ({sdists} more with only a source distribution)"));
+        }
+        text
+    }
+
     fn explain(&self, e: PubGrubError<Self>) -> ResolveError {
         match e {
             PubGrubError::NoSolution(mut tree) => {
@@ -391,7 +417,15 @@ impl<'a> Provider<'a> {
                 packages.dedup();
                 // The root is a version-less stand-in: drop the version PubGrub prints for it.
                 let root = Pkg::Root.to_string();
-                let report = DefaultStringReporter::report(&tree).replace(&format!("{root} 0"), &root);
+                let mut report = DefaultStringReporter::report(&tree)
+                    .replace(&format!("{root} 0"), &root)
+                    .replace(&format!("{root} depends on"), &format!("{root} depend on"))
+                    .replace(&format!("{root} is forbidden"), &format!("{root} cannot all be met"));
+                // PubGrub's report collapses "no versions of X in range" into the step that
+                // needed them; what the index offers is what the user must compare against.
+                for name in &packages {
+                    report.push_str(&format!("\n{name}: {}", self.offered(name)));
+                }
                 ResolveError::Conflict { target: self.target.describe(), packages, report }
             }
             PubGrubError::ErrorRetrievingDependencies { source: ProviderError::Resolve(e), .. } => e,
