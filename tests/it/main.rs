@@ -4,6 +4,7 @@
 
 mod build;
 mod cli;
+mod debian_repo;
 mod diagnostics;
 mod harness;
 mod inputs;

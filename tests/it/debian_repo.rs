@@ -1,0 +1,271 @@
+//! Debian package sets against the committed signed test repository
+//! (`fixtures/debian-repo`, served on 127.0.0.1 by [`StaticServer`]): no network. Bad
+//! input — a tampered InRelease, an index or a `.deb` that does not match its pinned
+//! digest, a missing package, an unsatisfiable dependency, the wrong keyring — is exit
+//! 2 with an error naming the file or the package, and writes nothing; a small set has
+//! a golden digest that neither the store, a second build nor the server's port moves.
+
+use crate::harness::*;
+use crate::serve::StaticServer;
+use std::path::{Path, PathBuf};
+
+/// The sha256 of `fixtures/debian-repo/keyring.gpg` (make.sh prints it).
+const KEYRING_SHA256: &str = "e875af94740be62ded6dd60a150633752b68d2d566755d4f8473fee463343597";
+const OTHER_KEYRING_SHA256: &str = "7025a8ef85b7273f238c86c8156f8f6b3dcf45b1fda5807ff1ca9efa68a9cc6c";
+
+/// A build file installing `packages` from the fixture's suite, with the set's own
+/// `mirror` when given (else the apt sources of `PINFOLD_APT_ROOT`).
+fn build_file(mirror: Option<&str>, keyring: &str, keyring_sha256: &str, packages: &[&str]) -> String {
+    let packages: Vec<String> = packages.iter().map(|p| format!("{p:?}")).collect();
+    let mirror = mirror.map_or(String::new(), |m| format!("    mirror {m:?}\n"));
+    format!(
+        r#"pinfold 1
+epoch 1704067200
+platforms "linux/amd64" "linux/arm64"
+
+debian os {{
+    suite "fixture"
+    components "main"
+    packages {}
+{mirror}    keyring {keyring:?} sha256="{keyring_sha256}"
+}}
+
+image hello {{
+    from scratch
+    layer os {{ install "os" }}
+    cmd "/usr/bin/pf-hello"
+}}
+"#,
+        packages.join(" ")
+    )
+}
+
+/// A copy of the fixture repository (tests change files of it) and a project
+/// directory beside it holding the build file and both keyrings.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    project: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempdir();
+        let repo = tmp.path().join("repo");
+        copy_dir(&fixture("debian-repo"), &repo);
+        let project = tmp.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        for key in ["keyring.gpg", "other-keyring.gpg"] {
+            std::fs::copy(repo.join(key), project.join(key)).unwrap();
+        }
+        Fixture { _tmp: tmp, repo, project }
+    }
+
+    fn write_build(&self, text: &str) {
+        std::fs::write(self.project.join("pinfold.kdl"), text).unwrap();
+    }
+
+    fn pinfold(&self, cache: &str) -> Test {
+        Test::new().dir(&self.project).env("PINFOLD_CACHE_DIR", self.project.join(cache))
+    }
+
+    /// Nothing of a lock or a build is in the project: no lock, no output.
+    fn assert_nothing_written(&self) {
+        assert!(!self.project.join("pinfold.lock").exists(), "a pinfold.lock was written");
+        assert_no_output(&self.project);
+    }
+}
+
+fn assert_no_output(project: &Path) {
+    let out = project.join("pinfold-out");
+    let entries: Vec<_> = std::fs::read_dir(&out).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(entries.is_empty(), "outputs were written: {entries:?}");
+}
+
+/// `pinfold lock` against the served fixture fails with exit 2; its stderr (flattened).
+fn lock_fails(f: &Fixture) -> String {
+    let ran = f.pinfold("cache").arg("lock").run().code(2);
+    f.assert_nothing_written();
+    ran.stderr_flat()
+}
+
+fn flip_byte(path: &Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("the needle is in the file");
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_tampered_inrelease_is_refused_naming_it() {
+    let f = Fixture::new();
+    // One byte of the signed text: `Label: pinfold-tests` becomes `Label: qinfold-tests`.
+    flip_byte(&f.repo.join("dists/fixture/InRelease"), b"pinfold-tests");
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("dists/fixture/InRelease") && err.contains("no good signature"), "{err}");
+}
+
+#[test]
+fn a_keyring_that_does_not_sign_the_release_is_refused_naming_it() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "other-keyring.gpg", OTHER_KEYRING_SHA256, &["pf-hello"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("dists/fixture/InRelease") && err.contains("other-keyring.gpg"), "{err}");
+}
+
+#[test]
+fn a_keyring_whose_sha256_is_not_the_pinned_one_is_refused_naming_both() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", OTHER_KEYRING_SHA256, &["pf-hello"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("keyring.gpg") && err.contains(KEYRING_SHA256) && err.contains(OTHER_KEYRING_SHA256), "{err}");
+}
+
+#[test]
+fn a_packages_index_that_does_not_match_the_inrelease_is_refused_naming_both_digests() {
+    let f = Fixture::new();
+    let index = f.repo.join("dists/fixture/main/binary-amd64/Packages.xz");
+    let listed = sha256_hex(&std::fs::read(&index).unwrap());
+    // Same size, other bytes: the digest, not the size, must catch it.
+    let mut bytes = std::fs::read(&index).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last / 2] ^= 0x01;
+    let served = sha256_hex(&bytes);
+    std::fs::write(&index, bytes).unwrap();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("main/binary-amd64/Packages.xz") && err.contains(&listed) && err.contains(&served), "{err}");
+}
+
+#[test]
+fn a_package_that_does_not_exist_is_named() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello", "pf-nowhere"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("pf-nowhere") && err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn an_unsatisfiable_dependency_is_named_with_the_package_that_needs_it() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-broken"]));
+    let err = lock_fails(&f);
+    assert!(err.contains("pf-broken") && err.contains("pf-does-not-exist"), "{err}");
+}
+
+#[test]
+fn a_deb_whose_sha256_differs_from_the_lock_is_refused_and_nothing_is_written() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    f.pinfold("cache").arg("lock").run().success();
+    let lock_before = std::fs::read(f.project.join("pinfold.lock")).unwrap();
+    // The served pf-text is replaced by another (real) package after locking.
+    let pool = f.repo.join("pool/main/p");
+    let text = pool.join("pf-text/pf-text_2.0-1_all.deb");
+    let locked = sha256_hex(&std::fs::read(&text).unwrap());
+    std::fs::copy(pool.join("pf-words/pf-words_0.9-1_all.deb"), &text).unwrap();
+    let served = sha256_hex(&std::fs::read(&text).unwrap());
+    let ran = f.pinfold("cache").arg("build").run().code(2);
+    let err = ran.stderr_flat();
+    assert!(err.contains("pf-text") && err.contains(&locked) && err.contains(&served), "{err}");
+    assert_eq!(std::fs::read(f.project.join("pinfold.lock")).unwrap(), lock_before, "the lock changed");
+    assert_no_output(&f.project);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// An apt root whose `sources.list` names `url` for the fixture's suite: the set then
+/// takes its mirror from there (as from the machine's apt sources), so the build file
+/// — and so the lock — is the same whatever port the server has.
+fn apt_root(dir: &Path, url: &str) -> PathBuf {
+    let root = dir.join(format!("apt-{}", url.rsplit(':').next().unwrap()));
+    std::fs::create_dir_all(root.join("etc/apt")).unwrap();
+    std::fs::write(root.join("etc/apt/sources.list"), format!("deb {url}/ fixture main\n")).unwrap();
+    root
+}
+
+/// Locks and builds `hello` against a fresh server of the fixture with the store in
+/// `cache`: the lock's bytes and the `NAME DIGEST` lines.
+fn lock_and_build(f: &Fixture, cache: &str) -> (String, Vec<(String, String)>) {
+    let server = StaticServer::serve(&f.repo);
+    let apt = apt_root(f.project.parent().unwrap(), &server.url());
+    f.pinfold(cache).env("PINFOLD_APT_ROOT", &apt).arg("lock").run().success();
+    let lock = std::fs::read_to_string(f.project.join("pinfold.lock")).unwrap();
+    let built = f.pinfold(cache).env("PINFOLD_APT_ROOT", &apt).args(["build", "--locked"]).run().success().built();
+    (lock, built)
+}
+
+/// The root file system of `platform`'s image of the layout, unpacked by skopeo and
+/// umoci (tools pinfold did not write).
+fn unpack(layout: &Path, arch: &str, to: &Path) -> Option<PathBuf> {
+    if !require_tool("skopeo", &["--version"]) || !require_tool("umoci", &["--version"]) {
+        return None;
+    }
+    let single = to.join(format!("single-{arch}"));
+    let from = format!("oci:{}:hello", layout.display());
+    tool("skopeo", &["copy", "-q", "--override-arch", arch, &from, &format!("oci:{}:x", single.display())]);
+    let bundle = to.join(format!("bundle-{arch}"));
+    tool("umoci", &["unpack", "--rootless", "--image", &format!("{}:x", single.display()), bundle.to_str().unwrap()]);
+    Some(bundle.join("rootfs"))
+}
+
+#[test]
+fn a_small_set_from_the_fixture_has_a_golden_digest_that_store_and_port_do_not_move() {
+    let f = Fixture::new();
+    f.write_build(&build_file(None, "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    let (lock, built) = lock_and_build(&f, "cache-a");
+    assert!(!lock.contains("://") && !lock.contains("127.0.0.1"), "the lock names a host:\n{lock}");
+    crate::build::check_golden(&fixture("debian-repo"), &built);
+
+    // Another server (another port) and a cold store: the same lock, the same digest;
+    // and a warm rebuild too.
+    let (lock_b, built_b) = lock_and_build(&f, "cache-b");
+    assert_eq!(lock_b, lock, "the port or the store changed the lock");
+    assert_eq!(built_b, built, "the port or the store changed the digest");
+    let warm = f.pinfold("cache-a").args(["build", "--locked", "--offline"]).run().success().built();
+    assert_eq!(warm, built);
+
+    // The image holds the closure — the alternative and the provider resolved — with
+    // each platform's own files, and dpkg's status lists every locked package.
+    let lock: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    for (platform, arch) in [("linux/amd64", "amd64"), ("linux/arm64", "arm64")] {
+        let names: Vec<&str> = lock["debian"]["os"]["platforms"][platform]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["pf-hello", "pf-lib", "pf-text", "pf-words"], "{platform}");
+        let Some(rootfs) = unpack(&f.project.join("pinfold-out/hello"), arch, f.project.parent().unwrap()) else {
+            continue;
+        };
+        assert_eq!(std::fs::read_to_string(rootfs.join("usr/share/pf-hello/arch.txt")).unwrap(), format!("{arch}\n"));
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("usr/lib/pf/libpf.txt")).unwrap(),
+            format!("pf-lib for {arch}\n")
+        );
+        assert!(
+            rootfs.join("usr/share/pf-words/words.txt").is_file()
+                && rootfs.join("usr/share/doc/pf-text/README").is_file()
+        );
+        let status = std::fs::read_to_string(rootfs.join("var/lib/dpkg/status")).unwrap();
+        for name in &names {
+            assert!(
+                status.contains(&format!("Package: {name}\nStatus: install ok installed\n")),
+                "{name} not in status"
+            );
+        }
+        assert!(!status.contains("Package: pf-broken") && !status.contains("Package: pf-missing-alt"), "{status}");
+    }
+}
