@@ -101,7 +101,7 @@ fn wheels(packages: Vec<pinfold_python::resolve::LockedWheel>) -> Vec<LockedWhee
 
 /// The store path of every locked wheel of `platform`, fetched when the store and the
 /// mirror lack it: through the index (the set's, else pip's), by the file's name.
-fn fetch_wheels(
+pub fn fetch_wheels(
     decl_index: Option<&str>,
     wheels: &[LockedWheel],
     cache: &Cache,
