@@ -82,7 +82,7 @@ pub fn run(args: VendorArgs) -> i32 {
             if !message.ends_with('\n') {
                 eprintln!();
             }
-            eprintln!("error: nothing more was written to {}", args.dir.display());
+            eprintln!("error: no file of {} was replaced or removed", args.dir.display());
             EXIT_ERROR
         }
     }
@@ -213,13 +213,13 @@ fn write_dir(dir: &Path, wanted: &[(VendoredFile, PathBuf)]) -> Result<Vec<Strin
     for (file, path) in wanted {
         by_sha.entry(file.sha256.as_str()).or_insert((file, path));
     }
+    // What DIR holds already is checked first, so that a wrong file stops the run
+    // before anything is added.
+    let mut missing = Vec::new();
     for (sha256, (file, from)) in &by_sha {
         let parts: [&[u8]; 1] = [sha256.as_bytes()];
         match root.kind(&parts).map_err(|e| format!("{}: {e}", dir.display()))? {
-            Kind::Missing => {
-                copy_checked(&mut root, from, sha256, &shown(sha256))?;
-                lines.push(format!("+ {sha256} {} {}", file.input, file.name));
-            }
+            Kind::Missing => missing.push((*sha256, *file, *from)),
             Kind::File => {
                 // Already there: it must be what its name says (never replaced).
                 let reader = root.open_file(&parts).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -234,6 +234,10 @@ fn write_dir(dir: &Path, wanted: &[(VendoredFile, PathBuf)]) -> Result<Vec<Strin
             }
             other => return Err(format!("{} is a {other:?}, not a file; it was left as it is", shown(sha256))),
         }
+    }
+    for (sha256, file, from) in missing {
+        copy_checked(&mut root, from, sha256, &shown(sha256))?;
+        lines.push(format!("+ {sha256} {} {}", file.input, file.name));
     }
     let index_changed = write_index(&mut root, dir, wanted)?;
     let added = lines.len();

@@ -269,3 +269,123 @@ fn a_small_set_from_the_fixture_has_a_golden_digest_that_store_and_port_do_not_m
         assert!(!status.contains("Package: pf-broken") && !status.contains("Package: pf-missing-alt"), "{status}");
     }
 }
+
+/// Every regular file of `dir` (not below it) with its bytes.
+fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn vendor_then_build_and_verify_offline_from_the_vendor_directory_alone() {
+    let f = Fixture::new();
+    let tmp = f.project.parent().unwrap().to_path_buf();
+    f.write_build(&build_file(None, "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    let server = StaticServer::serve(&f.repo);
+    let apt = apt_root(&tmp, &server.url());
+    f.pinfold("cache").env("PINFOLD_APT_ROOT", &apt).arg("lock").run().success();
+    let digest = f.pinfold("cache").env("PINFOLD_APT_ROOT", &apt).args(["build", "--locked"]).run().success().digest();
+
+    // Vendored from a cold store: each file is fetched from the server by its pool path.
+    let vendor = tmp.join("vendor");
+    let out = f.pinfold("vendor-cache").env("PINFOLD_APT_ROOT", &apt).arg("vendor").arg(&vendor).run().success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.project.join("pinfold.lock")).unwrap()).unwrap();
+    let mut locked: Vec<(String, String, String)> = Vec::new();
+    for (platform, debs) in lock["debian"]["os"]["platforms"].as_object().unwrap() {
+        for d in debs.as_array().unwrap() {
+            let s = |k: &str| d[k].as_str().unwrap().to_string();
+            locked.push((s("sha256"), format!("debian os {platform}"), s("path")));
+        }
+    }
+    locked.sort();
+    let unique: std::collections::BTreeSet<&String> = locked.iter().map(|(sha, _, _)| sha).collect();
+    assert_eq!(out.stdout().lines().filter(|l| l.starts_with("+ ")).count(), unique.len(), "{}", out.stdout());
+
+    // DIR holds each locked file under its sha256 — its bytes hash to the name — and the
+    // index lists each (file, input) of the lock with no host.
+    let files = files_of(&vendor);
+    for sha in &unique {
+        assert_eq!(&sha256_hex(&files[sha.as_str()]), *sha, "{sha} in the vendor directory");
+    }
+    assert_eq!(files.len(), unique.len() + 1, "{:?}", files.keys().collect::<Vec<_>>());
+    let index_text = String::from_utf8(files["pinfold-vendor.json"].clone()).unwrap();
+    assert!(!index_text.contains("://") && !index_text.contains("127.0.0.1"), "{index_text}");
+    let index: serde_json::Value = serde_json::from_str(&index_text).unwrap();
+    let mut listed: Vec<(String, String, String)> = index["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["kind"], "debian");
+            assert_eq!(e["size"].as_u64().unwrap(), files[e["sha256"].as_str().unwrap()].len() as u64);
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("sha256"), s("input"), s("name"))
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, locked);
+
+    // A second run adds nothing, says so, and leaves every byte as it was.
+    let again = f.pinfold("vendor-cache").env("PINFOLD_APT_ROOT", &apt).arg("vendor").arg(&vendor).run().success();
+    assert!(again.stdout().contains("is up to date") && !again.stdout().contains("+ "), "{}", again.stdout());
+    assert_eq!(files_of(&vendor), files);
+    drop(server);
+
+    // No server, an empty store, --offline: the vendor directory alone builds it.
+    let offline =
+        f.pinfold("offline-cache").args(["build", "--locked", "--offline", "--mirror"]).arg(&vendor).run().success();
+    assert_eq!(offline.digest(), digest);
+
+    // The reviewer: the repository's files and DIR moved elsewhere, a fresh cache, no
+    // network: verify says the published image is bit for bit the rebuilt one.
+    let elsewhere = tempdir();
+    let project = elsewhere.path().join("paper");
+    std::fs::create_dir_all(&project).unwrap();
+    for name in ["pinfold.kdl", "pinfold.lock", "keyring.gpg"] {
+        std::fs::copy(f.project.join(name), project.join(name)).unwrap();
+    }
+    copy_dir(&vendor, &elsewhere.path().join("deposit"));
+    copy_dir(&f.project.join("pinfold-out/hello"), &elsewhere.path().join("published"));
+    drop(f);
+    let verified = Test::new()
+        .dir(&project)
+        .env("PINFOLD_CACHE_DIR", elsewhere.path().join("fresh-cache"))
+        .args(["verify", "--offline", "--mirror", "../deposit", "oci:../published:hello", "hello"])
+        .run()
+        .success();
+    assert!(verified.stdout().contains("bit for bit"), "{}", verified.stdout());
+}
+
+#[test]
+fn vendor_never_replaces_a_file_of_the_directory_and_refuses_a_wrong_one() {
+    let f = Fixture::new();
+    let server = StaticServer::serve(&f.repo);
+    f.write_build(&build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
+    // Without a lock there is nothing pinned to vendor: exit 2, nothing written.
+    let vendor = f.project.parent().unwrap().join("vendor");
+    let ran = f.pinfold("cache").arg("vendor").arg(&vendor).run().code(2);
+    assert!(ran.stderr_flat().contains("pinfold.lock"), "{}", ran.stderr());
+    assert!(!vendor.join("pinfold-vendor.json").exists());
+    f.pinfold("cache").arg("lock").run().success();
+    // A file already named by a locked sha256 but holding other bytes is refused and
+    // kept as it is; so is a symlink planted under such a name.
+    let pf_text = "f4950fe537eee3026e93bd8c1bca08852f8581b8a269731a8f5ce961698e2321";
+    let lock = std::fs::read_to_string(f.project.join("pinfold.lock")).unwrap();
+    assert!(lock.contains(pf_text), "the fixture's pf-text is locked");
+    std::fs::create_dir_all(&vendor).unwrap();
+    std::fs::write(vendor.join(pf_text), "not a package\n").unwrap();
+    let ran = f.pinfold("cache").arg("vendor").arg(&vendor).run().code(2);
+    assert!(ran.stderr_flat().contains(pf_text) && ran.stderr_flat().contains("left as it is"), "{}", ran.stderr());
+    assert_eq!(std::fs::read_to_string(vendor.join(pf_text)).unwrap(), "not a package\n");
+    // Checked before anything is added: nothing else was written.
+    assert_eq!(files_of(&vendor).into_keys().collect::<Vec<_>>(), [pf_text]);
+    std::fs::remove_file(vendor.join(pf_text)).unwrap();
+    let outside = f.project.parent().unwrap().join("outside");
+    std::os::unix::fs::symlink(&outside, vendor.join(pf_text)).unwrap();
+    f.pinfold("cache").arg("vendor").arg(&vendor).run().code(2);
+    assert!(!outside.exists(), "vendor wrote through a symlink");
+}
