@@ -283,8 +283,20 @@ fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 fn vendor_then_build_and_verify_offline_from_the_vendor_directory_alone() {
     let f = Fixture::new();
     let tmp = f.project.parent().unwrap().to_path_buf();
-    f.write_build(&build_file(None, "keyring.gpg", KEYRING_SHA256, &["pf-hello"]));
     let server = StaticServer::serve(&f.repo);
+    // Beside the packages, a download and an archive fetched by URL (pinned by the lock).
+    std::fs::write(f.repo.join("notes.txt"), "vendored with the packages\n").unwrap();
+    std::fs::create_dir_all(tmp.join("data/data")).unwrap();
+    std::fs::write(tmp.join("data/data/table.csv"), "x,y\n1,2\n").unwrap();
+    tool("tar", &["-cf", f.repo.join("data.tar").to_str().unwrap(), "-C", tmp.join("data").to_str().unwrap(), "data"]);
+    let inputs = format!(
+        "download notes url=\"{0}/notes.txt\"\narchive data url=\"{0}/data.tar\"\n\nimage hello {{\n    from scratch\n    layer extra {{\n        download \"notes\" to=\"/opt/notes.txt\"\n        extract \"data\" to=\"/opt\"\n    }}\n",
+        server.url()
+    );
+    f.write_build(
+        &build_file(None, "keyring.gpg", KEYRING_SHA256, &["pf-hello"])
+            .replace("image hello {\n    from scratch\n", &inputs),
+    );
     let apt = apt_root(&tmp, &server.url());
     f.pinfold("cache").env("PINFOLD_APT_ROOT", &apt).arg("lock").run().success();
     let digest = f.pinfold("cache").env("PINFOLD_APT_ROOT", &apt).args(["build", "--locked"]).run().success().digest();
@@ -300,6 +312,12 @@ fn vendor_then_build_and_verify_offline_from_the_vendor_directory_alone() {
             let s = |k: &str| d[k].as_str().unwrap().to_string();
             locked.push((s("sha256"), format!("debian os {platform}"), s("path")));
         }
+    }
+    for (kind, name) in [("download", "notes"), ("archive", "data")] {
+        let entry = if kind == "download" { &lock["downloads"][name]["*"] } else { &lock["archives"][name] };
+        let sha = entry["sha256"].as_str().unwrap_or_else(|| panic!("{kind} {name} is locked")).to_string();
+        let input = if kind == "download" { format!("download {name} *") } else { format!("archive {name}") };
+        locked.push((sha, input, format!("{name}.{}", if kind == "download" { "txt" } else { "tar" })));
     }
     locked.sort();
     let unique: std::collections::BTreeSet<&String> = locked.iter().map(|(sha, _, _)| sha).collect();
@@ -320,7 +338,8 @@ fn vendor_then_build_and_verify_offline_from_the_vendor_directory_alone() {
         .unwrap()
         .iter()
         .map(|e| {
-            assert_eq!(e["kind"], "debian");
+            let input = e["input"].as_str().unwrap();
+            assert!(input.starts_with(&format!("{} ", e["kind"].as_str().unwrap())), "{e}");
             assert_eq!(e["size"].as_u64().unwrap(), files[e["sha256"].as_str().unwrap()].len() as u64);
             let s = |k: &str| e[k].as_str().unwrap().to_string();
             (s("sha256"), s("input"), s("name"))
