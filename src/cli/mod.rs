@@ -78,7 +78,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the images' `test` blocks (or a container-structure-test config) on every platform.
     Test(test::TestArgs),
-    /// Copy every pinned input of the lock (packages, downloads, archives) into DIR, named by
+    /// Copy every pinned input of the lock (packages, downloads, archives, registry bases) into DIR, named by
     /// sha256 as --mirror DIR reads them, with an index; only adds files.
     Vendor(vendor::VendorArgs),
     /// Print the graph of steps and images (text, or Graphviz dot with --dot).

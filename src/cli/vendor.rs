@@ -13,10 +13,11 @@
 //! that has nothing to add writes nothing and says so. Every name inside DIR goes
 //! through `pinfold_image::rooted`, so a symlink planted in DIR is never followed.
 //!
-//! Local archives (`archive path=…`) are not copied: they are files of the repository
-//! itself, and a build reads them from there. Bases are not copied either: a layout
-//! or archive base is a path of the repository, and a registry base is pulled into
-//! the store by its digest (see `spec/packages.md`).
+//! A registry base is copied blob by blob (its pinned top object, and the manifest,
+//! config and layers of each platform the build needs); a build with `--mirror DIR`
+//! puts them into the store before it opens the base, so it asks the registry for
+//! nothing. Local archives (`archive path=…`) and layout or archive bases are not
+//! copied: they are files of the repository itself, and a build reads them there.
 
 use super::{InputArgs, RegistryArgs, EXIT_ERROR, EXIT_OK};
 use crate::build::{self, BuildRequest};
@@ -53,12 +54,13 @@ pub struct VendorArgs {
 pub struct VendoredFile {
     pub sha256: String,
     pub size: u64,
-    /// `debian`, `python`, `download` or `archive`.
+    /// `debian`, `python`, `download`, `archive` or `base`.
     pub kind: String,
     /// The input of the build file: `debian os linux/amd64`, `download tool *`.
     pub input: String,
     /// What the lock calls the file: the pool path, the wheel's file name, the last
-    /// segment of a download's URL. Never a host.
+    /// segment of a download's URL; for a base, the blob's role (`manifest
+    /// linux/amd64`, `layer 0 linux/amd64`). Never a host.
     pub name: String,
 }
 
@@ -158,6 +160,11 @@ fn wanted_files(
         };
         out.push((file, path));
     }
+    let platforms = crate::plan::wanted_platforms(&file, &request.plan_input);
+    for decl in &file.bases {
+        let Some(pinfold_lang::BaseSource::Registry(reference)) = &decl.source else { continue };
+        out.extend(registry_base(&decl.name.value, &reference.value, resolved, &platforms, cache, options)?);
+    }
     for decl in &file.debian {
         let set = &decl.name.value;
         let locked = lock.debian.get(set).ok_or_else(|| format!("debian set `{set}` is not in pinfold.lock"))?;
@@ -193,6 +200,65 @@ fn wanted_files(
                 out.push((file, path));
             }
         }
+    }
+    Ok(out)
+}
+
+/// The blobs of a registry base as its pin names them — the top object, and for each
+/// platform the build needs its manifest, config and layers — each in the store
+/// (pulled into it, checked by digest, when it is not there yet).
+fn registry_base(
+    name: &str,
+    reference: &str,
+    resolved: &Lock,
+    platforms: &[pinfold_lang::Platform],
+    cache: &Cache,
+    options: &crate::input::FetchOptions,
+) -> Result<Vec<(VendoredFile, PathBuf)>, String> {
+    let what = format!("base {name}");
+    let pin: Digest = resolved
+        .bases
+        .get(name)
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| format!("{what} is not pinned: run `pinfold lock`"))?;
+    let reference = pinfold_registry::Reference::parse(reference).map_err(|e| format!("{what}: {e}"))?;
+    let image = pinfold_registry::open_base(
+        crate::env::registries(),
+        &reference,
+        Some(pin),
+        Some(&cache.store()),
+        platforms,
+        options.offline,
+    )
+    .map_err(|e| format!("{what}: {e}"))?;
+    let mut blobs: Vec<(Digest, String)> = vec![(image.top.digest, "top".into())];
+    for m in &image.manifests {
+        let platform = m.platform.as_ref().map_or_else(|| "*".to_string(), |p| p.to_string());
+        blobs.push((m.manifest_digest, format!("manifest {platform}")));
+        blobs.push((m.config_digest, format!("config {platform}")));
+        blobs.extend(m.layers.iter().enumerate().map(|(i, l)| (l.digest, format!("layer {i} {platform}"))));
+    }
+    let mut out = Vec::new();
+    for (digest, role) in blobs {
+        let path = cache.blob_path(&digest);
+        if !path.is_file() {
+            // Read through the image's archive: a registry blob is streamed into the
+            // store, checked against its digest, as a build reads it.
+            let member = pinfold_image::oci::archive::blob_member(&digest);
+            let (mut reader, _) = image.archive.open(&member).map_err(|e| format!("{what} {role}: {e}"))?;
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| format!("{what} {role}: {e}"))?;
+        }
+        if !path.is_file() {
+            return Err(format!("{what} {role} ({digest}) could not be kept in the store"));
+        }
+        let file = VendoredFile {
+            sha256: digest.hex(),
+            size: size_of(&path)?,
+            kind: "base".into(),
+            input: what.clone(),
+            name: role,
+        };
+        out.push((file, path));
     }
     Ok(out)
 }
