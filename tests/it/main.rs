@@ -13,3 +13,4 @@ mod platforms;
 mod reproducible;
 mod serve;
 mod tools;
+mod vendor;
