@@ -36,8 +36,6 @@ const INDEX_VERSION: u64 = 1;
 
 #[derive(Debug, clap::Args)]
 pub struct VendorArgs {
-    #[command(flatten)]
-    pub registry: RegistryArgs,
     /// The directory to fill (made when missing); what it holds already is kept.
     pub dir: PathBuf,
     /// The build file (its pinfold.lock must be current: run `pinfold lock` first).
@@ -45,6 +43,9 @@ pub struct VendorArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
+    /// Last: its flags go under their own heading.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// One file of DIR as one input uses it. A file several inputs use is listed once
