@@ -473,6 +473,71 @@ fn bases_come_from_the_registry_by_digest_and_lock_resolves_tags() {
     registry_offline_checks(on_registry.path(), &pinned_app);
 }
 
+#[test]
+fn a_registry_base_is_vendored_and_builds_offline_from_the_vendor_directory_alone() {
+    let Some(registry) = Registry::start(None) else { return };
+    let host = registry.host();
+    let project = static_project();
+    let digest = pinfold(project.path())
+        .args(["build", "static", "-o", &format!("docker://{host}/pf/static:v1")])
+        .run()
+        .success()
+        .digest();
+    let dir = tempdir();
+    let on_registry = dir.path().join("project");
+    std::fs::create_dir_all(&on_registry).unwrap();
+    write_build_file(&on_registry, "on-registry.kdl", &[("{{IMAGE}}", &format!("{host}/pf/static:v1"))]);
+    pinfold(&on_registry).arg("lock").run().success();
+    let built = pinfold(&on_registry).args(["build", "app", "--locked"]).run().success().digest();
+    // Vendored from a cold store: the base's blobs are pulled by digest.
+    let vendor = dir.path().join("vendor");
+    let out = Test::new()
+        .dir(&on_registry)
+        .env("DOCKER_CONFIG", on_registry.join(".no-docker-config"))
+        .env("PINFOLD_CACHE_DIR", dir.path().join("vendor-cache"))
+        .arg("vendor")
+        .arg(&vendor)
+        .run()
+        .success();
+    let index = json(&std::fs::read(vendor.join("pinfold-vendor.json")).unwrap());
+    let files = index["files"].as_array().unwrap();
+    assert!(files.iter().all(|f| f["kind"] == "base" && f["input"] == "base st"), "{index}");
+    let top = digest.strip_prefix("sha256:").unwrap();
+    assert!(files.iter().any(|f| f["sha256"] == top && f["name"] == "top"), "{index}");
+    for platform in ["linux/amd64", "linux/arm64"] {
+        for role in [format!("manifest {platform}"), format!("config {platform}"), format!("layer 0 {platform}")] {
+            assert!(files.iter().any(|f| f["name"] == role.as_str()), "{role} is not vendored: {index}");
+        }
+    }
+    for f in files {
+        let bytes = std::fs::read(vendor.join(f["sha256"].as_str().unwrap())).unwrap();
+        assert_eq!(f["size"].as_u64().unwrap(), bytes.len() as u64);
+    }
+    assert!(
+        !out.stdout().contains(&host)
+            && !std::fs::read_to_string(vendor.join("pinfold-vendor.json")).unwrap().contains(&host)
+    );
+    // The registry gone, an empty store, --offline: the vendor directory alone builds it.
+    drop(registry);
+    let offline = Test::new()
+        .dir(&on_registry)
+        .env("DOCKER_CONFIG", on_registry.join(".no-docker-config"))
+        .env("PINFOLD_CACHE_DIR", dir.path().join("offline-cache"))
+        .args(["build", "app", "--locked", "--offline", "--mirror"])
+        .arg(&vendor)
+        .run()
+        .success();
+    assert_eq!(offline.digest(), built);
+    // Without the vendor directory the same offline build cannot find the base.
+    Test::new()
+        .dir(&on_registry)
+        .env("DOCKER_CONFIG", on_registry.join(".no-docker-config"))
+        .env("PINFOLD_CACHE_DIR", dir.path().join("empty-cache"))
+        .args(["build", "app", "--locked", "--offline"])
+        .run()
+        .code(2);
+}
+
 fn registry_offline_checks(dir: &Path, expected: &str) {
     let again = pinfold(dir).args(["build", "app", "--offline"]).run().success();
     assert_eq!(again.digest(), expected, "a pinned registry base builds offline from the store");

@@ -8,6 +8,7 @@ mod inspect;
 mod lock;
 mod run;
 mod test;
+mod vendor;
 mod verify;
 
 use crate::build::{self, BuildError, BuildRequest};
@@ -77,6 +78,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the images' `test` blocks (or a container-structure-test config) on every platform.
     Test(test::TestArgs),
+    /// Copy every pinned input of the lock (packages, downloads, archives, registry bases) into DIR, named by
+    /// sha256 as --mirror DIR reads them, with an index; only adds files.
+    Vendor(vendor::VendorArgs),
     /// Print the graph of steps and images (text, or Graphviz dot with --dot).
     Graph(GraphArgs),
     /// Manage the cache.
@@ -251,6 +255,7 @@ impl Command {
             Command::Verify(a) => Some(&a.registry),
             Command::Run(a) => Some(&a.registry),
             Command::Test(a) => Some(&a.registry),
+            Command::Vendor(a) => Some(&a.registry),
             _ => None,
         }
     }
@@ -282,6 +287,7 @@ pub fn main() -> i32 {
         Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
+        Command::Vendor(args) => vendor::run(args),
         Command::Graph(args) => run_graph(args),
         Command::Cache(CacheCommand::Gc(args)) => run_cache_gc(args),
         Command::Cache(CacheCommand::Verify(args)) => run_cache_verify(args),

@@ -140,7 +140,12 @@ pub fn lock(decl: &DebianDecl, root: &Path, platforms: &[String], cache: &Cache)
 
 /// Fetches a locked `.deb` into the store: from the store, `--mirror`, or the first
 /// mirror that serves its pool path (each checked against the lock's sha256).
-fn fetch_deb(deb: &LockedDeb, mirrors: &[String], cache: &Cache, options: &FetchOptions) -> Result<PathBuf, String> {
+pub fn fetch_deb(
+    deb: &LockedDeb,
+    mirrors: &[String],
+    cache: &Cache,
+    options: &FetchOptions,
+) -> Result<PathBuf, String> {
     let digest: Digest = format!("sha256:{}", deb.sha256).parse().map_err(|e| format!("{}: {e}", deb.path))?;
     let mut last = String::new();
     let candidates: Vec<String> = if mirrors.is_empty() {
@@ -184,6 +189,23 @@ fn unpack(deb: &LockedDeb, stored: &Path, cache: &Cache) -> Result<Deb, String> 
     Ok(read)
 }
 
+/// The mirrors a set's `.deb` files are fetched from (none offline: then only the
+/// store and `--mirror DIR` serve them), each once, in order.
+pub fn fetch_mirrors(decl: &DebianDecl, options: &FetchOptions) -> Vec<String> {
+    let mirrors: Vec<String> = if options.offline {
+        Vec::new()
+    } else {
+        repositories(decl).map(|r| r.into_iter().flat_map(|r| r.mirrors).collect()).unwrap_or_default()
+    };
+    let mut unique = Vec::new();
+    for m in mirrors {
+        if !unique.contains(&m) {
+            unique.push(m);
+        }
+    }
+    unique
+}
+
 /// The tree of `install NAME` for one platform, and warnings (maintainer scripts that
 /// did not run).
 pub fn install_tree(
@@ -196,17 +218,7 @@ pub fn install_tree(
     let debs = locked.platforms.get(platform).ok_or_else(|| {
         format!("pinfold.lock has no packages of `{}` for {platform}; run `pinfold lock`", decl.name.value)
     })?;
-    let mirrors: Vec<String> = if options.offline {
-        Vec::new()
-    } else {
-        repositories(decl).map(|r| r.into_iter().flat_map(|r| r.mirrors).collect()).unwrap_or_default()
-    };
-    let mut unique = Vec::new();
-    for m in mirrors {
-        if !unique.contains(&m) {
-            unique.push(m);
-        }
-    }
+    let unique = fetch_mirrors(decl, options);
     let mut unpacked = Vec::new();
     for deb in debs {
         let stored = fetch_deb(deb, &unique, cache, options)?;

@@ -152,7 +152,7 @@ fn fetch_settings(decl: &PythonDecl, root: &Path) -> Result<IndexSettings, Strin
 
 /// The store path of every locked wheel of `platform`, fetched when the store and the
 /// mirror lack it: through the set's indexes ([`fetch_settings`]), by the file's name.
-fn fetch_wheels(
+pub fn fetch_wheels(
     decl: &PythonDecl,
     root: &Path,
     wheels: &[LockedWheel],

@@ -730,6 +730,9 @@ impl Cx<'_> {
             .and_then(|l| l.bases.get(name))
             .and_then(|d| d.parse::<pinfold_image::digest::Digest>().ok());
         let pin = declared.or(reference.digest).or(locked);
+        if let (Some(pin), Some(cache), Some(_)) = (pin, cache, self.fetch.mirror.as_ref()) {
+            seed_from_mirror(cache, &self.fetch, pin);
+        }
         let image = match pinfold_registry::open_base(
             crate::env::registries(),
             &reference,
@@ -933,5 +936,46 @@ pub fn apply_step_copies(
         Err(diags)
     } else {
         Ok(tree)
+    }
+}
+
+/// Bound on a blob read as JSON to find the blobs below it (an index or a manifest).
+const MAX_SEEDED_JSON: u64 = 4 << 20;
+
+/// A registry base pinned by digest, read back from `--mirror DIR` (what `pinfold
+/// vendor` wrote): its top object and every blob below it that DIR holds enter the
+/// store, each hashed on the way in, so that the pull that follows finds them there and
+/// asks the registry for nothing. What DIR lacks is left to the pull (and to
+/// `--offline`'s error, which names it). The walk reads only small JSON objects and
+/// visits each digest once.
+fn seed_from_mirror(cache: &Cache, fetch: &crate::input::FetchOptions, top: pinfold_image::digest::Digest) {
+    let local = crate::input::FetchOptions { offline: true, mirror: fetch.mirror.clone() };
+    let mut queue = vec![top];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(digest) = queue.pop() {
+        if !seen.insert(digest.to_string()) {
+            continue;
+        }
+        let Ok((_, path)) = crate::input::fetch(&format!("pinfold-store:{digest}"), Some(digest), cache, &local) else {
+            continue;
+        };
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_SEEDED_JSON);
+        let Some(value) = small
+            .then(|| std::fs::read(&path).ok())
+            .flatten()
+            .filter(|b| b.first() == Some(&b'{'))
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
+        let below = value["manifests"]
+            .as_array()
+            .into_iter()
+            .chain(value["layers"].as_array())
+            .flatten()
+            .chain(std::iter::once(&value["config"]));
+        queue.extend(
+            below.filter_map(|d| d["digest"].as_str()).filter_map(|d| d.parse::<pinfold_image::digest::Digest>().ok()),
+        );
     }
 }

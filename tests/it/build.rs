@@ -7,7 +7,7 @@ use std::path::Path;
 /// Expected `NAME DIGEST` lines of a fixture. A change here means pinfold's bytes
 /// changed: on purpose (bless with PINFOLD_BLESS=1 and say why in the commit), or
 /// by a dependency update (then it is a bug this test exists to catch).
-fn check_golden(fixture_dir: &Path, built: &[(String, String)]) {
+pub(crate) fn check_golden(fixture_dir: &Path, built: &[(String, String)]) {
     let golden = fixture_dir.join("golden-digests.txt");
     let actual: String = built.iter().map(|(n, d)| format!("{n} {d}\n")).collect();
     if std::env::var("PINFOLD_BLESS").as_deref() == Ok("1") {

@@ -18,7 +18,7 @@ fn every_command_that_takes_an_image_lists_every_reference_form() {
 
 #[test]
 fn registry_flags_appear_only_on_commands_that_reach_a_registry() {
-    for command in ["build", "inspect", "lock", "diff", "verify", "run", "test"] {
+    for command in ["build", "inspect", "lock", "diff", "verify", "run", "test", "vendor"] {
         assert!(help(command).contains("--creds"), "`pinfold {command}` reaches registries and has no --creds");
     }
     for command in ["lint", "graph", "clean"] {

@@ -4,6 +4,7 @@
 
 mod build;
 mod cli;
+mod debian_repo;
 mod diagnostics;
 mod harness;
 mod inputs;
@@ -13,3 +14,4 @@ mod python_index;
 mod reproducible;
 mod serve;
 mod tools;
+mod vendor;
