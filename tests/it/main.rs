@@ -3,6 +3,7 @@
 //! with tools that pinfold did not write (umoci, skopeo, oci-image-tool, docker).
 
 mod build;
+mod cdi;
 mod cli;
 mod diagnostics;
 mod harness;

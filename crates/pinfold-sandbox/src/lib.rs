@@ -19,6 +19,7 @@
 //! [`Engine::select`], [`run`], [`Engine::execute`].
 
 pub mod bundle;
+pub mod cdi;
 pub mod cgroup;
 pub mod emulate;
 pub mod engine;
@@ -265,6 +266,11 @@ pub struct RunOptions {
     /// How long a program may take to exit after SIGTERM or SIGINT was forwarded
     /// before it is killed.
     pub stop_timeout: std::time::Duration,
+    /// `--device` and `--gpus`, resolved from the host's CDI specs (empty for Docker,
+    /// which resolves `device_requests` and `gpus` itself).
+    pub devices: cdi::Edits,
+    pub device_requests: Vec<String>,
+    pub gpus: Option<String>,
 }
 
 /// Runs one image as `pinfold run` does, with stdio passed through; returns the
