@@ -92,6 +92,23 @@ pub fn run(args: VerifyArgs) -> i32 {
     }
 }
 
+/// Attaches an SBOM to a finished build's layouts; false (after saying why) when it
+/// could not.
+pub(super) fn attach_sbom(request: &BuildRequest, report: &BuildReport) -> bool {
+    match crate::compare::sbom::attach_to_build(request, report) {
+        Ok(attached) => {
+            for (name, digest) in attached {
+                eprintln!("pinfold: sbom of {name}: {digest}");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
 /// Refuses `--provenance` before a build whose output cannot hold it.
 pub(super) fn provenance_preflight(request: &BuildRequest) -> Result<(), String> {
     provenance::preflight(request).map_err(|e| e.to_string())

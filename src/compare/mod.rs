@@ -29,6 +29,7 @@ pub mod json;
 pub mod layer;
 pub mod provenance;
 pub mod report;
+pub mod sbom;
 pub mod source;
 pub mod verify;
 

@@ -11,5 +11,6 @@ mod inputs;
 mod packages;
 mod platforms;
 mod reproducible;
+mod sbom;
 mod serve;
 mod tools;
