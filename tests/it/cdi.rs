@@ -22,6 +22,14 @@ image box {
     env PATH="/bin"
     entrypoint "/bin/sh" "-c"
     cmd "true"
+
+    test sees-the-device {
+        device "test.example/dev=one"
+        run "/bin/sh" "-c" "ls -l /dev/pinfold-one; cat /mnt/cdi/file; echo $CDI_GREETING"
+        expect-stdout matches="(?m)^c.* /dev/pinfold-one$"
+        expect-stdout contains="shared by the device"
+        expect-stdout contains="hello-from-cdi"
+    }
 }
 "#;
 
@@ -148,4 +156,40 @@ fn an_unknown_device_or_gpus_without_a_spec_fail_naming_what_was_searched() {
         .run()
         .success()
         .stdout_contains("ok");
+}
+
+#[test]
+fn a_test_block_requires_its_device_and_pinfold_test_adds_devices() {
+    let Some(f) = Fixture::new() else { return };
+    for engine in ["runc", "bwrap"] {
+        if !require_tool(engine, &["--version"]) {
+            continue;
+        }
+        f.pinfold().args(["test", "--engine", engine]).run().success().stdout_contains("sees-the-device");
+    }
+    if !require_tool("runc", &["--version"]) {
+        return;
+    }
+    let cdi = f.cdi.display().to_string();
+    // Without the spec the test cannot run: exit 2, naming the device and where it looked.
+    let empty = f.cdi.with_file_name("no-specs");
+    Test::in_dir(&f.src)
+        .env("PINFOLD_CDI_SPEC_DIRS", &empty)
+        .arg("test")
+        .run()
+        .code(2)
+        .stderr_contains("test.example/dev=one")
+        .stderr_contains(&empty.display().to_string());
+    // `--device` adds one to every test; an unknown one is exit 2 as well.
+    f.pinfold()
+        .args(["test", "--device", "test.example/dev=two"])
+        .run()
+        .code(2)
+        .stderr_contains("test.example/dev=two")
+        .stderr_contains(&cdi);
+    // A device that is not VENDOR/CLASS=NAME in a test block is a build-file error.
+    let text = std::fs::read_to_string(f.src.join("pinfold.kdl")).unwrap();
+    std::fs::write(f.src.join("pinfold.kdl"), text.replace("device \"test.example/dev=one\"", "device \"gpu\""))
+        .unwrap();
+    f.pinfold().arg("test").run().code(2).stderr_contains("is not a CDI device name");
 }
