@@ -326,4 +326,91 @@ mod tests {
         assert_eq!(download_location("vendor/x.tar"), "NOASSERTION");
         assert_eq!(download_location("https://h/x.tar"), "https://h/x.tar");
     }
+
+    /// The packages of the sets an image installs, per platform, with purls; a file
+    /// shared by two platforms once; sets and platform blocks it does not use left out.
+    #[test]
+    fn package_sets_become_packages_with_purls() {
+        use pinfold_lang::lock::{LockedDeb, LockedDebian, LockedFile, LockedPython, LockedWheel};
+        let text = r#"pinfold 1
+epoch 0
+platforms "linux/amd64" "linux/arm64"
+debian os { suite "bookworm"; packages "libc6" }
+debian unused { suite "bookworm"; packages "curl" }
+python deps { packages "Scikit_Learn"; python "3.11" }
+download tool url="https://example.org/tool" sha256="00"
+image app {
+    from scratch
+    layer os { install "os" }
+    platform "linux/arm64" { layer py { install "deps" to="/opt/venv" } }
+}
+"#;
+        let mut diags = pinfold_lang::diag::Diagnostics::default();
+        let file = pinfold_lang::parse(&pinfold_lang::diag::Source::new("pinfold.kdl", text), &mut diags).unwrap();
+        let deb = |arch: &str, sha: &str| LockedDeb {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u4".into(),
+            architecture: arch.into(),
+            path: format!("pool/main/g/glibc/libc6_2.36-9+deb12u4_{arch}.deb"),
+            sha256: sha.into(),
+            size: 1,
+        };
+        let mut lock = Lock::default();
+        let platforms = [("linux/amd64", "amd64"), ("linux/arm64", "arm64")];
+        lock.debian.insert(
+            "os".into(),
+            LockedDebian {
+                releases: Default::default(),
+                platforms: platforms.iter().map(|(p, a)| (p.to_string(), vec![deb(a, &format!("{a}-sha"))])).collect(),
+            },
+        );
+        let mut curl = LockedDebian::default();
+        curl.platforms.insert("linux/amd64".into(), vec![LockedDeb { name: "curl".into(), ..deb("amd64", "c") }]);
+        lock.debian.insert("unused".into(), curl);
+        let wheel = LockedWheel {
+            name: "Scikit_Learn".into(),
+            version: "1.5.0".into(),
+            file: "scikit_learn-1.5.0-py3-none-any.whl".into(),
+            sha256: "w".into(),
+            size: 1,
+        };
+        lock.python.insert(
+            "deps".into(),
+            LockedPython {
+                python: "3.11".into(),
+                platforms: platforms.iter().map(|(p, _)| (p.to_string(), vec![wheel.clone()])).collect(),
+            },
+        );
+        lock.downloads
+            .entry("tool".into())
+            .or_default()
+            .insert("*".into(), LockedFile { source: "https://example.org/tool".into(), sha256: "00".into() });
+        let digest = Digest::of(b"image");
+        let input = Input {
+            image: "app",
+            digest,
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            epoch: 0,
+            resolved: &lock,
+            file: &file,
+            bases: Vec::new(),
+        };
+        let doc = document(&input);
+        let packages = doc["packages"].as_array().unwrap();
+        let purls: Vec<&str> =
+            packages.iter().filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str()).collect();
+        assert_eq!(
+            purls,
+            [
+                format!("pkg:oci/app@sha256%3A{}", digest.hex()).as_str(),
+                "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64",
+                "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=arm64",
+                "pkg:pypi/scikit-learn@1.5.0",
+            ]
+        );
+        assert!(!packages.iter().any(|p| p["name"] == "curl" || p["name"] == "tool"), "only what the image uses");
+        assert_eq!(doc["creationInfo"]["created"], "1970-01-01T00:00:00Z");
+        assert_eq!(doc["relationships"].as_array().unwrap().len(), packages.len());
+        assert_eq!(canonical(&document(&input)), canonical(&doc), "the same input, the same bytes");
+    }
 }
