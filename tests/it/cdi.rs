@@ -193,3 +193,32 @@ fn a_test_block_requires_its_device_and_pinfold_test_adds_devices() {
         .unwrap();
     f.pinfold().arg("test").run().code(2).stderr_contains("is not a CDI device name");
 }
+
+#[test]
+fn docker_gets_device_and_gpus_as_asked() {
+    let Some(f) = Fixture::new() else { return };
+    if !require_tool("docker", &["info"]) {
+        return;
+    }
+    // pinfold does not resolve them for Docker (its own "no CDI device" never shows);
+    // Docker does, and this host's Docker has no such device: its refusal names CDI
+    // (Docker 20 to 24: no "cdi" device driver; with CDI enabled: an unresolvable CDI
+    // device) or the device as a path (CDI disabled).
+    let ran = f.pinfold().args(["run", "--engine", "docker", "--device", "test.example/dev=one", "box"]).run();
+    let stderr = ran.stderr();
+    assert!(!stderr.contains("no CDI device"), "{stderr}");
+    let named = stderr.to_lowercase().contains("cdi") || stderr.contains("test.example/dev=one");
+    assert!(stderr.starts_with("docker") && named, "{stderr}");
+    ran.code(125);
+    // `--gpus all` reaches Docker: it runs where Docker has GPUs, and is refused for
+    // the GPU capability elsewhere.
+    let ran = f.pinfold().args(["run", "--engine", "docker", "--gpus", "all", "box", "--", "echo ran"]).run();
+    let stderr = ran.stderr();
+    assert!(!stderr.contains("nvidia.com/gpu"), "{stderr}");
+    if ran.output.status.success() {
+        assert!(ran.stdout().contains("ran"));
+    } else {
+        assert!(stderr.starts_with("docker") && stderr.contains("gpu"), "{stderr}");
+        ran.code(125);
+    }
+}
