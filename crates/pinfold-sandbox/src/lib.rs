@@ -12,6 +12,8 @@
 //! 4. [`emulate`]: other architectures through binfmt_misc and qemu-user.
 //! 5. [`seccomp`] and [`cgroup`]: the default seccomp profile of every engine, and
 //!    the pids and memory limits of bubblewrap, which has no cgroups of its own.
+//! 6. [`cdi`]: devices of the host (GPUs) from its Container Device Interface specs,
+//!    applied to the container by the bundle and each engine.
 //!
 //! It imports only `pinfold-image`: it knows nothing of build files, plans, caches
 //! or registries. The application opens the image (its resolver), makes a
