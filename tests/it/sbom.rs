@@ -176,3 +176,55 @@ fn network_an_sbom_lists_the_debian_packages_of_the_set_with_purls() {
         }
     }
 }
+
+const PYTHON_BUILD: &str = r#"pinfold 1
+epoch 1704067200
+platforms "linux/amd64"
+
+debian os {
+    suite "bookworm"
+    components "main"
+    packages "python3"
+}
+
+python deps {
+    packages "tqdm"
+    python "3.11"
+}
+
+image py {
+    from scratch
+    layer os { install "os" }
+    layer deps { install "deps" to="/opt/venv" }
+}
+"#;
+
+#[test]
+fn network_an_sbom_lists_the_python_distributions_of_the_set_with_purls() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pinfold.kdl"), PYTHON_BUILD).unwrap();
+    let cache = dir.join("cache");
+    Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).arg("lock").run().success();
+    let lock: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("pinfold.lock")).unwrap()).unwrap();
+    Test::new().dir(dir).env("PINFOLD_CACHE_DIR", &cache).args(["build", "--locked", "--sbom"]).run().success();
+    let (_, bytes) = sbom_of(&dir.join("pinfold-out/py"));
+    validate(dir, &bytes);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let wheels = lock["python"]["deps"]["platforms"]["linux/amd64"].as_array().unwrap();
+    assert!(wheels.iter().any(|w| w["name"].as_str().unwrap().eq_ignore_ascii_case("tqdm")), "{wheels:?}");
+    for wheel in wheels {
+        let listed = package(&doc, wheel["name"].as_str().unwrap());
+        assert_eq!(listed["checksums"][0]["checksumValue"], wheel["sha256"]);
+        assert_eq!(listed["packageFileName"], wheel["file"]);
+        let purl = listed["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        let expected = format!(
+            "pkg:pypi/{}@{}",
+            wheel["name"].as_str().unwrap().to_lowercase().replace('_', "-"),
+            wheel["version"].as_str().unwrap()
+        );
+        assert_eq!(purl, expected);
+    }
+    // The interpreter's Debian packages are there too.
+    assert!(doc["packages"].as_array().unwrap().iter().any(|p| p["name"] == "python3"));
+}
