@@ -146,9 +146,11 @@ pub(super) fn run_check(mut args: BuildArgs) -> i32 {
         Ok(r) => r,
         Err(message) => return super::usage_error(message),
     };
-    if args.provenance {
+    if args.provenance || args.sbom {
         if let Err(m) = provenance_preflight(&request) {
-            return super::usage_error(m);
+            return super::usage_error(
+                m.replace("--provenance", if args.provenance { "--provenance" } else { "--sbom" }),
+            );
         }
     }
     let exe = match std::env::current_exe() {
@@ -196,6 +198,9 @@ pub(super) fn run_check(mut args: BuildArgs) -> i32 {
         eprint!("{}", outcome.first.warnings.render_for_stderr());
     }
     if outcome.reproducible() && args.provenance && !attach_provenance(&request, &outcome.first) {
+        return EXIT_ERROR;
+    }
+    if outcome.reproducible() && args.sbom && !attach_sbom(&request, &outcome.first) {
         return EXIT_ERROR;
     }
     if args.json {

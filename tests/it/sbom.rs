@@ -123,6 +123,10 @@ fn an_sbom_lists_base_download_and_archive_validates_and_is_reproducible() {
     let again = std::fs::read_to_string(src.join("again/index.json")).unwrap();
     assert_eq!(again.matches("application/spdx+json").count(), 1, "{again}");
 
+    // The reproducibility gate attaches the same document once the builds agree.
+    build("oci:checked", &["--check", "--sbom"]).success();
+    assert_eq!(sbom_of(&src.join("checked")).1, bytes);
+
     // An archive output cannot hold a referrer: refused before building.
     build("oci-archive:x.tar", &["--sbom"]).code(2).stderr_contains("--sbom");
 }
