@@ -179,6 +179,10 @@ struct LoadedSpec {
 pub struct Registry {
     dirs: Vec<PathBuf>,
     specs: Vec<LoadedSpec>,
+    /// Spec files that could not be read, with why: skipped, as the CDI reference
+    /// implementation skips them (one broken vendor spec must not take every other
+    /// device away), and named when a device is not found.
+    broken: Vec<String>,
 }
 
 /// `vendor/class=name` split and checked as the CDI specification names devices.
@@ -203,9 +207,10 @@ pub fn parse_qualified(name: &str) -> Result<(&str, &str), CdiError> {
 
 impl Registry {
     /// Reads every `*.json`, `*.yaml` and `*.yml` of `dirs` (missing directories are
-    /// skipped), in name order.
+    /// skipped), in name order; a file that cannot be read is skipped and remembered.
     pub fn load(dirs: &[PathBuf]) -> Result<Registry, CdiError> {
         let mut specs = Vec::new();
+        let mut broken = Vec::new();
         for (priority, dir) in dirs.iter().enumerate() {
             let Ok(entries) = std::fs::read_dir(dir) else { continue };
             let mut files: Vec<PathBuf> = entries
@@ -215,15 +220,22 @@ impl Registry {
                 .collect();
             files.sort();
             for file in files {
-                specs.push(LoadedSpec { spec: read_spec(&file)?, file, priority });
+                match read_spec(&file) {
+                    Ok(spec) => specs.push(LoadedSpec { spec, file, priority }),
+                    Err(e) => broken.push(e.to_string()),
+                }
             }
         }
-        Ok(Registry { dirs: dirs.to_vec(), specs })
+        Ok(Registry { dirs: dirs.to_vec(), specs, broken })
     }
 
     fn searched(&self) -> String {
         let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
-        format!("{} ({} spec file(s) found)", dirs.join(", "), self.specs.len())
+        let mut text = format!("{} ({} spec file(s) read)", dirs.join(", "), self.specs.len());
+        if !self.broken.is_empty() {
+            text.push_str(&format!("; skipped: {}", self.broken.join("; ")));
+        }
+        text
     }
 
     /// The spec and device entry of `kind=device`: from the highest-priority
@@ -468,8 +480,12 @@ mod tests {
             let e = registry.resolve(&[format!("a.b/c={device}")]).unwrap_err().to_string();
             assert!(e.contains(expected), "{e}");
         }
+        // A spec that cannot be read is skipped, and named when a device is missing.
         write(tmp.path(), "y.json", "{not json");
-        assert!(Registry::load(&[tmp.path().to_path_buf()]).unwrap_err().to_string().contains("y.json"));
+        let registry = Registry::load(&[tmp.path().to_path_buf()]).unwrap();
+        assert!(registry.resolve(&["a.b/c=out".into()]).unwrap_err().to_string().contains("under /dev only"));
+        let missing = registry.resolve(&["x.y/z=0".into()]).unwrap_err().to_string();
+        assert!(missing.contains("skipped") && missing.contains("y.json"), "{missing}");
     }
 
     #[test]
