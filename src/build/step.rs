@@ -209,6 +209,9 @@ pub fn run_step(
         hostname: bundle::HOSTNAME.to_string(),
         // A step belongs to this build file: its image is trusted (`book/src/run.md`).
         sandbox: pinfold_sandbox::Sandbox::trusted(),
+        devices: Default::default(),
+        device_requests: Vec::new(),
+        gpus: None,
     };
     let control = Control {
         forward_signals: false,

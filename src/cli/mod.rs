@@ -219,6 +219,9 @@ pub struct BuildArgs {
     /// Attach an in-toto SLSA provenance statement to each oci: output, as an OCI referrer.
     #[arg(long)]
     pub provenance: bool,
+    /// Attach an SPDX 2.3 SBOM (packages, downloads, archives, bases) to each oci: output, as an OCI referrer.
+    #[arg(long)]
+    pub sbom: bool,
     /// A shared layer cache in a registry, docker://HOST/REPO: read before building a layer, written after.
     #[arg(long, value_name = "docker://HOST/REPO")]
     pub cache: Option<String>,
@@ -506,14 +509,19 @@ fn run_build(args: BuildArgs) -> i32 {
             return usage_error(format!("-j {jobs}: {e}"));
         }
     }
-    if args.provenance {
+    if args.provenance || args.sbom {
         if let Err(message) = verify::provenance_preflight(&request) {
-            return usage_error(message);
+            return usage_error(
+                message.replace("--provenance", if args.provenance { "--provenance" } else { "--sbom" }),
+            );
         }
     }
     match build::build(&request) {
         Ok(report) => {
             if args.provenance && !verify::attach_provenance(&request, &report) {
+                return EXIT_ERROR;
+            }
+            if args.sbom && !verify::attach_sbom(&request, &report) {
                 return EXIT_ERROR;
             }
             if !report.warnings.is_empty() {

@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// Set a variable, K=V, or K to pass pinfold's own value (repeatable).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// A device of the host from its CDI specs (/etc/cdi, /var/run/cdi), as VENDOR/CLASS=NAME, e.g. nvidia.com/gpu=0 (repeatable).
+    #[arg(long = "device", value_name = "VENDOR/CLASS=NAME")]
+    pub devices: Vec<String>,
+    /// `all`: every NVIDIA GPU of the host's CDI specs (the devices of kind nvidia.com/gpu).
+    #[arg(long, value_name = "all")]
+    pub gpus: Option<String>,
     /// none (the default: only loopback) or host.
     #[arg(long, default_value = "none")]
     pub network: String,
@@ -94,6 +100,7 @@ fn start(args: RunArgs) -> Result<i32, RunError> {
         trusted: matches!(reference, ImageRef::Name(_)),
         allow_weaker: args.allow_weaker_sandbox,
     };
+    let (devices, device_requests, gpus) = devices(&engine, &args.devices, args.gpus.as_deref())?;
     let options = RunOptions {
         entrypoint: args.entrypoint,
         command: args.command,
@@ -101,6 +108,46 @@ fn start(args: RunArgs) -> Result<i32, RunError> {
         volumes,
         network,
         stop_timeout: Duration::from_secs(args.stop_timeout),
+        devices,
+        device_requests,
+        gpus,
     };
     run::run(&prepared, &engine, &options)
+}
+
+/// `--device` and `--gpus`: resolved from the host's CDI specs, or, for Docker, handed
+/// on as asked (Docker reads the CDI specs itself).
+pub fn devices(
+    engine: &Engine,
+    requested: &[String],
+    gpus: Option<&str>,
+) -> Result<(run::cdi::Edits, Vec<String>, Option<String>), RunError> {
+    if let Some(g) = gpus {
+        if g != "all" {
+            return Err(RunError::Usage(format!(
+                "--gpus {g}: pinfold takes `--gpus all`; name single GPUs with --device nvidia.com/gpu=NAME"
+            )));
+        }
+    }
+    for name in requested {
+        run::cdi::parse_qualified(name).map_err(|e| RunError::Usage(e.to_string()))?;
+    }
+    if matches!(engine, Engine::Docker { .. }) {
+        return Ok((run::cdi::Edits::default(), requested.to_vec(), gpus.map(str::to_string)));
+    }
+    let edits = resolve_devices(requested, gpus.is_some()).map_err(|e| RunError::Usage(e.to_string()))?;
+    Ok((edits, Vec::new(), None))
+}
+
+/// The edits of CDI devices (and of every GPU with `all_gpus`) from the host's specs.
+pub fn resolve_devices(requested: &[String], all_gpus: bool) -> Result<run::cdi::Edits, run::cdi::CdiError> {
+    if requested.is_empty() && !all_gpus {
+        return Ok(run::cdi::Edits::default());
+    }
+    let registry = run::cdi::Registry::load(&crate::env::cdi_spec_dirs())?;
+    let mut names = requested.to_vec();
+    if all_gpus {
+        names.extend(registry.all_gpus()?);
+    }
+    registry.resolve(&names)
 }

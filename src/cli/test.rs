@@ -50,6 +50,9 @@ pub struct TestArgs {
     /// Test an image from outside the build file with an engine that cannot give it every protection (bwrap without cgroups).
     #[arg(long)]
     pub allow_weaker_sandbox: bool,
+    /// Give every test block's command this device of the host's CDI specs, VENDOR/CLASS=NAME (repeatable; besides the tests' own `device` nodes).
+    #[arg(long = "device", value_name = "VENDOR/CLASS=NAME")]
+    pub devices: Vec<String>,
     /// The cache directory (default: $PINFOLD_CACHE_DIR, $XDG_CACHE_HOME/pinfold, ~/.cache/pinfold).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -120,6 +123,32 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
         }
     }
     let declared = if config_cases.is_none() { declared_tests(&args.file)? } else { Vec::new() };
+    // The engine is chosen before the devices are resolved: Docker resolves them itself.
+    let engine_choice = Engine::select(&args.engine);
+    let docker = matches!(engine_choice, Ok(Engine::Docker { .. }));
+    let mut device_sets: std::collections::BTreeMap<Vec<String>, std::sync::Arc<check::Devices>> = Default::default();
+    for test in declared.iter().flat_map(|(_, tests)| tests) {
+        let mut names: Vec<String> = test.devices.iter().map(|d| d.value.clone()).collect();
+        names.extend(args.devices.iter().cloned());
+        if device_sets.contains_key(&names) {
+            continue;
+        }
+        let devices = if names.is_empty() {
+            check::Devices::default()
+        } else if docker {
+            check::Devices { edits: Default::default(), requests: names.clone() }
+        } else {
+            let edits = super::run::resolve_devices(&names, false)
+                .map_err(|e| RunError::Usage(format!("test `{}`: {e}", test.name.value)))?;
+            check::Devices { edits, requests: Vec::new() }
+        };
+        device_sets.insert(names, std::sync::Arc::new(devices));
+    }
+    let devices_of = |test: &pinfold_lang::TestDecl| {
+        let mut names: Vec<String> = test.devices.iter().map(|d| d.value.clone()).collect();
+        names.extend(args.devices.iter().cloned());
+        device_sets.get(&names).cloned().unwrap_or_default()
+    };
 
     // Build-file images are built together (as `pinfold build NAME…`), others opened.
     let names: Vec<String> =
@@ -145,7 +174,7 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
             None => declared
                 .iter()
                 .find(|(n, _)| n == label)
-                .map(|(_, t)| t.iter().cloned().map(Case::Declared).collect())
+                .map(|(_, t)| t.iter().map(|t| Case::Declared(t.clone(), devices_of(t))).collect())
                 .unwrap_or_default(),
         };
         if cases.is_empty() {
@@ -178,11 +207,11 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
         return Ok(Report::default());
     }
     let has_commands = targets.iter().flat_map(|(_, c)| c).any(|c| match c {
-        Case::Declared(t) => t.command.is_some(),
+        Case::Declared(t, _) => t.command.is_some(),
         Case::Cst(cst::CstCase::Command { .. }, _) => true,
         Case::Cst(..) => false,
     });
-    let engine = match Engine::select(&args.engine) {
+    let engine = match engine_choice {
         Ok(e) => e,
         Err(e) if has_commands => return Err(e),
         // No test runs a command: the engine is never used.

@@ -92,6 +92,23 @@ pub fn run(args: VerifyArgs) -> i32 {
     }
 }
 
+/// Attaches an SBOM to a finished build's layouts; false (after saying why) when it
+/// could not.
+pub(super) fn attach_sbom(request: &BuildRequest, report: &BuildReport) -> bool {
+    match crate::compare::sbom::attach_to_build(request, report) {
+        Ok(attached) => {
+            for (name, digest) in attached {
+                eprintln!("pinfold: sbom of {name}: {digest}");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
 /// Refuses `--provenance` before a build whose output cannot hold it.
 pub(super) fn provenance_preflight(request: &BuildRequest) -> Result<(), String> {
     provenance::preflight(request).map_err(|e| e.to_string())
@@ -129,9 +146,11 @@ pub(super) fn run_check(mut args: BuildArgs) -> i32 {
         Ok(r) => r,
         Err(message) => return super::usage_error(message),
     };
-    if args.provenance {
+    if args.provenance || args.sbom {
         if let Err(m) = provenance_preflight(&request) {
-            return super::usage_error(m);
+            return super::usage_error(
+                m.replace("--provenance", if args.provenance { "--provenance" } else { "--sbom" }),
+            );
         }
     }
     let exe = match std::env::current_exe() {
@@ -179,6 +198,9 @@ pub(super) fn run_check(mut args: BuildArgs) -> i32 {
         eprint!("{}", outcome.first.warnings.render_for_stderr());
     }
     if outcome.reproducible() && args.provenance && !attach_provenance(&request, &outcome.first) {
+        return EXIT_ERROR;
+    }
+    if outcome.reproducible() && args.sbom && !attach_sbom(&request, &outcome.first) {
         return EXIT_ERROR;
     }
     if args.json {

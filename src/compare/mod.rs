@@ -30,6 +30,7 @@ pub mod layer;
 pub mod packages;
 pub mod provenance;
 pub mod report;
+pub mod sbom;
 pub mod source;
 pub mod verify;
 

@@ -138,6 +138,20 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), ProvenanceError
 /// lists it in `index.json` after the entries already there (a provenance of the same
 /// subject from an earlier run is replaced). Returns the artifact manifest's digest.
 pub fn attach(dir: &Path, subject: &Digest, statement: &Value) -> Result<Digest, ProvenanceError> {
+    attach_referrer(dir, subject, ARTIFACT_TYPE, &canonical(statement))
+}
+
+/// Stores `bytes` in the layout `dir` as an OCI 1.1 artifact of `artifact_type` (one
+/// layer of that media type, the empty config) whose `subject` is the image
+/// `subject`, listed in `index.json` after the entries already there; an artifact of
+/// the same type and subject from an earlier run is replaced. Provenance and the SBOM
+/// are both stored so. Returns the artifact manifest's digest.
+pub fn attach_referrer(
+    dir: &Path,
+    subject: &Digest,
+    artifact_type: &str,
+    bytes: &[u8],
+) -> Result<Digest, ProvenanceError> {
     let archive = Archive::open_dir(dir)
         .map_err(|e| ProvenanceError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
     let mut index = layout_index(&archive)
@@ -149,22 +163,23 @@ pub fn attach(dir: &Path, subject: &Digest, statement: &Value) -> Result<Digest,
         .ok_or_else(|| ProvenanceError::NoSubject { path: dir.to_path_buf(), digest: *subject })?;
     let subject_descriptor = json!({ "mediaType": top["mediaType"], "digest": top["digest"], "size": top["size"] });
 
-    let (statement_digest, statement_size) = write_blob(dir, &canonical(statement))?;
+    let (blob_digest, blob_size) = write_blob(dir, bytes)?;
     let (empty_digest, empty_size) = write_blob(dir, b"{}")?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media::MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": { "mediaType": EMPTY_MEDIA_TYPE, "digest": empty_digest.to_string(), "size": empty_size },
-        "layers": [{ "mediaType": ARTIFACT_TYPE, "digest": statement_digest.to_string(), "size": statement_size }],
+        "layers": [{ "mediaType": artifact_type, "digest": blob_digest.to_string(), "size": blob_size }],
         "subject": subject_descriptor,
     });
     let (manifest_digest, manifest_size) = write_blob(dir, &canonical(&manifest))?;
 
-    let mut kept: Vec<Value> = entries.into_iter().filter(|d| !is_provenance_of(&archive, d, subject)).collect();
+    let mut kept: Vec<Value> =
+        entries.into_iter().filter(|d| !is_referrer_of(&archive, d, artifact_type, subject)).collect();
     kept.push(json!({
         "mediaType": media::MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "digest": manifest_digest.to_string(),
         "size": manifest_size,
     }));
@@ -174,8 +189,8 @@ pub fn attach(dir: &Path, subject: &Digest, statement: &Value) -> Result<Digest,
     Ok(manifest_digest)
 }
 
-fn is_provenance_of(archive: &Archive, descriptor: &Value, subject: &Digest) -> bool {
-    descriptor["artifactType"].as_str() == Some(ARTIFACT_TYPE)
+fn is_referrer_of(archive: &Archive, descriptor: &Value, artifact_type: &str, subject: &Digest) -> bool {
+    descriptor["artifactType"].as_str() == Some(artifact_type)
         && descriptor["digest"]
             .as_str()
             .and_then(|d| d.parse::<Digest>().ok())
@@ -288,7 +303,7 @@ pub fn preflight(request: &BuildRequest) -> Result<(), ProvenanceError> {
     }
 }
 
-fn base_uri(base: &BaseImage, root: &Path) -> String {
+pub(crate) fn base_uri(base: &BaseImage, root: &Path) -> String {
     let archive = &base.image.archive;
     let path = archive.path();
     let shown = path.strip_prefix(root).unwrap_or(path).display();

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 /// container-structure-test config.
 #[derive(Debug, Clone)]
 pub enum Case {
-    Declared(TestDecl),
+    /// A test block, with the host devices its command gets (its `device` nodes and
+    /// `pinfold test --device`).
+    Declared(TestDecl, std::sync::Arc<Devices>),
     /// A container-structure-test test, with its config's `globalEnvVars`.
     Cst(super::cst::CstCase, std::sync::Arc<Vec<super::cst::EnvVar>>),
 }
@@ -30,7 +32,7 @@ pub enum Case {
 impl Case {
     pub fn name(&self) -> String {
         match self {
-            Case::Declared(t) => t.name.value.clone(),
+            Case::Declared(t, _) => t.name.value.clone(),
             Case::Cst(c, _) => c.name(),
         }
     }
@@ -38,7 +40,7 @@ impl Case {
     pub fn run(&self, prepared: &PreparedImage, engine: &Engine) -> TestResult {
         let started = Instant::now();
         let mut result = match self {
-            Case::Declared(t) => run_declared(t, prepared, engine),
+            Case::Declared(t, devices) => run_declared(t, devices, prepared, engine),
             Case::Cst(c, global_env) => c.run(prepared, engine, global_env),
         };
         result.duration_ms = started.elapsed().as_millis() as u64;
@@ -64,6 +66,14 @@ pub fn run_all(targets: &[(PreparedImage, Vec<Case>)], engine: &Engine) -> Vec<P
         .collect()
 }
 
+/// Host devices from CDI specs for a test's container: resolved (every engine but
+/// Docker) or the names as asked (Docker resolves them itself).
+#[derive(Debug, Clone, Default)]
+pub struct Devices {
+    pub edits: pinfold_sandbox::cdi::Edits,
+    pub requests: Vec<String>,
+}
+
 /// Runs a command in a fresh container with output captured.
 pub fn run_command(
     prepared: &PreparedImage,
@@ -73,7 +83,24 @@ pub fn run_command(
     stdin: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Finished, RunError> {
-    let spec = ContainerSpec::new(prepared, args, env, Vec::new(), Network::None, engine.needs_rootfs())?;
+    run_command_with(prepared, engine, args, env, stdin, timeout, &Devices::default())
+}
+
+/// [`run_command`] with host devices.
+pub fn run_command_with(
+    prepared: &PreparedImage,
+    engine: &Engine,
+    args: Vec<String>,
+    env: &[(String, String)],
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    devices: &Devices,
+) -> Result<Finished, RunError> {
+    let spec = ContainerSpec::new(prepared, args, env, Vec::new(), Network::None, engine.needs_rootfs())?.with_devices(
+        devices.edits.clone(),
+        devices.requests.clone(),
+        None,
+    );
     let control = Control { forward_signals: false, stop_timeout: Duration::from_secs(10), timeout: Some(timeout) };
     engine.execute(prepared, &spec, Io::Capture { stdin }, &control)
 }
@@ -121,11 +148,11 @@ fn config_list(list: &Option<Vec<String>>) -> String {
     serde_json::to_string(list.as_deref().unwrap_or_default()).unwrap_or_default()
 }
 
-fn run_declared(test: &TestDecl, prepared: &PreparedImage, engine: &Engine) -> TestResult {
+fn run_declared(test: &TestDecl, devices: &Devices, prepared: &PreparedImage, engine: &Engine) -> TestResult {
     let mut result = TestResult::new(&test.name.value);
     let config = prepared.config();
     let finished = match &test.command {
-        Some(command) => match run_declared_command(command, prepared, engine) {
+        Some(command) => match run_declared_command(command, devices, prepared, engine) {
             Ok(f) => Some(f),
             Err(e) => {
                 result.error(e.to_string());
@@ -311,6 +338,7 @@ fn check_config(result: &mut TestResult, check: &CheckDecl, config: &oci_spec::i
 
 fn run_declared_command(
     command: &CommandDecl,
+    devices: &Devices,
     prepared: &PreparedImage,
     engine: &Engine,
 ) -> Result<Finished, RunError> {
@@ -322,7 +350,7 @@ fn run_declared_command(
     let env: Vec<(String, String)> = command.env.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect();
     let stdin = command.stdin.as_ref().map(|s| s.value.clone().into_bytes());
     let timeout = Duration::from_secs(command.timeout.as_ref().map_or(DEFAULT_TIMEOUT_SECS, |t| t.value));
-    match run_command(prepared, engine, args, &env, stdin, timeout) {
+    match run_command_with(prepared, engine, args, &env, stdin, timeout, devices) {
         // As from `docker run`: the program not being there (127) or not being
         // executable (126) is a result a test can expect.
         Err(e @ (RunError::NotFound(_) | RunError::NotExecutable(_))) => Ok(Finished {

@@ -3,6 +3,7 @@
 //! with tools that pinfold did not write (umoci, skopeo, oci-image-tool, docker).
 
 mod build;
+mod cdi;
 mod cli;
 mod debian_repo;
 mod diagnostics;
@@ -12,6 +13,7 @@ mod packages;
 mod platforms;
 mod python_index;
 mod reproducible;
+mod sbom;
 mod serve;
 mod tools;
 mod vendor;

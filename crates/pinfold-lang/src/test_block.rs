@@ -23,6 +23,9 @@ pub struct TestDecl {
     /// The `run` node and what belongs to it (`env`, `stdin`).
     pub command: Option<CommandDecl>,
     pub checks: Vec<CheckDecl>,
+    /// `device "VENDOR/CLASS=NAME"…`: host devices (CDI) the test's command needs;
+    /// `pinfold test` fails (exit 2) when the host has no CDI spec for one.
+    pub devices: Vec<Spanned<String>>,
     pub span: SourceSpan,
 }
 
@@ -165,6 +168,7 @@ const TEST_NODES: &[&str] = &[
     "expect-user",
     "expect-label",
     "expect-exposed",
+    "device",
 ];
 
 /// Parses one `test` node of an image. Problems go into `diags` at their spans.
@@ -218,7 +222,7 @@ impl Cx<'_> {
         let list = self.arity(node, 1, 1, "a name");
         let name = self.string(list.first()?, "a test's name")?;
         self.test_name(&name);
-        let mut test = TestDecl { name, command: None, checks: Vec::new(), span: node.span() };
+        let mut test = TestDecl { name, command: None, checks: Vec::new(), devices: Vec::new(), span: node.span() };
         let Some(children) = node.children().filter(|c| !c.nodes().is_empty()) else {
             let diag = self.error(
                 Code::EmptyTest,
@@ -241,6 +245,7 @@ impl Cx<'_> {
                 "run" => self.run_node(child, &mut command),
                 "env" => command.env.extend(self.env_properties(child, "write `env GREETING=\"hi\"`")),
                 "stdin" => self.stdin_node(child, &mut command),
+                "device" => test.devices.extend(self.device_node(child)),
                 "expect-env" => test.checks.extend(self.expect_env(child)),
                 _ => test.checks.extend(self.check(kind, child)),
             }
@@ -284,6 +289,32 @@ impl Cx<'_> {
             None => None,
         };
         command.run = Some(CommandDecl { args: values, env: Vec::new(), stdin: None, timeout, span: child.span() });
+    }
+
+    /// `device "VENDOR/CLASS=NAME"…`: CDI device names, checked for their shape here
+    /// (whether the host has them is known only when the test runs).
+    fn device_node(&mut self, child: &KdlNode) -> Vec<Spanned<String>> {
+        self.check_props(child, &[]);
+        let list = self.arity(child, 1, usize::MAX, "a CDI device name, VENDOR/CLASS=NAME");
+        let values = self.strings(&list, "a device name");
+        values
+            .into_iter()
+            .filter(|d| {
+                let ok = d.value.split_once('=').is_some_and(|(kind, name)| {
+                    !name.is_empty() && kind.split_once('/').is_some_and(|(v, c)| !v.is_empty() && !c.is_empty())
+                });
+                if !ok {
+                    let diag = self.error(
+                        Code::BadValue,
+                        format!("`{}` is not a CDI device name", d.value),
+                        d.span,
+                        "not VENDOR/CLASS=NAME",
+                    );
+                    diag.help = Some("name a device of the host's CDI specs, e.g. \"nvidia.com/gpu=all\"".into());
+                }
+                ok
+            })
+            .collect()
     }
 
     /// `stdin "TEXT"`: the last one given counts, and a second one is reported.

@@ -134,6 +134,13 @@ pub struct ContainerSpec {
     pub hostname: String,
     /// Its limits and whether its image is trusted.
     pub sandbox: super::Sandbox,
+    /// Host devices from CDI specs (`--device`, `--gpus`), resolved by the caller;
+    /// their environment and groups are already in `env` and `user`.
+    pub devices: super::cdi::Edits,
+    /// The device names as asked, for engines that look devices up themselves
+    /// (Docker: `--device`, and `--gpus` when `gpus` is set).
+    pub device_requests: Vec<String>,
+    pub gpus: Option<String>,
 }
 
 /// The command line Docker would run: `--entrypoint` replaces the entrypoint and
@@ -182,7 +189,28 @@ impl ContainerSpec {
                 }
             }
         }
-        ContainerSpec::new(prepared, args, &extra, options.volumes.clone(), options.network, rootfs_users)
+        let spec = ContainerSpec::new(prepared, args, &extra, options.volumes.clone(), options.network, rootfs_users)?;
+        Ok(spec.with_devices(options.devices.clone(), options.device_requests.clone(), options.gpus.clone()))
+    }
+
+    /// Gives the container CDI devices: their environment (under the run's own
+    /// `-e`, which wins) and groups. A Docker run gets the requests instead, which
+    /// Docker resolves itself.
+    pub fn with_devices(mut self, devices: super::cdi::Edits, requests: Vec<String>, gpus: Option<String>) -> Self {
+        for (k, v) in &devices.env {
+            if !self.extra_env.iter().any(|(key, _)| key == k) {
+                set_env(&mut self.env, k, v);
+            }
+        }
+        for gid in &devices.additional_gids {
+            if *gid != self.user.gid && !self.user.additional_gids.contains(gid) {
+                self.user.additional_gids.push(*gid);
+            }
+        }
+        self.devices = devices;
+        self.device_requests = requests;
+        self.gpus = gpus;
+        self
     }
 
     pub fn new(
@@ -248,6 +276,9 @@ impl ContainerSpec {
             network,
             hostname: HOSTNAME.to_string(),
             sandbox: prepared.sandbox,
+            devices: super::cdi::Edits::default(),
+            device_requests: Vec::new(),
+            gpus: None,
         })
     }
 }
@@ -517,11 +548,17 @@ pub fn runtime_spec(
     }
     let defaults = oci_spec::runtime::Linux::default();
     let limits = &spec.sandbox.limits;
-    let resources = LinuxResourcesBuilder::default()
+    let (devices, device_rules) = cdi_devices(&spec.devices)?;
+    let mut resources = LinuxResourcesBuilder::default()
         .pids(LinuxPidsBuilder::default().limit(limits.pids as i64).build().map_err(err)?)
-        .memory(LinuxMemoryBuilder::default().limit(limits.memory as i64).build().map_err(err)?)
-        .build()
-        .map_err(err)?;
+        .memory(LinuxMemoryBuilder::default().limit(limits.memory as i64).build().map_err(err)?);
+    if !device_rules.is_empty() {
+        resources = resources.devices(device_rules);
+    }
+    let resources = resources.build().map_err(err)?;
+    if !devices.is_empty() {
+        linux = linux.devices(devices);
+    }
     let linux = linux
         .resources(resources)
         .seccomp(super::seccomp::oci_profile().map_err(err)?)
@@ -537,7 +574,86 @@ pub fn runtime_spec(
     config.set_mounts(Some(mounts));
     config.set_linux(Some(linux));
     config.set_annotations(None);
+    if !spec.devices.hooks.is_empty() {
+        config.set_hooks(Some(cdi_hooks(&spec.devices.hooks)?));
+    }
     Ok(config)
+}
+
+/// The device nodes of CDI devices for `linux.devices`, and the cgroup rules that let
+/// the container use them (runc's default rules allow only the standard devices).
+fn cdi_devices(
+    edits: &super::cdi::Edits,
+) -> Result<(Vec<oci_spec::runtime::LinuxDevice>, Vec<oci_spec::runtime::LinuxDeviceCgroup>), RunError> {
+    use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let err = |e: oci_spec::OciSpecError| RunError::Runtime(format!("runtime config: {e}"));
+    let mut devices = Vec::new();
+    let mut rules = Vec::new();
+    for node in &edits.device_nodes {
+        let (typ, major, minor, mode) = super::cdi::node_numbers(node).map_err(RunError::Usage)?;
+        let typ = match typ.as_str() {
+            "b" => LinuxDeviceType::B,
+            "p" => LinuxDeviceType::P,
+            "u" => LinuxDeviceType::U,
+            _ => LinuxDeviceType::C,
+        };
+        let mut device =
+            LinuxDeviceBuilder::default().path(PathBuf::from(&node.path)).typ(typ).major(major).minor(minor);
+        device = device.file_mode(mode);
+        if let Some(uid) = node.uid {
+            device = device.uid(uid);
+        }
+        if let Some(gid) = node.gid {
+            device = device.gid(gid);
+        }
+        devices.push(device.build().map_err(err)?);
+        if typ != LinuxDeviceType::P {
+            rules.push(
+                LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(if typ == LinuxDeviceType::B { LinuxDeviceType::B } else { LinuxDeviceType::C })
+                    .major(major)
+                    .minor(minor)
+                    .access(node.permissions.clone().unwrap_or_else(|| "rwm".into()))
+                    .build()
+                    .map_err(err)?,
+            );
+        }
+    }
+    Ok((devices, rules))
+}
+
+/// The hooks of CDI devices, at the points of the container's life they name.
+fn cdi_hooks(hooks: &[super::cdi::Hook]) -> Result<oci_spec::runtime::Hooks, RunError> {
+    use oci_spec::runtime::HookBuilder;
+    let err = |e: oci_spec::OciSpecError| RunError::Runtime(format!("runtime config: {e}"));
+    let mut by_point: std::collections::BTreeMap<&str, Vec<oci_spec::runtime::Hook>> = Default::default();
+    for h in hooks {
+        let mut hook = HookBuilder::default().path(PathBuf::from(&h.path));
+        if !h.args.is_empty() {
+            hook = hook.args(h.args.clone());
+        }
+        if !h.env.is_empty() {
+            hook = hook.env(h.env.clone());
+        }
+        if let Some(t) = h.timeout {
+            hook = hook.timeout(t);
+        }
+        by_point.entry(h.hook_name.as_str()).or_default().push(hook.build().map_err(err)?);
+    }
+    let mut out = oci_spec::runtime::Hooks::default();
+    for (point, list) in by_point {
+        match point {
+            "createRuntime" => out.set_create_runtime(Some(list)),
+            "createContainer" => out.set_create_container(Some(list)),
+            "startContainer" => out.set_start_container(Some(list)),
+            "poststart" => out.set_poststart(Some(list)),
+            "poststop" => out.set_poststop(Some(list)),
+            #[allow(deprecated)]
+            _ => out.set_prestart(Some(list)),
+        };
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

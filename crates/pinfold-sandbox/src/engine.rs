@@ -407,6 +407,23 @@ fn prepare_rootfs(
     for v in &spec.volumes {
         wanted.push((v.host.clone(), v.container.clone(), v.readonly));
     }
+    for m in &spec.devices.mounts {
+        if !m.is_bind() {
+            return Err(RunError::Usage(format!(
+                "the CDI mount on {} is of type `{}`: pinfold applies bind mounts of CDI specs only",
+                m.container_path,
+                m.typ.as_deref().unwrap_or_default()
+            )));
+        }
+        let host = PathBuf::from(&m.host_path);
+        if fs::metadata(&host).is_err() {
+            return Err(RunError::Usage(format!(
+                "the CDI mount on {}: {} does not exist on the host",
+                m.container_path, m.host_path
+            )));
+        }
+        wanted.push((host, m.container_path.clone(), m.readonly()));
+    }
     let pairs: Vec<(PathBuf, String)> = wanted.iter().map(|(s, d, _)| (s.clone(), d.clone())).collect();
     let resolved = bundle::prepare_mount_points(&rootfs, &pairs)?;
     let binds = resolved
@@ -707,6 +724,14 @@ fn run_bwrap(
         },
         None,
     )?;
+    if let Some(hook) = spec.devices.hooks.first() {
+        return Err(RunError::Usage(format!(
+            "the devices {} need a {} hook ({}), and bubblewrap runs no OCI hooks: use runc, crun or youki",
+            spec.devices.devices.join(", "),
+            hook.hook_name,
+            hook.path
+        )));
+    }
     let RunRoot { rootfs, cwd, binds, scratch } = prepare_rootfs(&bundle, prepared, spec, interpreter)?;
     // The pids and memory limits: a cgroup of the run's own, entered before exec.
     let cgroup = if super::cgroup::available() {
@@ -763,6 +788,11 @@ fn run_bwrap(
     }
     for b in &binds {
         command.arg(if b.readonly { "--ro-bind" } else { "--bind" }).arg(&b.source).arg(&b.destination);
+    }
+    // CDI device nodes: the host's node bound in (bubblewrap makes no nodes).
+    for node in &spec.devices.device_nodes {
+        super::cdi::node_numbers(node).map_err(RunError::Usage)?;
+        command.arg("--dev-bind").arg(node.host()).arg(&node.path);
     }
     command.args(["--hostname", &spec.hostname, "--chdir", &cwd, "--clearenv"]);
     for kv in &spec.env {
@@ -994,6 +1024,13 @@ fn run_docker(
             arg.push_str(":ro");
         }
         command.args(["-v", &arg]);
+    }
+    // Docker reads the CDI specs itself (its `cdi` feature, on by default since 28).
+    for device in &spec.device_requests {
+        command.args(["--device", device]);
+    }
+    if let Some(gpus) = &spec.gpus {
+        command.args(["--gpus", gpus]);
     }
     command.args(["--entrypoint", &spec.args[0], &image.tag]).args(&spec.args[1..]);
     apply_io(&mut command, &io);

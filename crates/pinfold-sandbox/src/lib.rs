@@ -12,6 +12,8 @@
 //! 4. [`emulate`]: other architectures through binfmt_misc and qemu-user.
 //! 5. [`seccomp`] and [`cgroup`]: the default seccomp profile of every engine, and
 //!    the pids and memory limits of bubblewrap, which has no cgroups of its own.
+//! 6. [`cdi`]: devices of the host (GPUs) from its Container Device Interface specs,
+//!    applied to the container by the bundle and each engine.
 //!
 //! It imports only `pinfold-image`: it knows nothing of build files, plans, caches
 //! or registries. The application opens the image (its resolver), makes a
@@ -19,6 +21,7 @@
 //! [`Engine::select`], [`run`], [`Engine::execute`].
 
 pub mod bundle;
+pub mod cdi;
 pub mod cgroup;
 pub mod emulate;
 pub mod engine;
@@ -265,6 +268,11 @@ pub struct RunOptions {
     /// How long a program may take to exit after SIGTERM or SIGINT was forwarded
     /// before it is killed.
     pub stop_timeout: std::time::Duration,
+    /// `--device` and `--gpus`, resolved from the host's CDI specs (empty for Docker,
+    /// which resolves `device_requests` and `gpus` itself).
+    pub devices: cdi::Edits,
+    pub device_requests: Vec<String>,
+    pub gpus: Option<String>,
 }
 
 /// Runs one image as `pinfold run` does, with stdio passed through; returns the
