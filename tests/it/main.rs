@@ -16,4 +16,5 @@ mod reproducible;
 mod sbom;
 mod serve;
 mod tools;
+mod tutorial;
 mod vendor;
