@@ -73,9 +73,9 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     n.checked_mul(seconds).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// The human size of `bytes` for gc's report: `3.2 MiB`.
+/// A size for people: `145 B`, `3.2 MiB` (gc's report, inspect's layers).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit + 1 < UNITS.len() {
@@ -83,7 +83,7 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 {
-        format!("{bytes} bytes")
+        format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
         assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
         assert!(parse_age("soon").is_err() && parse_age("").is_err() && parse_age("5y").is_err());
-        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(3 << 20), "3.0 MiB");
     }
 

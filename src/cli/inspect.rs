@@ -3,6 +3,7 @@
 //! image also checks every JSON blob against its digest.
 
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::cache::gc::human_size;
 use pinfold_image::oci::reference::ImageRef;
 use serde_json::json;
 
@@ -124,19 +125,4 @@ pub fn run(args: super::InspectArgs) -> i32 {
 
 fn short_media(media_type: &str) -> &str {
     media_type.rsplit('.').next().unwrap_or(media_type)
-}
-
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

@@ -149,13 +149,7 @@ impl Cx<'_> {
             return false;
         }
         let Some(files) = self.inputs.downloads.get(&name.value) else {
-            let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(Code::UnknownInput, format!("no download is named `{}`", name.value))
-                .at(name.span, "not a declared download");
-            d.help = Some(match pinfold_lang::parse::did_you_mean(&name.value, &known) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => "declare it at the top level: `download NAME url=\"…\" sha256=\"…\"`".into(),
-            });
+            let d = super::inputs::unknown_input("download", name, self.inputs.downloads.keys());
             self.error(d);
             return false;
         };
@@ -214,10 +208,7 @@ impl Cx<'_> {
             return false;
         }
         let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
-            let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(Code::UnknownInput, format!("no archive is named `{}`", name.value))
-                .at(name.span, "not a declared archive");
-            d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            let d = super::inputs::unknown_input("archive", name, self.inputs.archives.keys());
             self.error(d);
             return false;
         };

@@ -29,6 +29,22 @@ pub struct ResolvedInputs {
     pub failed: std::collections::BTreeSet<String>,
 }
 
+/// The error for a use of a download or an archive (`kind`) that is not declared.
+pub(super) fn unknown_input<'k>(
+    kind: &str,
+    name: &pinfold_lang::Spanned<String>,
+    known: impl Iterator<Item = &'k String>,
+) -> Diagnostic {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    let mut d = Diagnostic::error(Code::UnknownInput, format!("no {kind} is named `{}`", name.value))
+        .at(name.span, format!("not a declared {kind}"));
+    d.help = Some(match pinfold_lang::parse::did_you_mean(&name.value, &known) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("declare it at the top level: `{kind} NAME …`"),
+    });
+    d
+}
+
 impl Cx<'_> {
     /// Reports an input that nothing pins.
     pub(super) fn unpinned(&mut self, what: String, span: miette::SourceSpan, help: &str) {

@@ -749,11 +749,8 @@ impl Cx<'_> {
             return false; // already reported
         }
         let Some(sources) = self.inputs.downloads.get(&name.value) else {
-            let known: Vec<&str> = self.inputs.downloads.keys().map(String::as_str).collect();
-            let d = Diagnostic::error(Code::UnknownInput, format!("no download is named `{}`", name.value))
-                .at(name.span, "not a download of this file");
-            let help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
-            self.error(Diagnostic { help, ..d });
+            let d = super::inputs::unknown_input("download", name, self.inputs.downloads.keys());
+            self.error(d);
             return false;
         };
         let [(None, file_name, stored)] = sources.as_slice() else {
@@ -785,11 +782,8 @@ impl Cx<'_> {
             return false; // already reported
         }
         let Some(dir) = self.inputs.archives.get(&name.value).cloned() else {
-            let known: Vec<&str> = self.inputs.archives.keys().map(String::as_str).collect();
-            let d = Diagnostic::error(Code::UnknownInput, format!("no archive is named `{}`", name.value))
-                .at(name.span, "not an archive of this file");
-            let help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
-            self.error(Diagnostic { help, ..d });
+            let d = super::inputs::unknown_input("archive", name, self.inputs.archives.keys());
+            self.error(d);
             return false;
         };
         let below =
