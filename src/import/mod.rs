@@ -804,7 +804,7 @@ impl<'a> Ctx<'a> {
                     }
                     let mut argv =
                         if stage.shell.is_empty() { vec!["/bin/sh".into(), "-c".into()] } else { stage.shell.clone() };
-                    argv.push(words::join_continuations(&text));
+                    argv.push(words::drop_trues(&words::join_continuations(&text)));
                     argv
                 }
             };

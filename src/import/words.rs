@@ -176,6 +176,22 @@ pub fn join_continuations(text: &str) -> String {
     squeezed
 }
 
+/// A script whose apt and pip commands were replaced by `true`, without the `true`s
+/// that `&&` chains no longer need.
+pub fn drop_trues(script: &str) -> String {
+    let mut s = script.to_string();
+    while let Some(rest) = s.strip_prefix("true && ") {
+        s = rest.to_string();
+    }
+    while s.contains(" && true && ") {
+        s = s.replace(" && true && ", " && ");
+    }
+    while let Some(rest) = s.strip_suffix(" && true") {
+        s = rest.to_string();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +216,12 @@ mod tests {
         assert_eq!(lookup(&copied, "/app/req.txt"), Some("r/req.txt".into()));
         assert_eq!(lookup(&copied, "/app/a/b.txt"), Some("a/b.txt".into()));
         assert_eq!(lookup(&copied, "/etc/x"), None);
+    }
+
+    #[test]
+    fn trues() {
+        assert_eq!(drop_trues("true && true && make && true && ls && true"), "make && ls");
+        assert_eq!(drop_trues("true"), "true");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod build;
 mod cli;
 mod diagnostics;
 mod harness;
+mod import;
 mod inputs;
 mod packages;
 mod platforms;
