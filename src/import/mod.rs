@@ -291,6 +291,11 @@ impl<'a> Ctx<'a> {
                     self.stages.push(s);
                 }
                 current = Some(self.from(ins));
+                if self.diags.has_errors() {
+                    // What follows a base that cannot be translated would only add
+                    // errors that come from this one.
+                    return;
+                }
                 continue;
             }
             let Some(stage) = current.as_mut() else {
@@ -403,7 +408,12 @@ impl<'a> Ctx<'a> {
         }
         let kind = bases::classify(&image);
         if self.req.options.keep_base || matches!(kind, BaseKind::Other) {
-            let base = words::simple_name(image.split(['/', ':', '@']).rfind(|s| !s.is_empty()).unwrap_or("base"));
+            let repo = image.split('@').next().unwrap_or(&image);
+            let repo = match repo.rsplit_once(':') {
+                Some((r, tag)) if !tag.contains('/') => r,
+                _ => repo,
+            };
+            let base = words::simple_name(repo.rsplit('/').next().unwrap_or("base"));
             let base = self.unique_base(&base, &image);
             stage.from = Some(base.clone());
             let why = if self.req.options.keep_base {

@@ -174,3 +174,5 @@ fn network_import_c_multistage_prints_its_greeting_on_both_platforms() {
         assert_eq!(out.trim(), "hello from a static C program", "on {platform}");
     }
 }
+
+snapshot_import!(a_stage_from_a_stage_repeats_its_layers_and_unused_stages_are_skipped, "stage-from-stage");
