@@ -44,7 +44,8 @@ fn fail(message: String, help: Option<&str>) -> i32 {
 }
 
 pub fn run(args: ImportArgs) -> i32 {
-    let dockerfile = if args.dockerfile.is_dir() { args.dockerfile.join("Dockerfile") } else { args.dockerfile.clone() };
+    let dockerfile =
+        if args.dockerfile.is_dir() { args.dockerfile.join("Dockerfile") } else { args.dockerfile.clone() };
     let text = match std::fs::read(&dockerfile) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
@@ -52,10 +53,11 @@ pub fn run(args: ImportArgs) -> i32 {
         },
         Err(e) => return fail(format!("cannot read {}: {e}", dockerfile.display()), None),
     };
-    let context = match dockerfile.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
-        Ok(c) => c,
-        Err(e) => return fail(format!("the directory of {}: {e}", dockerfile.display()), None),
-    };
+    let context =
+        match dockerfile.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
+            Ok(c) => c,
+            Err(e) => return fail(format!("the directory of {}: {e}", dockerfile.display()), None),
+        };
     let output = args.output.clone().unwrap_or_else(|| context.join("pinfold.kdl"));
     let out_dir = match output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize() {
         Ok(d) => d,
@@ -63,16 +65,13 @@ pub fn run(args: ImportArgs) -> i32 {
     };
     let Ok(rel) = context.strip_prefix(&out_dir) else {
         return fail(
-            format!(
-                "{} is not in the build context {} or above it",
-                output.display(),
-                context.display()
-            ),
+            format!("{} is not in the build context {} or above it", output.display(), context.display()),
             Some("a build file names files below its own directory: write it beside the Dockerfile (the default)"),
         );
     };
     let Some(rel) = rel.to_str() else { return fail("the build context's path is not UTF-8".into(), None) };
-    let prefix = if rel.is_empty() { String::new() } else { format!("{}/", rel.replace(std::path::MAIN_SEPARATOR, "/")) };
+    let prefix =
+        if rel.is_empty() { String::new() } else { format!("{}/", rel.replace(std::path::MAIN_SEPARATOR, "/")) };
     if !args.force && output.exists() {
         return fail(
             format!("{} exists", output.display()),
@@ -82,8 +81,14 @@ pub fn run(args: ImportArgs) -> i32 {
     let name = dockerfile.file_name().and_then(|n| n.to_str()).unwrap_or("Dockerfile").to_string();
     let image_name = context.file_name().and_then(|n| n.to_str()).unwrap_or("app").to_string();
     let options = Options { python: args.python.clone(), keep_base: args.keep_base };
-    let request =
-        Request { text: &text, name: &name, context: &context, prefix: &prefix, image_name: &image_name, options: &options };
+    let request = Request {
+        text: &text,
+        name: &name,
+        context: &context,
+        prefix: &prefix,
+        image_name: &image_name,
+        options: &options,
+    };
     let imported = match import::translate(&request) {
         Ok(i) => i,
         Err(diags) => {

@@ -126,8 +126,9 @@ pub fn classify(image: &str) -> BaseKind {
             let found = DEBIAN_RELEASES.iter().find(|(s, n, _)| *s == code || *n == code);
             match (found, code) {
                 (Some((s, _, p)), _) => {
-                    let note = (!DEBIAN_CURRENT.contains(s))
-                        .then(|| format!("{s} is no longer a current Debian release: its packages may be gone from the mirror"));
+                    let note = (!DEBIAN_CURRENT.contains(s)).then(|| {
+                        format!("{s} is no longer a current Debian release: its packages may be gone from the mirror")
+                    });
                     BaseKind::Debian(Release { suite: s.to_string(), ubuntu: false, python: p, note })
                 }
                 (None, "latest" | "stable") => {
@@ -184,7 +185,9 @@ mod tests {
         assert!(matches!(classify("python"), BaseKind::PythonDefault(_)));
         assert!(matches!(classify("debian:bookworm-slim"), BaseKind::Debian(r) if r.suite == "bookworm"));
         assert!(matches!(classify("debian:12.5"), BaseKind::Debian(r) if r.suite == "bookworm"));
-        assert!(matches!(classify("docker.io/library/ubuntu:22.04"), BaseKind::Debian(r) if r.suite == "jammy" && r.ubuntu));
+        assert!(
+            matches!(classify("docker.io/library/ubuntu:22.04"), BaseKind::Debian(r) if r.suite == "jammy" && r.ubuntu)
+        );
         assert!(matches!(classify("node:20"), BaseKind::Other));
         assert!(matches!(classify("debian:sid"), BaseKind::Other));
     }

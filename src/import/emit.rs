@@ -119,7 +119,13 @@ impl Ctx<'_> {
             // No command: the step copies the paths out of the image, with their
             // directories, into a work directory no image has.
             let outputs = exported.iter().map(|p| (p.clone(), p.trim_start_matches('/').to_string())).collect();
-            return StepPlan { workdir: "/pinfold-export".into(), outputs, inputs: Vec::new(), notes, image: stage.name.clone() };
+            return StepPlan {
+                workdir: "/pinfold-export".into(),
+                outputs,
+                inputs: Vec::new(),
+                notes,
+                image: stage.name.clone(),
+            };
         }
         let fallback = || match stage.workdir.as_deref() {
             Some(w) if w != "/" => w.to_string(),
@@ -262,7 +268,9 @@ impl Ctx<'_> {
             .stages
             .iter()
             .zip(&plans)
-            .filter_map(|(s, p)| p.as_ref().map(|p| (format!("{}-run", s.name), (p.workdir.clone(), p.outputs.clone()))))
+            .filter_map(|(s, p)| {
+                p.as_ref().map(|p| (format!("{}-run", s.name), (p.workdir.clone(), p.outputs.clone())))
+            })
             .collect();
 
         for (i, stage) in self.stages.iter().enumerate() {
@@ -329,9 +337,10 @@ impl Ctx<'_> {
                 }
             }
             let clash = current.is_some_and(|c| {
-                layers[c].2.iter().any(|d| {
-                    d == &dest || d.starts_with(&format!("{dest}/")) || dest.starts_with(&format!("{d}/"))
-                })
+                layers[c]
+                    .2
+                    .iter()
+                    .any(|d| d == &dest || d.starts_with(&format!("{dest}/")) || dest.starts_with(&format!("{d}/")))
             });
             if current.is_none() || clash {
                 app += 1;
@@ -373,7 +382,15 @@ impl Ctx<'_> {
             layers.push(("workdir".into(), vec![format!("dir {}", q(&w))], Vec::new()));
         }
         if let Some(w) = step_layer {
-            layers.push(("run".into(), vec![format!("copy step={} \".\" to={}", ident(&format!("{}-run", stage.name)), q(&format!("{}/", w.trim_end_matches('/'))))], Vec::new()));
+            layers.push((
+                "run".into(),
+                vec![format!(
+                    "copy step={} \".\" to={}",
+                    ident(&format!("{}-run", stage.name)),
+                    q(&format!("{}/", w.trim_end_matches('/')))
+                )],
+                Vec::new(),
+            ));
         }
         for (name, lines, _) in &layers {
             if lines.len() == 1 && !lines[0].starts_with("//") {
@@ -462,8 +479,12 @@ impl Ctx<'_> {
                 } else if r.argv.len() == 3 && r.argv[1] == "-c" {
                     vec![r.argv[0].clone(), "-c".into(), format!("cd {} && {}", sh_quote(&r.cwd), r.argv[2])]
                 } else {
-                    let mut v =
-                        vec!["/bin/sh".into(), "-c".into(), format!("cd {} && exec \"$@\"", sh_quote(&r.cwd)), "sh".into()];
+                    let mut v = vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        format!("cd {} && exec \"$@\"", sh_quote(&r.cwd)),
+                        "sh".into(),
+                    ];
                     v.extend(r.argv.iter().cloned());
                     v
                 };

@@ -87,12 +87,32 @@ struct PySet {
 /// One entry of a layer.
 #[derive(Debug, Clone)]
 enum Entry {
-    Install { set: String, to: Option<String> },
+    Install {
+        set: String,
+        to: Option<String>,
+    },
     /// `path`: where it lands in the image (`to`, or `to` + the file's name).
-    Copy { src: String, to: String, path: String, mode: Option<u32>, uid: Option<u32>, gid: Option<u32> },
-    Extract { archive: String, to: String },
-    Download { download: String, to: String },
-    FromStep { step: String, path: String, to: String },
+    Copy {
+        src: String,
+        to: String,
+        path: String,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    Extract {
+        archive: String,
+        to: String,
+    },
+    Download {
+        download: String,
+        to: String,
+    },
+    FromStep {
+        step: String,
+        path: String,
+        to: String,
+    },
 }
 
 impl Entry {
@@ -102,9 +122,7 @@ impl Entry {
         match self {
             Entry::Install { .. } => None,
             Entry::Copy { path, .. } => Some(path),
-            Entry::Extract { to, .. }
-            | Entry::Download { to, .. }
-            | Entry::FromStep { to, .. } => Some(to),
+            Entry::Extract { to, .. } | Entry::Download { to, .. } | Entry::FromStep { to, .. } => Some(to),
         }
     }
 }
@@ -211,6 +229,14 @@ pub fn translate(req: &Request) -> Result<Imported, Diagnostics> {
     cx.read_stages();
     if cx.diags.has_errors() {
         return Err(cx.diags);
+    }
+    if req.context.join(".dockerignore").exists() {
+        let note =
+            ".dockerignore is not read: a copy of a directory takes all of it but .git and pinfold-out".to_string();
+        cx.report.push(format!("{}: {note}", req.name));
+        if let Some(last) = cx.stages.last_mut() {
+            last.notes.push(note);
+        }
     }
     cx.mark_needed();
     let text = cx.emit();
@@ -416,11 +442,8 @@ impl<'a> Ctx<'a> {
             let base = words::simple_name(repo.rsplit('/').next().unwrap_or("base"));
             let base = self.unique_base(&base, &image);
             stage.from = Some(base.clone());
-            let why = if self.req.options.keep_base {
-                "--keep-base"
-            } else {
-                "pinfold has no package set for this image"
-            };
+            let why =
+                if self.req.options.keep_base { "--keep-base" } else { "pinfold has no package set for this image" };
             let msg = format!("base \"{base}\" from the registry ({why}; `pinfold lock` pins its digest)");
             self.say(ins, msg);
             if let BaseKind::Python(v) | BaseKind::PythonDefault(v) = &kind {
@@ -450,15 +473,16 @@ impl<'a> Ctx<'a> {
                 };
                 if self.req.options.python.as_deref().is_some_and(|p| p != release.python) {
                     self.diags.push(
-                        Diagnostic::error(Code::Import, format!("--python {wanted}: no Debian release ships it"))
-                            .help(format!(
+                        Diagnostic::error(Code::Import, format!("--python {wanted}: no Debian release ships it")).help(
+                            format!(
                                 "the versions Debian ships: {}",
                                 bases::python_releases()
                                     .iter()
                                     .map(|r| format!("{} ({})", r.python, r.suite))
                                     .collect::<Vec<_>>()
                                     .join(", ")
-                            )),
+                            ),
+                        ),
                     );
                     return stage;
                 }
@@ -467,8 +491,7 @@ impl<'a> Ctx<'a> {
                 stage.debian = Some(set.clone());
                 let ds = self.debian.iter_mut().find(|d| d.name == set).expect("just made");
                 ds.packages.extend(["python3", "ca-certificates", "libstdc++6"].map(String::from));
-                let mut msg =
-                    format!("debian set \"{set}\" ({}, python {} as python3)", release.suite, release.python);
+                let mut msg = format!("debian set \"{set}\" ({}, python {} as python3)", release.suite, release.python);
                 if !exact && self.req.options.python.is_none() {
                     let note = format!(
                         "python {asked} is in no current Debian release: python {} of {} instead \
@@ -503,7 +526,8 @@ impl<'a> Ctx<'a> {
                 stage.env.push(("PATH".into(), DEBIAN_PATH.into()));
                 stage.cmd = Some(vec!["bash".into()]);
                 stage.entries.push(Entry::Install { set: set.clone(), to: None });
-                let mut msg = format!("debian set \"{set}\" ({}, the Essential packages as in the image)", release.suite);
+                let mut msg =
+                    format!("debian set \"{set}\" ({}, the Essential packages as in the image)", release.suite);
                 if let Some(n) = &release.note {
                     msg.push_str(&format!("; {n}"));
                 }
@@ -619,7 +643,7 @@ impl<'a> Ctx<'a> {
             "ENTRYPOINT" | "CMD" => {
                 let argv = self.command_form(stage, ins);
                 let node = if ins.keyword == "CMD" { "cmd" } else { "entrypoint" };
-                self.say(ins, node.to_string());
+                self.say(ins, node);
                 if ins.keyword == "CMD" {
                     stage.cmd = Some(argv);
                 } else {
@@ -757,7 +781,8 @@ impl<'a> Ctx<'a> {
             } else if let Some(args) = pinfold_lint::rules::pf301_pip_unpinned::pip_install(cmd) {
                 self.pip(stage, args, &mut pip, &mut notes);
                 replaced.push(whole);
-            } else if prog == "rm" && argv.iter().skip(1).filter(|w| !w.text.starts_with('-')).all(|w| is_cache(&w.text))
+            } else if prog == "rm"
+                && argv.iter().skip(1).filter(|w| !w.text.starts_with('-')).all(|w| is_cache(&w.text))
                 || (prog.starts_with("pip") && argv.get(1).is_some_and(|w| w.text == "cache"))
             {
                 replaced.push(whole);
@@ -771,7 +796,9 @@ impl<'a> Ctx<'a> {
                     at,
                     "apt-get install on a base that is not a Debian package set",
                     "apt has no network in pinfold",
-                    Some("without --keep-base, a debian: or ubuntu: base becomes a set that takes these packages".into()),
+                    Some(
+                        "without --keep-base, a debian: or ubuntu: base becomes a set that takes these packages".into(),
+                    ),
                 );
                 return;
             };
@@ -780,7 +807,10 @@ impl<'a> Ctx<'a> {
             ds.packages.extend(apt.iter().cloned());
             parts.push(format!("debian set \"{set}\": {}", apt.join(" ")));
         }
-        if !pip.is_empty() || stage.python.is_some() && script.commands.iter().any(|c| pinfold_lint::rules::pf301_pip_unpinned::pip_install(c).is_some()) {
+        if !pip.is_empty()
+            || stage.python.is_some()
+                && script.commands.iter().any(|c| pinfold_lint::rules::pf301_pip_unpinned::pip_install(c).is_some())
+        {
             if let Some(py) = &stage.python {
                 parts.push(format!("python set \"{py}\" in {VENV}: {}", pip.join(" ")));
             }
@@ -878,7 +908,9 @@ impl<'a> Ctx<'a> {
                     );
                     return;
                 };
-                let name = if self.stages.is_empty() && self.df.instructions.iter().filter(|i| i.keyword == "FROM").count() == 1 {
+                let name = if self.stages.is_empty()
+                    && self.df.instructions.iter().filter(|i| i.keyword == "FROM").count() == 1
+                {
                     "deps".to_string()
                 } else {
                     format!("{}-deps", stage.name)
@@ -936,7 +968,9 @@ impl<'a> Ctx<'a> {
                         at,
                         format!("pip install {opt} is not translated"),
                         "here",
-                        Some("list the requirements in a file given with -r, or in `packages` of the python set".into()),
+                        Some(
+                            "list the requirements in a file given with -r, or in `packages` of the python set".into(),
+                        ),
                     );
                     value(&mut i);
                 }
@@ -958,7 +992,8 @@ impl<'a> Ctx<'a> {
                                     .into(),
                             ),
                         );
-                    } else if matches!(spec.to_ascii_lowercase().as_str(), "pip" | "pip==*") || spec.starts_with("pip=") {
+                    } else if matches!(spec.to_ascii_lowercase().as_str(), "pip" | "pip==*") || spec.starts_with("pip=")
+                    {
                         notes.push("pip itself is not installed: pinfold installs the wheels".into());
                     } else {
                         let py = self.python.iter_mut().find(|p| p.name == set).expect("the stage's set");
@@ -1098,17 +1133,18 @@ impl<'a> Ctx<'a> {
                     let names: Vec<String> = self.stages.iter().filter_map(|s| s.alias.clone()).collect();
                     format!("the stages above are: {}", if names.is_empty() { "none".into() } else { names.join(", ") })
                 };
-                self.error(at, format!("COPY --from={from}: no stage `{from}` above this line"), "no such stage", Some(help));
+                self.error(
+                    at,
+                    format!("COPY --from={from}: no stage `{from}` above this line"),
+                    "no such stage",
+                    Some(help),
+                );
                 return;
             };
             let step = format!("{}-run", self.stages[src_stage].name);
             for (src, _) in &list {
                 let src = words::join(self.stages[src_stage].workdir.as_deref().unwrap_or("/"), src);
-                let to = if into_dir {
-                    format!("{}/", dest_abs.trim_end_matches('/'))
-                } else {
-                    dest_abs.clone()
-                };
+                let to = if into_dir { format!("{}/", dest_abs.trim_end_matches('/')) } else { dest_abs.clone() };
                 let to = if into_dir { format!("{to}{}", words::basename(&src)) } else { to };
                 self.stages[src_stage].exported.push(src.clone());
                 stage.entries.push(Entry::FromStep { step: step.clone(), path: src, to });
@@ -1122,7 +1158,11 @@ impl<'a> Ctx<'a> {
             let src = self.expand(&src, Some(stage));
             if ins.keyword == "ADD" && (src.starts_with("http://") || src.starts_with("https://")) {
                 let name = self.unique_input(&words::simple_name(words::basename(&src)));
-                let to = if into_dir { format!("{}/{}", dest_abs.trim_end_matches('/'), url_file(&src)) } else { dest_abs.clone() };
+                let to = if into_dir {
+                    format!("{}/{}", dest_abs.trim_end_matches('/'), url_file(&src))
+                } else {
+                    dest_abs.clone()
+                };
                 self.downloads.push((name.clone(), src.clone()));
                 stage.entries.push(Entry::Download { download: name.clone(), to });
                 what.push(format!("download \"{name}\" (`pinfold lock` pins its sha256)"));
@@ -1156,7 +1196,11 @@ impl<'a> Ctx<'a> {
                 }
             };
             let path_in_file = if rel == "." {
-                if self.req.prefix.is_empty() { ".".to_string() } else { self.req.prefix.trim_end_matches('/').to_string() }
+                if self.req.prefix.is_empty() {
+                    ".".to_string()
+                } else {
+                    self.req.prefix.trim_end_matches('/').to_string()
+                }
             } else {
                 format!("{}{rel}", self.req.prefix)
             };
@@ -1186,7 +1230,14 @@ impl<'a> Ctx<'a> {
             };
             let image_path = if image_path.is_empty() { "/".to_string() } else { image_path };
             stage.copied.push((image_path.clone(), rel.clone(), is_dir));
-            stage.entries.push(Entry::Copy { src: path_in_file.clone(), to: to.clone(), path: image_path, mode, uid, gid });
+            stage.entries.push(Entry::Copy {
+                src: path_in_file.clone(),
+                to: to.clone(),
+                path: image_path,
+                mode,
+                uid,
+                gid,
+            });
             what.push(format!("copy \"{path_in_file}\" to \"{to}\""));
         }
         if !what.is_empty() {
@@ -1239,9 +1290,17 @@ fn is_vcs(spec: &str) -> bool {
 
 /// What `rm` removes after apt or pip: caches that a package set never makes.
 fn is_cache(path: &str) -> bool {
-    ["/var/lib/apt/lists", "/var/cache/apt", "/root/.cache", "/tmp/", "/var/cache/debconf", "/usr/share/doc", "/usr/share/man"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/var/lib/apt/lists",
+        "/var/cache/apt",
+        "/root/.cache",
+        "/tmp/",
+        "/var/cache/debconf",
+        "/usr/share/doc",
+        "/usr/share/man",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 fn is_tarball(path: &str) -> bool {
@@ -1251,7 +1310,11 @@ fn is_tarball(path: &str) -> bool {
 fn url_file(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let last = path.rsplit('/').next().unwrap_or("");
-    if last.is_empty() { "download".into() } else { last.to_string() }
+    if last.is_empty() {
+        "download".into()
+    } else {
+        last.to_string()
+    }
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -212,7 +212,8 @@ mod tests {
         assert_eq!(clean_relative("../x"), None);
         assert_eq!(simple_name("My Stage"), "my-stage");
         assert_eq!(simple_name("3rd"), "x-3rd");
-        let copied = vec![("/app".to_string(), ".".to_string(), true), ("/app/req.txt".into(), "r/req.txt".into(), false)];
+        let copied =
+            vec![("/app".to_string(), ".".to_string(), true), ("/app/req.txt".into(), "r/req.txt".into(), false)];
         assert_eq!(lookup(&copied, "/app/req.txt"), Some("r/req.txt".into()));
         assert_eq!(lookup(&copied, "/app/a/b.txt"), Some("a/b.txt".into()));
         assert_eq!(lookup(&copied, "/etc/x"), None);

@@ -103,11 +103,7 @@ fn an_existing_build_file_is_kept_unless_forced() {
 #[test]
 fn a_build_file_above_the_context_names_files_through_it() {
     let (tmp, _dir) = context("sklearn-classifier");
-    Test::new()
-        .dir(tmp.path())
-        .args(["import", "sklearn-classifier/Dockerfile", "-o", "pinfold.kdl"])
-        .run()
-        .success();
+    Test::new().dir(tmp.path()).args(["import", "sklearn-classifier/Dockerfile", "-o", "pinfold.kdl"]).run().success();
     let kdl = std::fs::read_to_string(tmp.path().join("pinfold.kdl")).unwrap();
     assert!(kdl.contains("requirements \"sklearn-classifier/requirements.txt\""), "{kdl}");
     assert!(kdl.contains("copy \"sklearn-classifier/train.py\" to=\"/app/\""), "{kdl}");
