@@ -238,7 +238,11 @@ impl Ctx<'_> {
                 "components {}",
                 args(&set.release.components().iter().map(|s| s.to_string()).collect::<Vec<_>>())
             ));
-            if !set.packages.is_empty() {
+            if set.packages.is_empty() {
+                // A set names at least one package; base-files is Essential, so this
+                // adds nothing to what the base image holds.
+                k.line("packages \"base-files\"");
+            } else {
                 k.line(format!("packages {}", args(&set.packages.iter().cloned().collect::<Vec<_>>())));
             }
             k.comment("what the base image holds besides them: a shell, coreutils, …");

@@ -172,3 +172,5 @@ fn network_import_c_multistage_prints_its_greeting_on_both_platforms() {
 }
 
 snapshot_import!(a_stage_from_a_stage_repeats_its_layers_and_unused_stages_are_skipped, "stage-from-stage");
+snapshot_import!(a_debian_base_without_apt_lines_is_its_essential_packages, "no-packages");
+snapshot_refused!(apt_lines_on_a_kept_base_are_refused, "numpy-on-debian", "--keep-base");
