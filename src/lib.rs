@@ -23,6 +23,7 @@ pub mod cache;
 pub mod cli;
 pub mod compare;
 pub mod env;
+pub mod import;
 pub mod input;
 pub mod packages;
 pub mod plan;

@@ -4,6 +4,7 @@
 //! 2 pinfold could not do its work.
 
 mod diff;
+mod import;
 mod inspect;
 mod lock;
 mod run;
@@ -66,6 +67,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Show an image's index, manifests, config and layers.
     Inspect(InspectArgs),
+    /// Translate a Dockerfile into a build file, saying what became of each instruction.
+    Import(import::ImportArgs),
     /// Lint build files, Dockerfiles and dependency files for unpinned inputs.
     Lint(pinfold_lint::LintArgs),
     /// Resolve unpinned inputs and write pinfold.lock.
@@ -284,6 +287,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Build(args) => run_build(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Import(args) => import::run(args),
         Command::Lint(args) => pinfold_lint::cli_main(args),
         Command::Lock(args) => lock::run(args),
         Command::Diff(args) => diff::run(args),

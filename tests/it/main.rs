@@ -8,6 +8,7 @@ mod cli;
 mod debian_repo;
 mod diagnostics;
 mod harness;
+mod import;
 mod inputs;
 mod packages;
 mod platforms;

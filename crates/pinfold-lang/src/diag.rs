@@ -91,6 +91,8 @@ pub enum Code {
     EmptyTest,
     /// `pinfold::epoch`
     Epoch,
+    /// `pinfold::import`
+    Import,
     /// `pinfold::input-platform`
     InputPlatform,
     /// `pinfold::lint::parse`
@@ -192,6 +194,7 @@ impl Code {
         Code::EmptyStep,
         Code::EmptyTest,
         Code::Epoch,
+        Code::Import,
         Code::InputPlatform,
         Code::LintParse,
         Code::LintUnreadable,
@@ -255,6 +258,7 @@ impl Code {
             Code::EmptyStep => "pinfold::empty-step",
             Code::EmptyTest => "pinfold::empty-test",
             Code::Epoch => "pinfold::epoch",
+            Code::Import => "pinfold::import",
             Code::InputPlatform => "pinfold::input-platform",
             Code::LintParse => "pinfold::lint::parse",
             Code::LintUnreadable => "pinfold::lint::unreadable",

@@ -37,7 +37,7 @@ installs exactly those files.",
 /// The options of `pip install` and `uv pip install` that take a value, so that the
 /// value is never read as a package (`--index-strategy unsafe-best-match`). From
 /// `pip install --help` (pip 24/25) and `uv pip install --help` (uv 0.5–0.8).
-pub(crate) const TAKES_VALUE: &[&str] = &[
+pub const TAKES_VALUE: &[&str] = &[
     // pip
     "-r",
     "--requirement",
@@ -118,7 +118,7 @@ pub(crate) const TAKES_VALUE: &[&str] = &[
 ];
 
 /// The arguments after `install` when the command is a pip install.
-pub(crate) fn pip_install(cmd: &Command) -> Option<&[Word]> {
+pub fn pip_install(cmd: &Command) -> Option<&[Word]> {
     let argv = cmd.argv();
     let prog = cmd.program()?;
     let after: &[Word] = if is_pip(prog) {

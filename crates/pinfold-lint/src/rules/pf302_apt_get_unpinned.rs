@@ -30,7 +30,8 @@ moved on.",
     hadolint: &["DL3008"],
 };
 
-const TAKES_VALUE: &[&str] = &["-o", "--option", "-t", "--target-release", "--default-release", "-c", "--config-file"];
+pub const TAKES_VALUE: &[&str] =
+    &["-o", "--option", "-t", "--target-release", "--default-release", "-c", "--config-file"];
 
 /// The help of an apt finding: the Docker-world pin, and pinfold's.
 pub(crate) fn help(example: &str) -> String {
