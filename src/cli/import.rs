@@ -81,6 +81,12 @@ pub fn run(args: ImportArgs) -> i32 {
     let name = dockerfile.file_name().and_then(|n| n.to_str()).unwrap_or("Dockerfile").to_string();
     let image_name = context.file_name().and_then(|n| n.to_str()).unwrap_or("app").to_string();
     let options = Options { python: args.python.clone(), keep_base: args.keep_base };
+    // SOURCE_DATE_EPOCH, else the last commit of the repository, else 0: what a build
+    // would take today, written down so that it stays.
+    let epoch = match crate::plan::epoch::resolve(&out_dir, crate::env::source_date_epoch().as_deref()) {
+        Ok((epoch, _)) => epoch,
+        Err(e) => return fail(e, Some("set SOURCE_DATE_EPOCH to the time the images should carry")),
+    };
     let request = Request {
         text: &text,
         name: &name,
@@ -88,6 +94,7 @@ pub fn run(args: ImportArgs) -> i32 {
         prefix: &prefix,
         image_name: &image_name,
         options: &options,
+        epoch,
     };
     let imported = match import::translate(&request) {
         Ok(i) => i,

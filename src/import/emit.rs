@@ -189,6 +189,8 @@ impl Ctx<'_> {
             self.req.name
         ));
         k.line("pinfold 1");
+        k.comment("Every time in the images: fixed here, so a copy without .git builds the same bytes.");
+        k.line(format!("epoch {}", self.req.epoch));
         k.line("platforms \"linux/amd64\" \"linux/arm64\"");
 
         let plans: Vec<Option<StepPlan>> = self

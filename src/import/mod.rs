@@ -63,6 +63,9 @@ pub struct Request<'a> {
     /// The image's name when the final stage has none.
     pub image_name: &'a str,
     pub options: &'a Options,
+    /// The `epoch` written into the build file, so that the images' times no longer
+    /// depend on where the repository is (a deposit without `.git` builds the same).
+    pub epoch: u64,
 }
 
 /// A `debian` set of the output.
@@ -398,7 +401,7 @@ impl<'a> Ctx<'a> {
             stage.shell = p.shell.clone();
             stage.copied = p.copied.clone();
             stage.notes.push(format!(
-                "FROM {raw}: the layers of image `{}` again (`from IMAGE` of another image is not in the language yet)",
+                "FROM {raw}: the layers of image `{}` again (the same blobs, so a registry stores them once)",
                 p.name
             ));
             let msg = format!("image \"{}\" with the layers of stage `{raw}`", stage.name);
