@@ -1,10 +1,8 @@
 //! A small builder for running `pinfold` (after `just`'s `Test`): set the directory,
 //! arguments and environment, run, then assert on status and output.
 //!
-//! Shared by the test binaries (`tests/run.rs`, `tests/steps.rs`, `tests/toolchain.rs`,
-//! `tests/compare.rs` and `tests/registry.rs` include it with `#[path]`); each uses a
-//! part of it, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! The one harness of the one integration-test binary (`tests/it/main.rs` lists its
+//! modules); every module uses it through `crate::harness`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -4,11 +4,20 @@
 
 mod build;
 mod cli;
+mod compare;
 mod diagnostics;
+mod fuzz;
 mod harness;
+mod hostile;
 mod inputs;
+mod lint;
 mod packages;
 mod platforms;
+mod registry;
 mod reproducible;
+mod run;
+mod sandbox;
 mod serve;
+mod steps;
+mod toolchain;
 mod tools;
