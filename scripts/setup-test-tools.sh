@@ -4,7 +4,7 @@
 # what is missing is installed.
 set -euo pipefail
 
-# debootstrap: tests/toolchain.rs makes its gcc toolchain rootfs with it (once per
+# debootstrap: tests/it/toolchain.rs makes its gcc toolchain rootfs with it (once per
 # machine; the test does that itself, and caches it).
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
@@ -43,7 +43,7 @@ if ! ls "$deb_dir"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
   fi
 fi
 
-# arm64 programs run through qemu-user (tests/run.rs): qemu-user-static ships the
+# arm64 programs run through qemu-user (tests/it/run.rs): qemu-user-static ships the
 # binfmt_misc handlers; without systemd nothing registers them, so do it here.
 if [ "$(id -u)" = 0 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true

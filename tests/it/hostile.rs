@@ -103,7 +103,7 @@ fn a_deeply_nested_build_file_is_refused_without_overflowing_the_stack() {
 
 #[test]
 fn twenty_thousand_brackets_that_close_nothing_are_refused_without_overflowing_the_stack() {
-    // The KDL crate's error recovery recurses once per stray closer (tests/fuzz.rs).
+    // The KDL crate's error recovery recurses once per stray closer (tests/it/fuzz.rs).
     let tmp = tempdir();
     let text = format!("pinfold 1\nimage x {{}}\n{}\n", "}".repeat(20_000));
     std::fs::write(tmp.path().join("stray.kdl"), text).unwrap();

@@ -1,5 +1,5 @@
 //! The rule reference of the book (`book/src/lint/rules.md`), generated from the rules'
-//! own documentation so that it cannot drift from them. A test in `tests/lint.rs`
+//! own documentation so that it cannot drift from them. A test in `tests/it/lint.rs`
 //! fails when the checked-in page differs from [`rules_markdown`]; running it with
 //! `PINFOLD_UPDATE_DOCS=1` rewrites the page.
 
