@@ -17,6 +17,8 @@ use pinfold_lint::{
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::{assert_snapshot, bless};
+
 fn lint(paths: &[&str]) -> LintReport {
     let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
     match lint_paths(&paths, &LintOptions::default()) {
@@ -52,7 +54,7 @@ fn every_rule_is_shown_by_its_failing_fixture_and_not_by_its_passing_one() {
         let bad = fixture(rule.id, "bad", rule.example.ext);
         let report = lint(&[&bad]);
         assert!(rules_in(&report).contains(&rule.id), "{bad} does not show {}: {:?}", rule.id, rules_in(&report));
-        insta::assert_snapshot!(format!("{}-bad", rule.id), render::human(&report));
+        assert_snapshot!(format!("{}-bad", rule.id), render::human(&report));
         let json = json_of(&report);
         let mine: Vec<_> = json.iter().filter(|f| f["rule"] == rule.id).collect();
         assert!(!mine.is_empty());
@@ -64,12 +66,12 @@ fn every_rule_is_shown_by_its_failing_fixture_and_not_by_its_passing_one() {
             assert!(f["message"].as_str().is_some_and(|m| !m.is_empty()));
             assert!(f["help"].as_str().is_some_and(|m| !m.is_empty()), "{}: every finding says how to fix it", rule.id);
         }
-        insta::assert_snapshot!(format!("{}-bad-json", rule.id), render::json(&report));
+        assert_snapshot!(format!("{}-bad-json", rule.id), render::json(&report));
 
         let good = fixture(rule.id, "good", rule.example.ext);
         let report = lint(&[&good]);
         assert!(!rules_in(&report).contains(&rule.id), "{good} shows {}:\n{}", rule.id, render::human(&report));
-        insta::assert_snapshot!(format!("{}-good", rule.id), render::human(&report));
+        assert_snapshot!(format!("{}-good", rule.id), render::human(&report));
     }
 }
 
@@ -82,19 +84,20 @@ fn every_rule_directory_belongs_to_a_rule() {
 }
 
 /// The rule reference in the book is generated from the rules; it must be the
-/// generated text. `PINFOLD_UPDATE_DOCS=1` rewrites it.
+/// generated text. `PINFOLD_BLESS=1` ([`bless`]) rewrites it.
 #[test]
 fn book_rules_page_is_generated_from_the_rules() {
     let generated = docs::rules_markdown();
     let path = Path::new(docs::RULES_PAGE);
-    if std::env::var("PINFOLD_UPDATE_DOCS").as_deref() == Ok("1") {
+    if bless() {
         std::fs::write(path, &generated).expect("write the book page");
     }
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "{} is out of date with src/lint/rules; run `PINFOLD_UPDATE_DOCS=1 cargo test --test lint book`",
-        docs::RULES_PAGE
+        "{} is out of date with crates/pinfold-lint/src/rules; run `{}`",
+        docs::RULES_PAGE,
+        docs::REGENERATE
     );
     for rule in ALL {
         assert!(generated.contains(&format!("## {} {}", rule.id, rule.name)));
@@ -272,7 +275,7 @@ fn json_output_is_sorted_by_path_then_position() {
 #[test]
 fn suppressions_need_a_reason_and_a_known_rule() {
     let report = lint(&["fixtures/lint/cases/suppress"]);
-    insta::assert_snapshot!("suppress", render::human(&report));
+    assert_snapshot!("suppress", render::human(&report));
     let at = |path: &str, rule: &str| -> Vec<usize> {
         report.findings.iter().filter(|f| f.path.ends_with(path) && f.rule.id == rule).map(|f| f.line).collect()
     };
@@ -302,7 +305,7 @@ fn suppressions_need_a_reason_and_a_known_rule() {
 #[test]
 fn dockerfile_parser_features() {
     let report = lint(&["fixtures/lint/cases/features/Dockerfile"]);
-    insta::assert_snapshot!("features", render::human(&report));
+    assert_snapshot!("features", render::human(&report));
     let got: Vec<(usize, &str)> = report.findings.iter().map(|f| (f.line, f.rule.id)).collect();
     assert_eq!(
         got,
@@ -323,7 +326,7 @@ fn dockerfile_parser_features() {
 #[test]
 fn build_file_steps_get_the_command_rules() {
     let report = lint(&["fixtures/lint/cases/steps/pinfold.kdl"]);
-    insta::assert_snapshot!("steps", render::human(&report));
+    assert_snapshot!("steps", render::human(&report));
     let ids = rules_in(&report);
     for rule in ["PF108", "PF302", "PF309", "PF311", "PF301", "PF110"] {
         assert!(ids.contains(&rule), "{rule} missing: {ids:?}");
@@ -343,7 +346,7 @@ fn build_file_steps_get_the_command_rules() {
 #[test]
 fn requirement_files_are_read_as_one_set() {
     let report = lint(&["fixtures/lint/cases/requirements-group"]);
-    insta::assert_snapshot!("requirements-group", render::human(&report));
+    assert_snapshot!("requirements-group", render::human(&report));
     let got: Vec<(String, usize, &str)> = report
         .findings
         .iter()
@@ -397,7 +400,7 @@ fn bad_inputs_give_a_clear_error_or_a_clean_result() {
     let heredoc = PathBuf::from("fixtures/lint/cases/features/unterminated.Dockerfile");
     let msg = lint_err(std::slice::from_ref(&heredoc));
     assert!(msg.contains("heredoc `EOF` is never closed") && msg.contains("unterminated.Dockerfile:2:5"), "{msg}");
-    insta::assert_snapshot!("unterminated-heredoc", msg);
+    assert_snapshot!("unterminated-heredoc", msg);
     let kdl = write(d, "kdl/pinfold.kdl", b"pinfold 1\nbase x {\n  image \"a\n");
     assert!(lint_err(&[kdl]).contains("pinfold::lint::parse"));
     let unknown = write(d, "unknown/notes.md", b"# hello\n");
@@ -812,7 +815,7 @@ fn false_alarms_are_gone() {
     assert!(good.findings.is_empty(), "{}", render::human(&good));
     let bad =
         lint(&["fixtures/lint/cases/false-alarms/bad.Dockerfile", "fixtures/lint/cases/false-alarms/requirements.txt"]);
-    insta::assert_snapshot!("false-alarms", render::human(&bad));
+    assert_snapshot!("false-alarms", render::human(&bad));
     assert_eq!(
         places(&bad),
         [
@@ -835,7 +838,7 @@ fn false_alarms_are_gone() {
 #[test]
 fn packages_of_one_installer_are_one_finding() {
     let report = lint(&["fixtures/lint/cases/grouping/Dockerfile"]);
-    insta::assert_snapshot!("grouping", render::human(&report));
+    assert_snapshot!("grouping", render::human(&report));
     assert_eq!(rules_in(&report), ["PF302", "PF301"]);
     let apt = &report.findings[0];
     assert_eq!(apt.packages.len(), 33);
@@ -866,7 +869,7 @@ fn packages_of_one_installer_are_one_finding() {
 #[test]
 fn install_files_are_followed_into_the_build_context() {
     let report = lint(&["fixtures/lint/cases/context/Dockerfile"]);
-    insta::assert_snapshot!("context", render::human(&report));
+    assert_snapshot!("context", render::human(&report));
     assert_eq!(
         places(&report),
         [
@@ -1002,7 +1005,7 @@ fn fix_reports_what_it_fixed_and_what_not() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(run(&args, &mut out, &mut err), 1);
     let err = String::from_utf8_lossy(&err).replace(&format!("{}/", d.display()), "");
-    insta::assert_snapshot!("fix-report", err);
+    assert_snapshot!("fix-report", err);
     assert!(err.contains("fixed 1 finding in"));
     assert!(err.contains("PF201 (Dockerfile:1): a Dockerfile's FROM digest needs the registry or a lock"));
     assert!(err.contains("PF302 (Dockerfile:2)"));
