@@ -35,6 +35,7 @@ pub fn write_output(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Re
     match target {
         ImageRef::Registry(r) => {
             let pushed = pinfold_registry::Reference::parse(r)
+                .map_err(pinfold_registry::RegistryError::from)
                 .and_then(|r| pinfold_registry::push(crate::env::registries(), image, &r));
             pushed.map(|_| ()).map_err(|e| OutputError::Remote(Box::new(e)))
         }
