@@ -15,7 +15,8 @@ pub const REGENERATE: &str = "PINFOLD_BLESS=1 cargo test --test it lint::book";
 
 pub fn rules_markdown() -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "<!-- Generated from crates/pinfold-lint/src/rules/*.rs and fixtures/lint/rules/; do not edit.");
+    let _ =
+        writeln!(s, "<!-- Generated from crates/pinfold-lint/src/rules/*.rs and fixtures/lint/rules/; do not edit.");
     let _ = writeln!(s, "     Regenerate with: {REGENERATE} -->");
     let _ = writeln!(s);
     let _ = writeln!(s, "# Lint rules");

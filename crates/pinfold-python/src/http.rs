@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use sha2::{Digest as _, Sha256};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::ResponseExt;
 
 use crate::error::IndexError;
@@ -50,7 +50,6 @@ impl<W: Write> Write for HashingWriter<W> {
         self.inner.flush()
     }
 }
-
 
 /// A fetched body with the URL it finally came from (after redirects).
 pub(crate) struct Fetched {
