@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
   exec sudo --preserve-env=PINFOLD_TEST_DEBS,CI,PATH "$0" "$@"
 fi
 
-# debootstrap: tests/toolchain.rs makes its gcc toolchain rootfs with it (once per
+# debootstrap: tests/it/toolchain.rs makes its gcc toolchain rootfs with it (once per
 # machine; the test does that itself, and caches it).
 need_apt=()
 for pair in umoci:umoci skopeo:skopeo oci-image-tool:oci-image-tool busybox:busybox-static \
@@ -49,7 +49,7 @@ if ! ls "$deb_dir"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
   fi
 fi
 
-# arm64 programs run through qemu-user (tests/run.rs): qemu-user-static ships the
+# arm64 programs run through qemu-user (tests/it/run.rs): qemu-user-static ships the
 # binfmt_misc handlers; without systemd nothing registers them, so do it here.
 if [ "$(id -u)" = 0 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true

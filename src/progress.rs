@@ -11,14 +11,32 @@
 //! Labels are the caller's (`hello`, or `hello linux/arm64`): they are shown, never
 //! parsed.
 
-use crate::build::step::Outcome;
-use crate::plan::{ImagePlan, StepLog};
+use crate::plan::ImagePlan;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// What a build prints on stderr about its steps (`--quiet`, `--verbose`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StepLog {
+    /// Nothing but errors (a failing step's output is always shown).
+    Quiet,
+    /// `step NAME: ran` or `step NAME: cached`, one line per step.
+    #[default]
+    Lines,
+    /// The lines, and the output of every step that ran.
+    Verbose,
+}
+
+/// What a step did (`build::step` says, this module shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    Ran,
+    Cached,
+}
 
 /// `--progress`: how a build shows its work on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -104,12 +122,12 @@ impl Progress {
     }
 
     /// A step done; `output` is what its commands printed (empty when cached).
-    pub fn step_finished(&self, label: &str, outcome: Outcome, output: &str) {
+    pub fn step_finished(&self, label: &str, outcome: StepOutcome, output: &str) {
         let text = step_text(label, outcome, output, self.log);
         match &self.bars {
             Some(bars) => bars.finish(&format!("step {label}"), &text, |c| match outcome {
-                Outcome::Ran => c.ran += 1,
-                Outcome::Cached => c.cached += 1,
+                StepOutcome::Ran => c.ran += 1,
+                StepOutcome::Cached => c.cached += 1,
             }),
             None => write_stderr(&text),
         }
@@ -170,13 +188,13 @@ fn draws_bars(stderr_is_terminal: bool, term: Option<&OsStr>) -> bool {
 
 /// The permanent text of a step done: `step NAME: ran|cached`, and under `--verbose`
 /// what it printed, each line indented `  | `.
-fn step_text(label: &str, outcome: Outcome, output: &str, log: StepLog) -> String {
+fn step_text(label: &str, outcome: StepOutcome, output: &str, log: StepLog) -> String {
     if log == StepLog::Quiet {
         return String::new();
     }
     let what = match outcome {
-        Outcome::Ran => "ran",
-        Outcome::Cached => "cached",
+        StepOutcome::Ran => "ran",
+        StepOutcome::Cached => "cached",
     };
     let mut text = format!("step {label}: {what}\n");
     if log == StepLog::Verbose {
@@ -321,16 +339,16 @@ mod tests {
 
     #[test]
     fn a_step_line_has_its_label_and_outcome_and_verbose_adds_the_output_indented() {
-        assert_eq!(step_text("hello", Outcome::Ran, "a\nb\n", StepLog::Lines), "step hello: ran\n");
+        assert_eq!(step_text("hello", StepOutcome::Ran, "a\nb\n", StepLog::Lines), "step hello: ran\n");
         assert_eq!(
-            step_text("hello linux/arm64", Outcome::Cached, "", StepLog::Lines),
+            step_text("hello linux/arm64", StepOutcome::Cached, "", StepLog::Lines),
             "step hello linux/arm64: cached\n"
         );
         assert_eq!(
-            step_text("hello", Outcome::Ran, "a\n\nb", StepLog::Verbose),
+            step_text("hello", StepOutcome::Ran, "a\n\nb", StepLog::Verbose),
             "step hello: ran\n  | a\n  | \n  | b\n"
         );
-        assert_eq!(step_text("hello", Outcome::Ran, "a\n", StepLog::Quiet), "");
+        assert_eq!(step_text("hello", StepOutcome::Ran, "a\n", StepLog::Quiet), "");
     }
 
     #[test]
@@ -421,7 +439,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         assert!(screen.text().contains("step hello linux/arm64"), "{:?}", screen.text());
         assert!(screen.text().contains("0/3 0 from the cache"), "{:?}", screen.text());
-        progress.step_finished("hello linux/arm64", Outcome::Ran, "said hi\n");
+        progress.step_finished("hello linux/arm64", StepOutcome::Ran, "said hi\n");
         progress.layer_finished("app/main", LayerOutcome::Cached);
         let drawn = screen.text();
         // indicatif pads each line to the terminal's width rather than ending it.

@@ -1,14 +1,15 @@
-//! The one resolver of image references: every form of the command-line contract
-//! (`oci:`, `oci-archive:`, `docker-archive:`, `docker://`, and a build-file NAME)
+//! The one resolver of stored image references: every stored form of the
+//! command-line contract (`oci:`, `oci-archive:`, `docker-archive:`, `docker://`)
 //! becomes an opened image here, and every output form is written from here. Before
-//! this module, `inspect`, `run`, `test`, `diff` and `verify` each turned a NAME into
-//! an image their own way, and the image crate reached up into the registry crate.
+//! this module, `inspect`, `run`, `test`, `diff` and `verify` each turned a reference
+//! into an image their own way, and the image crate reached up into the registry crate.
 //!
 //! Local forms are read by `pinfold-image`, `docker://` by `pinfold-registry` (with
-//! this process's registries, [`crate::env::registries`]); a NAME is built first, as
-//! `pinfold build NAME` would build it, into `pinfold-out/NAME`.
+//! this process's registries, [`crate::env::registries`]). A build-file NAME is not
+//! stored: `cli::names` builds it first and then opens it here. This module builds
+//! nothing, so that the build (which writes its outputs here) and the plan (which
+//! opens bases here) can use it without an import cycle.
 
-use crate::build::{self, BuildRequest};
 use crate::cache::Cache;
 use pinfold_image::oci::assemble::AssembledImage;
 use pinfold_image::oci::output::{self, OutputError};
@@ -18,7 +19,7 @@ use pinfold_sandbox::RunError;
 use std::path::Path;
 
 /// Opens a stored image: a layout, an archive or a registry. A NAME is not stored;
-/// [`open_reference`] builds it first.
+/// `cli::names::open_reference` builds it first.
 pub fn open_image(reference: &ImageRef) -> Result<OpenedImage, ReadError> {
     match reference {
         ImageRef::Registry(r) => {
@@ -35,6 +36,7 @@ pub fn write_output(image: &AssembledImage, target: &ImageRef, epoch: u64) -> Re
     match target {
         ImageRef::Registry(r) => {
             let pushed = pinfold_registry::Reference::parse(r)
+                .map_err(pinfold_registry::RegistryError::from)
                 .and_then(|r| pinfold_registry::push(crate::env::registries(), image, &r));
             pushed.map(|_| ()).map_err(|e| OutputError::Remote(Box::new(e)))
         }
@@ -51,55 +53,4 @@ pub fn open_cache(dir: Option<&Path>) -> Result<Cache, RunError> {
         None => Cache::temporary(),
     };
     cache.map_err(RunError::io(format!("the cache at {}", dir.unwrap_or_default().display())))
-}
-
-/// Builds the images `names` of `build_file` (into `pinfold-out/NAME`, as `pinfold
-/// build` does) and returns the reference of each output. Warnings go to stderr.
-pub fn build_names(
-    build_file: &Path,
-    names: &[String],
-    cache_dir: Option<&Path>,
-) -> Result<Vec<(String, ImageRef)>, String> {
-    let mut request = BuildRequest::new(build_file, names);
-    request.cache_dir = cache_dir.map(Path::to_path_buf);
-    match build::build(&request) {
-        Ok(report) => {
-            if !report.warnings.is_empty() {
-                eprint!("{}", report.warnings.render_for_stderr());
-            }
-            Ok(report
-                .images
-                .iter()
-                .map(|i| (i.name.clone(), ImageRef::Layout { dir: request.out_root.join(&i.name), reference: None }))
-                .collect())
-        }
-        Err(e) => Err(build::render_error(&e)),
-    }
-}
-
-/// A reference with a NAME built into its layout; other forms as they are.
-pub fn build_if_name(reference: &ImageRef, build_file: &Path, cache_dir: Option<&Path>) -> Result<ImageRef, String> {
-    match reference {
-        ImageRef::Name(name) => {
-            let built = build_names(build_file, std::slice::from_ref(name), cache_dir)?;
-            built.into_iter().next().map(|(_, r)| r).ok_or_else(|| format!("image `{name}` was not built"))
-        }
-        other => Ok(other.clone()),
-    }
-}
-
-/// Opens a reference of the contract for `run` and `test`; a build-file NAME is built
-/// first. Returns the label to show (the NAME, or the reference) and the image.
-pub fn open_reference(
-    reference: &ImageRef,
-    build_file: &Path,
-    cache_dir: Option<&Path>,
-) -> Result<(String, OpenedImage), RunError> {
-    let label = match reference {
-        ImageRef::Name(name) => name.clone(),
-        other => other.to_string(),
-    };
-    let resolved = build_if_name(reference, build_file, cache_dir).map_err(RunError::Build)?;
-    let opened = open_image(&resolved).map_err(|source| RunError::Read { reference: resolved.to_string(), source })?;
-    Ok((label, opened))
 }

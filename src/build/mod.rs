@@ -4,7 +4,7 @@
 use crate::cache::{layer_key, Cache, FileHashes, LayerKey};
 use crate::plan::steps::{self, BuildNode, RunImage, StepId, StepRun};
 use crate::plan::{self, LayerPlan, Plan, PlanInput};
-use crate::progress::{LayerOutcome, Progress};
+use crate::progress::{LayerOutcome, Progress, ProgressMode, StepLog, StepOutcome};
 use pinfold_image::digest::Digest;
 use pinfold_image::layer::{self, LayerBlob};
 use pinfold_image::oci::assemble::{assemble_image, AssembledImage, TargetSpec};
@@ -14,7 +14,7 @@ use pinfold_lang::diag::Code;
 use pinfold_lang::diag::{Diagnostic, Diagnostics};
 pub mod step;
 
-use crate::build::step::{run_step, Done, Outcome, StepContext};
+use crate::build::step::{run_step, Done, StepContext};
 use pinfold_sandbox::PreparedImage;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -36,6 +36,10 @@ pub struct BuildRequest {
     pub out_root: PathBuf,
     /// `--cache docker://HOST/REPO`: the shared layer cache in a registry.
     pub registry_cache: Option<crate::cache::remote::RegistryCache>,
+    /// How much the build says of its steps (`--quiet`, `--verbose`).
+    pub step_log: StepLog,
+    /// `--progress`: bars or lines.
+    pub progress: ProgressMode,
 }
 
 impl BuildRequest {
@@ -164,7 +168,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildReport, BuildError> {
     let waves = waves(&plan, &selected, &step_names);
 
     // Dropped on every return, which clears the bars before an error is rendered.
-    let progress = Progress::new(request.plan_input.step_log, request.plan_input.progress);
+    let progress = Progress::new(request.step_log, request.progress);
     progress.expect(waves.iter().flatten().filter(|n| matches!(n, BuildNode::Step(_))).count());
     let engine = std::sync::OnceLock::new();
     let cx = BuildCx {
@@ -323,8 +327,8 @@ fn run_steps(cx: &BuildCx, here: &[BuildNode], state: &mut BuildState) -> Result
         match result {
             Ok(done) => {
                 match done.outcome {
-                    Outcome::Ran => state.stats.steps_run += 1,
-                    Outcome::Cached => state.stats.steps_cached += 1,
+                    StepOutcome::Ran => state.stats.steps_run += 1,
+                    StepOutcome::Cached => state.stats.steps_cached += 1,
                 }
                 state.step_outputs.insert(run.id.clone(), done.dir);
             }

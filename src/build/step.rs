@@ -7,6 +7,7 @@
 
 use crate::cache::{step_key, Cache, FileHashes, LayerKey};
 use crate::plan::steps::{StepId, StepPlan, StepRun};
+use crate::progress::StepOutcome;
 use pinfold_image::walk::FileStat;
 use pinfold_sandbox::bundle::{self, ContainerSpec, Network, ResolvedUser, Volume};
 use pinfold_sandbox::engine::Control;
@@ -28,19 +29,12 @@ pub struct StepError {
     pub message: String,
 }
 
-/// What a step did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ran,
-    Cached,
-}
-
 /// A step done: where its outputs are, whether it ran, and what its commands printed
 /// (stdout, then stderr, of each; empty when cached).
 #[derive(Debug, Clone)]
 pub struct Done {
     pub dir: PathBuf,
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     pub log: String,
 }
 
@@ -179,7 +173,7 @@ pub fn run_step(
     let env = environment(step, run, &image.config().env().clone().unwrap_or_default(), cx.epoch);
     let key = key(step, run, image, &mut inputs, &env, cx).map_err(fail)?;
     if let Some(dir) = cx.cache.lookup_step(&key, cx.hashes) {
-        return Ok(Done { dir, outcome: Outcome::Cached, log: String::new() });
+        return Ok(Done { dir, outcome: StepOutcome::Cached, log: String::new() });
     }
     let engine = match cx.engine.get_or_init(|| Engine::select("auto").map_err(|e| e.to_string())) {
         Ok(engine) if engine.needs_rootfs() => engine,
@@ -268,7 +262,7 @@ pub fn run_step(
         tree.move_out(&parts, &to).map_err(refused)?;
     }
     let dir = cx.cache.commit_step(&out, &key, cx.hashes).map_err(io_err("cannot store its outputs in the cache"))?;
-    Ok(Done { dir, outcome: Outcome::Ran, log })
+    Ok(Done { dir, outcome: StepOutcome::Ran, log })
 }
 
 fn with_newline(bytes: &[u8]) -> String {

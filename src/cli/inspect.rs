@@ -12,7 +12,7 @@ pub fn run(args: super::InspectArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return super::usage_error(e),
     };
-    let reference = match crate::resolve::build_if_name(&reference, &args.file, None) {
+    let reference = match super::names::build_if_name(&reference, &args.file, None) {
         Ok(r) => r,
         Err(rendered) => {
             eprint!("{rendered}");

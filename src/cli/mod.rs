@@ -7,6 +7,7 @@ mod diff;
 mod import;
 mod inspect;
 mod lock;
+mod names;
 mod run;
 mod test;
 mod vendor;
@@ -477,12 +478,6 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
             fetch: args.inputs.fetch_options(),
             lock: None,
             locked: args.locked,
-            step_log: match (args.quiet, args.verbose) {
-                (true, _) => crate::plan::StepLog::Quiet,
-                (_, true) => crate::plan::StepLog::Verbose,
-                _ => crate::plan::StepLog::Lines,
-            },
-            progress: args.progress,
             // Filled in from `names` by the build.
             only: Vec::new(),
             lock_only: false,
@@ -496,6 +491,12 @@ pub(crate) fn build_request(args: &BuildArgs) -> Result<BuildRequest, String> {
             ),
             None => None,
         },
+        step_log: match (args.quiet, args.verbose) {
+            (true, _) => crate::progress::StepLog::Quiet,
+            (_, true) => crate::progress::StepLog::Verbose,
+            _ => crate::progress::StepLog::Lines,
+        },
+        progress: args.progress,
     })
 }
 

@@ -90,7 +90,7 @@ fn start(args: RunArgs) -> Result<i32, RunError> {
     let network: Network = args.network.parse().map_err(RunError::Usage)?;
     let engine = Engine::select(&args.engine)?;
     let cache = crate::resolve::open_cache(args.cache_dir.as_deref())?;
-    let (label, opened) = crate::resolve::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
+    let (label, opened) = super::names::open_reference(&reference, &args.file, args.cache_dir.as_deref())?;
     let image = run::select_platform(&opened, platform.as_ref())?;
     let mut prepared = run::PreparedImage::new(&label, &opened, image, cache.root());
     prepared.sandbox = run::Sandbox {

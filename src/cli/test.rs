@@ -155,7 +155,7 @@ fn test(args: &TestArgs) -> Result<Report, RunError> {
         references.iter().filter_map(|r| if let ImageRef::Name(n) = r { Some(n.clone()) } else { None }).collect();
     let mut images: Vec<(String, ImageRef)> = Vec::new();
     if !names.is_empty() || references.is_empty() {
-        images = crate::resolve::build_names(&args.file, &names, args.cache_dir.as_deref()).map_err(RunError::Build)?;
+        images = super::names::build_names(&args.file, &names, args.cache_dir.as_deref()).map_err(RunError::Build)?;
     }
     // Images of the build file come first and are trusted; the others come from outside.
     let built = images.len();

@@ -169,26 +169,9 @@ pub struct PlanInput {
     /// The images and steps a build was asked for (`pinfold build NAME…`): only what
     /// they need is planned. Empty: everything.
     pub only: Vec<String>,
-    /// How much the build says of its steps (`--quiet`, `--verbose`). Not read by
-    /// planning; carried here so that every request to build has it.
-    pub step_log: StepLog,
-    /// `--progress`: bars or lines. Carried here for the same reason.
-    pub progress: crate::progress::ProgressMode,
     /// `pinfold lock`: the package sets are being resolved (into `lock`), so `install`
     /// entries make no tree.
     pub lock_only: bool,
-}
-
-/// What a build prints on stderr about its steps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StepLog {
-    /// Nothing but errors (a failing step's output is always shown).
-    Quiet,
-    /// `step NAME: ran` or `step NAME: cached`, one line per step.
-    #[default]
-    Lines,
-    /// The lines, and the output of every step that ran.
-    Verbose,
 }
 
 /// Parses and plans a build file; every problem of both stages goes into `diags`.

@@ -1,7 +1,7 @@
 //! container-structure-test configs (`schemaVersion: "2.0.0"`), so that teams that have
 //! them keep them: `pinfold test --config FILE.yaml`. The semantics are those of
 //! container-structure-test 1.19 (GoogleContainerTools/container-structure-test,
-//! `pkg/types/v2`), and `tests/run.rs` checks them against its binary:
+//! `pkg/types/v2`), and `tests/it/run.rs` checks them against its binary:
 //!
 //! - `globalEnvVars` are added to the image's env (their values expanded against it)
 //!   for command tests and for the paths of file existence tests; the metadata test

@@ -20,7 +20,7 @@ macro_rules! snapshot_case {
     ($test:ident, $case:literal) => {
         #[test]
         fn $test() {
-            insta::assert_snapshot!($case, render($case));
+            assert_snapshot!($case, render($case));
         }
     };
 }

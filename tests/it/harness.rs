@@ -1,10 +1,8 @@
 //! A small builder for running `pinfold` (after `just`'s `Test`): set the directory,
 //! arguments and environment, run, then assert on status and output.
 //!
-//! Shared by the test binaries (`tests/run.rs`, `tests/steps.rs`, `tests/toolchain.rs`,
-//! `tests/compare.rs` and `tests/registry.rs` include it with `#[path]`); each uses a
-//! part of it, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! The one harness of the one integration-test binary (`tests/it/main.rs` lists its
+//! modules); every module uses it through `crate::harness`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,6 +21,39 @@ pub fn repo_root() -> PathBuf {
 pub fn fixture(path: &str) -> PathBuf {
     repo_root().join("fixtures").join(path)
 }
+
+/// The one switch that re-blesses expected output: with `PINFOLD_BLESS=1` the tests
+/// rewrite what they compare against — golden digests (`build`), the generated rules
+/// page of the book (`lint`) and insta snapshots ([`assert_snapshot!`]) — and pass.
+/// Everything else in the tests reads it through here.
+pub fn bless() -> bool {
+    std::env::var("PINFOLD_BLESS").as_deref() == Ok("1")
+}
+
+/// Makes insta follow [`bless`]: under `PINFOLD_BLESS=1` a snapshot that differs is
+/// rewritten in place. insta (1.49) takes its update behaviour only from `INSTA_UPDATE`
+/// or an `insta.yaml`, read once per process on the first assertion; `insta::Settings`
+/// has no such field. So this sets `INSTA_UPDATE=always` once, before any assertion,
+/// and only when blessing (Rust's own environment lock orders it against the other
+/// test threads' reads); without the switch insta keeps its defaults.
+pub fn insta_follows_bless() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if bless() {
+            std::env::set_var("INSTA_UPDATE", "always");
+        }
+    });
+}
+
+/// `insta::assert_snapshot!(name, value)` that [`bless`] re-blesses: every snapshot of
+/// these tests goes through it. The snapshot keeps the module and file of the caller.
+macro_rules! assert_snapshot {
+    ($name:expr, $value:expr) => {{
+        $crate::harness::insta_follows_bless();
+        insta::assert_snapshot!($name, $value);
+    }};
+}
+pub(crate) use assert_snapshot;
 
 pub struct Test {
     command: Command,

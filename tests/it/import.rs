@@ -43,7 +43,7 @@ macro_rules! snapshot_import {
     ($test:ident, $case:literal $(, $flag:literal)*) => {
         #[test]
         fn $test() {
-            insta::assert_snapshot!(stringify!($test), translation($case, &[$($flag),*]));
+            crate::harness::assert_snapshot!(stringify!($test), translation($case, &[$($flag),*]));
         }
     };
 }
@@ -78,7 +78,7 @@ macro_rules! snapshot_refused {
     ($test:ident, $case:literal $(, $flag:literal)*) => {
         #[test]
         fn $test() {
-            insta::assert_snapshot!(stringify!($test), refused($case, &[$($flag),*]));
+            crate::harness::assert_snapshot!(stringify!($test), refused($case, &[$($flag),*]));
         }
     };
 }

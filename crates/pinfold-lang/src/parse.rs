@@ -126,7 +126,7 @@ pub fn parse_kdl_bounded(text: &str) -> Result<KdlDocument, kdl::KdlError> {
 
 /// The KDL crate's parse on a thread whose stack grows with the input. Its error
 /// recovery recurses once per error, so a file of many small errors (20,000 stray `}`,
-/// found by tests/fuzz.rs) overflowed the 8 MiB main stack even within the nesting
+/// found by tests/it/fuzz.rs) overflowed the 8 MiB main stack even within the nesting
 /// limit. The stack is only reserved, not touched, so a large one costs nothing.
 fn kdl_parse(text: &str) -> Result<KdlDocument, kdl::KdlError> {
     const BASE_STACK: usize = 16 << 20;
@@ -180,7 +180,7 @@ fn nesting_over(text: &[u8], limit: usize) -> Option<usize> {
             b'/' if text.get(i + 1) == Some(&b'*') => {
                 // Block comments nest in KDL. One left open is not skipped: the KDL
                 // parser recovers from it and reads the braces after it, so they are
-                // counted (found by tests/fuzz.rs: an unclosed `/*` before 2,000
+                // counted (found by tests/it/fuzz.rs: an unclosed `/*` before 2,000
                 // nested blocks overflowed the stack).
                 let start = i;
                 let mut level = 0usize;

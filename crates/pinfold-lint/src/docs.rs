@@ -1,18 +1,23 @@
 //! The rule reference of the book (`book/src/lint/rules.md`), generated from the rules'
-//! own documentation so that it cannot drift from them. A test in `tests/lint.rs`
+//! own documentation so that it cannot drift from them. A test in `tests/it/lint.rs`
 //! fails when the checked-in page differs from [`rules_markdown`]; running it with
-//! `PINFOLD_UPDATE_DOCS=1` rewrites the page.
+//! `PINFOLD_BLESS=1`, the tests' one switch to re-bless expected output, rewrites the
+//! page ([`REGENERATE`]).
 
 use super::rules::ALL;
 use std::fmt::Write;
 
-/// Where the generated page lives, relative to the crate root.
+/// Where the generated page lives, relative to the workspace root.
 pub const RULES_PAGE: &str = "book/src/lint/rules.md";
+
+/// The command that rewrites the page, as the page and the failing test name it.
+pub const REGENERATE: &str = "PINFOLD_BLESS=1 cargo test --test it lint::book";
 
 pub fn rules_markdown() -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "<!-- Generated from src/lint/rules/*.rs and fixtures/lint/rules/; do not edit.");
-    let _ = writeln!(s, "     Regenerate with: PINFOLD_UPDATE_DOCS=1 cargo test --test lint book -->");
+    let _ =
+        writeln!(s, "<!-- Generated from crates/pinfold-lint/src/rules/*.rs and fixtures/lint/rules/; do not edit.");
+    let _ = writeln!(s, "     Regenerate with: {REGENERATE} -->");
     let _ = writeln!(s);
     let _ = writeln!(s, "# Lint rules");
     let _ = writeln!(s);

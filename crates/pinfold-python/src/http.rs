@@ -9,12 +9,47 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::ResponseExt;
 
 use crate::error::IndexError;
 
 const ATTEMPTS: u32 = 3;
+
+/// Largest wheel downloaded (by the index client, and by the remote-zip fallback that
+/// downloads a whole wheel for its METADATA). Here, with the writer that hashes a
+/// download while it streams, so that neither of those two modules imports the other.
+pub const MAX_WHEEL_BYTES: u64 = 4 << 30;
+
+/// A writer that hashes what passes through it.
+pub(crate) struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Sha256::new() }
+    }
+
+    /// The inner writer and the lowercase hex sha256 of everything written.
+    pub(crate) fn finish(self) -> (W, String) {
+        (self.inner, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// A fetched body with the URL it finally came from (after redirects).
 pub(crate) struct Fetched {

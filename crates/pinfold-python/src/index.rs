@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::discovery::IndexSettings;
 use crate::error::{FetchError, IndexError};
 use crate::html;
-use crate::http::Http;
+use crate::http::{HashingWriter, Http, MAX_WHEEL_BYTES};
 use crate::metadata::CoreMetadata;
 use crate::remote_zip::{metadata_by_download, wheel_metadata, RangeReader};
 
@@ -29,8 +29,6 @@ use crate::remote_zip::{metadata_by_download, wheel_metadata, RangeReader};
 const MAX_PAGE_BYTES: u64 = 128 << 20;
 /// Largest METADATA read.
 const MAX_METADATA_BYTES: u64 = 16 << 20;
-/// Largest wheel downloaded.
-pub const MAX_WHEEL_BYTES: u64 = 4 << 30;
 
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
@@ -243,35 +241,6 @@ fn check_digest(file: &str, expected: &str, bytes: &[u8]) -> Result<(), IndexErr
         return Err(IndexError::Digest { file: file.to_string(), expected: expected.to_string(), actual });
     }
     Ok(())
-}
-
-/// A writer that hashes what passes through it.
-pub(crate) struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new() }
-    }
-
-    /// The inner writer and the lowercase hex sha256 of everything written.
-    pub(crate) fn finish(self) -> (W, String) {
-        (self.inner, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[derive(Deserialize)]

@@ -31,7 +31,7 @@ pub mod wheel_name;
 /// Runs a parse of `pep508_rs` on text from outside (requirements files, wheel
 /// metadata, locks), turning a panic of the crate into an error: pep508_rs 0.9.2
 /// panics on some malformed names and markers (an `expect` on a name it accepted,
-/// a slice inside a multi-byte character), which tests/fuzz.rs found. It also panics
+/// a slice inside a multi-byte character), which tests/it/fuzz.rs found. It also panics
 /// while displaying some of its own errors, so the error is made a string inside the
 /// guard too.
 pub(crate) fn pep508_guard<T, E: std::fmt::Display>(parse: impl FnOnce() -> Result<T, E>) -> Result<T, String> {

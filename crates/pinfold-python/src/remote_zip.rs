@@ -119,8 +119,8 @@ pub(crate) fn metadata_by_download(
     limit: u64,
 ) -> Result<Vec<u8>, IndexError> {
     let tmp = tempfile::tempfile().map_err(|source| IndexError::Io { path: std::env::temp_dir(), source })?;
-    let mut writer = crate::index::HashingWriter::new(tmp);
-    http.stream(url, &mut writer, crate::index::MAX_WHEEL_BYTES)?;
+    let mut writer = crate::http::HashingWriter::new(tmp);
+    http.stream(url, &mut writer, crate::http::MAX_WHEEL_BYTES)?;
     let (mut tmp, actual) = writer.finish();
     if let Some(expected) = sha256 {
         if expected != actual {

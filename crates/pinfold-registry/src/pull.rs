@@ -479,7 +479,7 @@ fn open_with(
 /// through the default store, like every blob pinfold reads. A tag alone is resolved
 /// and warned about: what it names today may not be what it names tomorrow.
 pub fn open_image(registries: &Registries, text: &str, store: Option<&BlobStore>) -> Result<OpenedImage, ReadError> {
-    let reference = Reference::parse(text)?;
+    let reference = Reference::parse(text).map_err(RegistryError::from)?;
     let image = open_with(registries, &reference, reference.digest, store, None, false)?;
     if reference.digest.is_none() {
         eprintln!(

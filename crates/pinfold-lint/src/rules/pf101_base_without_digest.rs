@@ -30,7 +30,7 @@ pub fn check(ctx: &mut Ctx, bf: &BuildFile) {
     for base in bf.top("base") {
         let Some(image) = bf.field(base, "image") else { continue };
         let Some(text) = image.as_str() else { continue };
-        if ImageRef::parse(text).digest.is_some() || bf.has(base, "digest") {
+        if ImageRef::split(text).digest.is_some() || bf.has(base, "digest") {
             continue;
         }
         let name = base.entries().iter().find(|e| e.name().is_none()).and_then(|e| e.value().as_string());

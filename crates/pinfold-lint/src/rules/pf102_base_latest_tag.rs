@@ -29,7 +29,7 @@ pub fn check(ctx: &mut Ctx, bf: &BuildFile) {
         let (Some(text), Some(mapped)) = (image.as_str(), bf.mapped(image.entry)) else {
             continue;
         };
-        if let Some((tag, range)) = ImageRef::parse(text).tag {
+        if let Some((tag, range)) = ImageRef::split(text).tag {
             if tag == "latest" {
                 ctx.report(&RULE, mapped.map_range(range), format!("base image `{text}` uses the `latest` tag"))
                     .label("names no version")

@@ -26,7 +26,7 @@ pub fn check(ctx: &mut Ctx, bf: &BuildFile) {
             continue;
         };
         let Some(text) = image.as_str() else { continue };
-        let r = ImageRef::parse(text);
+        let r = ImageRef::split(text);
         if r.tag.is_none() && r.digest.is_none() && !bf.has(base, "digest") {
             ctx.report(&RULE, image.span.clone(), format!("base image `{text}` has no tag, which means `latest`"))
                 .label("no tag, no digest")

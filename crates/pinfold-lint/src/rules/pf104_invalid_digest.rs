@@ -30,7 +30,7 @@ pub fn check(ctx: &mut Ctx, bf: &BuildFile) {
         }
         if let Some(image) = bf.field(base, "image") {
             let Some(text) = image.as_str() else { continue };
-            if let (Some((digest, range)), Some(mapped)) = (ImageRef::parse(text).digest, bf.mapped(image.entry)) {
+            if let (Some((digest, range)), Some(mapped)) = (ImageRef::split(text).digest, bf.mapped(image.entry)) {
                 if let Err(e) = digest.parse::<Digest>() {
                     ctx.report(&RULE, mapped.map_range(range), format!("`{digest}` is not a valid digest: {e}"))
                         .label("invalid digest")

@@ -32,7 +32,7 @@ pub fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         let Some(resolved) = &u.resolved else {
             continue;
         };
-        let r = ImageRef::parse(resolved);
+        let r = ImageRef::split(resolved);
         if r.digest.is_some() {
             continue;
         }

@@ -25,7 +25,7 @@ pub fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         let Some(resolved) = &u.resolved else {
             continue;
         };
-        if let Some((tag, range)) = ImageRef::parse(resolved).tag {
+        if let Some((tag, range)) = ImageRef::split(resolved).tag {
             if tag == "latest" {
                 ctx.report(&RULE, u.span_of(range), format!("FROM image {} uses the `latest` tag", u.describe()))
                     .label("names no version")

@@ -26,7 +26,7 @@ pub fn check(ctx: &mut Ctx, uses: &[ImageUse]) {
         let Some(resolved) = &u.resolved else {
             continue;
         };
-        let r = ImageRef::parse(resolved);
+        let r = ImageRef::split(resolved);
         if r.tag.is_none() && r.digest.is_none() {
             ctx.report(
                 &RULE,
