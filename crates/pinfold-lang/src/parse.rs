@@ -1231,6 +1231,48 @@ impl Cx<'_> {
     }
 
     /// Reports a path that is not relative and clean (no `..`, not absolute, not empty).
+    /// One `inputs` node of a step: repository paths or globs, another step's outputs
+    /// (`step=`), or a declared download or archive (`download=`/`archive=`, `to=`).
+    fn step_inputs(&mut self, child: &KdlNode) -> Vec<StepInput> {
+        self.check_props(child, &["step", "download", "archive", "to"]);
+        let from = self.string_prop(child, "step", "the step");
+        let download = self.string_prop(child, "download", "the download");
+        let archive = self.string_prop(child, "archive", "the archive");
+        let to = self.string_prop(child, "to", "the path in the work directory");
+        let to = to.filter(|t| self.relative_path(t, "`to`"));
+        let named = match (download, archive, &from) {
+            (Some(name), None, None) => Some(StepInput::Download { name, to: to.clone() }),
+            (None, Some(name), None) => Some(StepInput::Archive { name, to: to.clone() }),
+            (None, None, _) => None,
+            _ => {
+                let diag = self.error(
+                    Code::ConflictingSource,
+                    "an `inputs` node takes one of `step=`, `download=` and `archive=`",
+                    child.span(),
+                    "more than one source",
+                );
+                diag.help = Some("write one `inputs` node for each".into());
+                return Vec::new();
+            }
+        };
+        if let Some(input) = named {
+            // The node names its download or archive, and nothing else.
+            self.arity(child, 0, 0, "no paths (`to=` says where it goes)");
+            return vec![input];
+        }
+        if let Some(t) = &to {
+            self.error(Code::UnknownProperty, "`to=` goes with `download=` or `archive=`", t.span, "nothing to place");
+        }
+        let min = if from.is_some() { 0 } else { 1 };
+        let list = self.arity(child, min, usize::MAX, "one or more paths or globs");
+        let paths: Vec<Spanned<String>> =
+            self.strings(&list, "an input path").into_iter().filter(|p| self.relative_path(p, "the input")).collect();
+        match from {
+            Some(step_name) => vec![StepInput::Step { step: step_name, paths }],
+            None => paths.into_iter().map(StepInput::Files).collect(),
+        }
+    }
+
     pub(super) fn relative_path(&mut self, path: &Spanned<String>, what: &str) -> bool {
         let p = std::path::Path::new(&path.value);
         let clean = !path.value.is_empty()
@@ -1285,54 +1327,7 @@ impl Cx<'_> {
                     let list = self.arity(child, 1, 1, "the name of a base or an image");
                     step.image = list.first().and_then(|e| self.string(e, "the image"));
                 }
-                "inputs" => {
-                    self.check_props(child, &["step", "download", "archive", "to"]);
-                    let from = self.string_prop(child, "step", "the step");
-                    let download = self.string_prop(child, "download", "the download");
-                    let archive = self.string_prop(child, "archive", "the archive");
-                    let to = self.string_prop(child, "to", "the path in the work directory");
-                    let to = to.filter(|t| self.relative_path(t, "`to`"));
-                    let named = match (download, archive, &from) {
-                        (Some(name), None, None) => Some(StepInput::Download { name, to: to.clone() }),
-                        (None, Some(name), None) => Some(StepInput::Archive { name, to: to.clone() }),
-                        (None, None, _) => None,
-                        _ => {
-                            let diag = self.error(
-                                Code::ConflictingSource,
-                                "an `inputs` node takes one of `step=`, `download=` and `archive=`",
-                                child.span(),
-                                "more than one source",
-                            );
-                            diag.help = Some("write one `inputs` node for each".into());
-                            continue;
-                        }
-                    };
-                    if let Some(input) = named {
-                        // The node names its download or archive, and nothing else.
-                        self.arity(child, 0, 0, "no paths (`to=` says where it goes)");
-                        step.inputs.push(input);
-                        continue;
-                    }
-                    if let Some(t) = &to {
-                        self.error(
-                            Code::UnknownProperty,
-                            "`to=` goes with `download=` or `archive=`",
-                            t.span,
-                            "nothing to place",
-                        );
-                    }
-                    let min = if from.is_some() { 0 } else { 1 };
-                    let list = self.arity(child, min, usize::MAX, "one or more paths or globs");
-                    let paths: Vec<Spanned<String>> = self
-                        .strings(&list, "an input path")
-                        .into_iter()
-                        .filter(|p| self.relative_path(p, "the input"))
-                        .collect();
-                    match from {
-                        Some(step_name) => step.inputs.push(StepInput::Step { step: step_name, paths }),
-                        None => step.inputs.extend(paths.into_iter().map(StepInput::Files)),
-                    }
-                }
+                "inputs" => step.inputs.extend(self.step_inputs(child)),
                 "run" => {
                     self.check_props(child, &[]);
                     let list = self.arity(child, 1, usize::MAX, "the program and its arguments");
