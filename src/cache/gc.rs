@@ -172,6 +172,10 @@ pub fn collect(cache: &Cache, limits: Limits) -> io::Result<GcReport> {
     }
     for dir in trees {
         if !dir.is_dir() {
+            // An installed package set's kept tree (`unpacked/tree-<key>.postcard`).
+            if let Some(meta) = dir.symlink_metadata().ok().filter(|m| m.is_file()) {
+                entries.push((mtime(&dir), Entry::Input { size: meta.len(), file: dir }));
+            }
             continue;
         }
         if dir.parent().is_some_and(|p| p.ends_with("unpacked")) && !is_finished_tree(&dir) {

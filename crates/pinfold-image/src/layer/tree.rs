@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where a regular file's bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FileSource {
     /// A file of the build context, streamed when the layer is written, with its
     /// metadata when the plan read it in a walk (so that keying the layer need not
@@ -21,7 +21,7 @@ pub enum FileSource {
     Inline(Vec<u8>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     Dir,
     /// `size` is the size the file had when the tree was made; the writer fails
@@ -36,7 +36,7 @@ pub enum EntryKind {
 }
 
 /// One entry of a layer. Times are not stored: every mtime is the build's epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerEntry {
     pub kind: EntryKind,
     /// Permission bits, including setuid/setgid/sticky (`0o7777` at most).
@@ -85,7 +85,7 @@ pub fn is_clean_absolute(path: &str) -> bool {
 
 /// A layer's entries by path. Insertion adds missing parents as implicit directories;
 /// an explicit directory replaces an implicit one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerTree {
     entries: BTreeMap<LayerPath, LayerEntry>,
     /// Parents that were added implicitly and may still be replaced by an explicit `dir`.
