@@ -44,8 +44,11 @@ pub fn fetch(
         }
         if let Some(mirror) = &options.mirror {
             let candidate = mirror.join(expected.hex());
-            if let Ok(file) = std::fs::File::open(&candidate) {
-                return store(&candidate.display().to_string(), file, Some(expected), cache);
+            let shown = candidate.display().to_string();
+            match open_mirrored(mirror, &expected) {
+                Ok(Some(file)) => return store(&shown, file, Some(expected), cache),
+                Ok(None) => {}
+                Err(message) => return Err(FetchError::Transfer { url: shown, message }),
             }
         }
     }
@@ -61,6 +64,28 @@ pub fn fetch(
     let response = agent().get(url).call().map_err(|e| transfer(e.to_string()))?;
     let reader = response.into_body().into_reader();
     store(url, reader, expected, cache)
+}
+
+/// The file of `digest` in the mirror directory `mirror` (named by its sha256 hex),
+/// `None` when it has none. Opened through the rooted primitive: the directory is the
+/// user's, but its entries come from wherever it was filled, so a symlink, a FIFO or a
+/// directory under that name is refused (an error naming it) instead of followed or
+/// blocked on.
+pub fn open_mirrored(mirror: &Path, digest: &Digest) -> Result<Option<std::fs::File>, String> {
+    use pinfold_image::rooted::{Kind, Root};
+    let mut root = match Root::open(mirror) {
+        Ok(root) => root,
+        // As for a missing file: the next source is tried.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("the mirror {}: {e}", mirror.display())),
+    };
+    let name = digest.hex();
+    let parts = [name.as_bytes()];
+    let refused = |e: pinfold_image::rooted::RootedError| format!("the mirror {}: {e}", mirror.display());
+    match root.kind(&parts).map_err(refused)? {
+        Kind::Missing => Ok(None),
+        _ => root.open_file(&parts).map(Some).map_err(refused),
+    }
 }
 
 /// One HTTP agent for every fetch: it trusts the system's CA certificates (and
