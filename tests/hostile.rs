@@ -755,3 +755,122 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> Ran {
     }
     Ran::from_output(child.wait_with_output().unwrap(), "pinfold run (signalled)")
 }
+
+// ---- HTTPS with a CA of the test's own ----
+
+/// Python's `http.server` over TLS on 127.0.0.1 with `cert`/`key`, serving `dir`,
+/// killed on drop.
+struct HttpsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpsServer {
+    fn start(dir: &Path, cert: &Path, key: &Path) -> HttpsServer {
+        const SERVER: &str = "import http.server, ssl, sys, os\n\
+            os.chdir(sys.argv[1])\n\
+            httpd = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n\
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+            ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n\
+            httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)\n\
+            print(httpd.server_address[1], flush=True)\n\
+            httpd.serve_forever()\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-c", SERVER])
+            .args([dir, cert, key])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the HTTPS server printed no port: {line:?}"));
+        HttpsServer { child, port }
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_trusts_ssl_cert_file_and_an_unknown_ca_is_explained_once() {
+    if !require_tool("openssl", &["version"]) || !require_tool("python3", &["--version"]) {
+        return;
+    }
+    let tmp = tempdir();
+    let at = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    // A CA of this test, and a certificate it signs for 127.0.0.1.
+    tool(
+        "openssl",
+        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pinfold test CA"]
+            .into_iter()
+            .chain(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .chain(["-keyout", &at("ca.key"), "-out", &at("ca.pem")])
+            .collect::<Vec<_>>(),
+    );
+    tool(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &at("srv.key"),
+            "-out",
+            &at("srv.csr"),
+        ],
+    );
+    std::fs::write(
+        tmp.path().join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    tool(
+        "openssl",
+        &["x509", "-req", "-days", "2", "-in", &at("srv.csr"), "-CA", &at("ca.pem"), "-CAkey", &at("ca.key")]
+            .into_iter()
+            .chain(["-CAcreateserial", "-extfile", &at("ext"), "-out", &at("srv.pem")])
+            .collect::<Vec<_>>(),
+    );
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let payload = b"served over https\n";
+    std::fs::write(served.join("payload.txt"), payload).unwrap();
+    let server = HttpsServer::start(&served, &tmp.path().join("srv.pem"), &tmp.path().join("srv.key"));
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(
+        src.join("pinfold.kdl"),
+        format!(
+            "pinfold 1\nepoch 1704067200\ndownload p url=\"https://127.0.0.1:{}/payload.txt\" sha256=\"{}\"\n\
+             image t {{\n    from scratch\n    layer l {{\n        download p to=\"/payload.txt\"\n    }}\n}}\n",
+            server.port,
+            sha256(payload).strip_prefix("sha256:").unwrap()
+        ),
+    )
+    .unwrap();
+    // Without the CA: exit 2, the certificate named as the problem, the hint once.
+    let failed = pinfold(&src).env("SSL_CERT_FILE", "").args(["build", "t"]).run().code(2);
+    let err = failed.stderr_flat();
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(err.matches("SSL_CERT_FILE").count(), 1, "the hint is said once:\n{err}");
+    // With SSL_CERT_FILE naming the test's CA: built.
+    pinfold(&src).env("SSL_CERT_FILE", at("ca.pem")).args(["build", "t"]).run().success();
+    // A SSL_CERT_FILE that holds no certificate is an error naming it.
+    std::fs::write(tmp.path().join("empty.pem"), "").unwrap();
+    let fresh = tempdir();
+    pinfold(&src)
+        .env("PINFOLD_CACHE_DIR", fresh.path())
+        .env("SSL_CERT_FILE", at("empty.pem"))
+        .args(["build", "t"])
+        .run()
+        .code(2)
+        .stderr_contains("empty.pem");
+}

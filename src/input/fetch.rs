@@ -61,7 +61,8 @@ pub fn fetch(
         let file = std::fs::File::open(Path::new(path)).map_err(|e| transfer(e.to_string()))?;
         return store(url, file, expected, cache);
     }
-    let response = agent().get(url).call().map_err(|e| transfer(e.to_string()))?;
+    let response =
+        agent().map_err(transfer)?.get(url).call().map_err(|e| transfer(pinfold_tls::explain(e.to_string())))?;
     let reader = response.into_body().into_reader();
     store(url, reader, expected, cache)
 }
@@ -88,24 +89,18 @@ pub fn open_mirrored(mirror: &Path, digest: &Digest) -> Result<Option<std::fs::F
     }
 }
 
-/// One HTTP agent for every fetch: it trusts the system's CA certificates (and
-/// `SSL_CERT_FILE`, as `rustls-native-certs` reads them), so downloads work behind a
-/// TLS-intercepting proxy whose CA the machine trusts; the built-in web roots only when
-/// the system has none.
-fn agent() -> &'static ureq::Agent {
-    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
-    AGENT.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        let roots = if found.certs.is_empty() {
-            ureq::tls::RootCerts::WebPki
-        } else {
-            let certs: Vec<_> =
-                found.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
-            ureq::tls::RootCerts::new_with_certs(&certs)
-        };
-        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
-        ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build())
-    })
+/// One HTTP agent for every fetch: it trusts what [`pinfold_tls::root_certs`] says
+/// (the system's CAs and `SSL_CERT_FILE`), so downloads work behind a TLS-intercepting
+/// proxy whose CA the machine trusts.
+fn agent() -> Result<&'static ureq::Agent, String> {
+    static AGENT: std::sync::OnceLock<Result<ureq::Agent, String>> = std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            let tls = pinfold_tls::tls_config()?;
+            Ok(ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build()))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Streams `reader` into a temporary file of the store while hashing it; commits it
