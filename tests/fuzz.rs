@@ -508,7 +508,7 @@ fn fuzz_the_cli_exits_0_1_or_2() {
     campaign("cli", &seeds[..seeds.len().min(20)], 2000, Duration::from_secs(15), &|b| {
         std::fs::write(&file, b).unwrap();
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n < 20 || n % 500 == 0 {
+        if n < 20 || n.is_multiple_of(500) {
             for args in &commands {
                 let ran = Test::new().dir(&dir).env("PINFOLD_CACHE_DIR", dir.join("cache")).args(&args[1..]).run();
                 let code = ran.output.status.code();
@@ -517,7 +517,7 @@ fn fuzz_the_cli_exits_0_1_or_2() {
         }
         let codes: Vec<i32> = {
             let _quiet = Silenced::new();
-            commands.iter().map(|args| pinfold::cli::main_from(args)).collect()
+            commands.iter().map(pinfold::cli::main_from).collect()
         };
         for (args, code) in commands.iter().zip(codes) {
             assert!((0..=2).contains(&code), "pinfold {args:?} returned {code}");
