@@ -176,6 +176,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tree_2000_levels_deep_is_walked_without_recursing_per_level() {
+        let dir = tempfile::tempdir().unwrap();
+        // Made from descriptors: the whole path is longer than PATH_MAX.
+        let mut fd = open_dir(rustix::fs::CWD, dir.path().as_os_str()).unwrap();
+        for _ in 0..2000 {
+            rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = open_dir(&fd, OsStr::new("d")).unwrap();
+        }
+        let f = rustix::fs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from_raw_mode(0o644)).unwrap();
+        drop(f);
+        let files = regular_files(dir.path(), &[]).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0.len(), "d/".len() * 2000 + 1);
+        assert_eq!(entries(dir.path(), &|_| false).unwrap().len(), 2001);
+    }
+
+    #[test]
     fn regular_files_are_found_sorted_without_links_and_skipped_directories() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
