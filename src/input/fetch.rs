@@ -45,8 +45,11 @@ pub fn fetch(
         }
         if let Some(mirror) = &options.mirror {
             let candidate = mirror.join(expected.hex());
-            if let Ok(file) = std::fs::File::open(&candidate) {
-                return store(&candidate.display().to_string(), file, Some(expected), cache);
+            let shown = candidate.display().to_string();
+            match open_mirrored(mirror, &expected) {
+                Ok(Some(file)) => return store(&shown, file, Some(expected), cache),
+                Ok(None) => {}
+                Err(message) => return Err(FetchError::Transfer { url: shown, message }),
             }
         }
     }
@@ -59,29 +62,46 @@ pub fn fetch(
         let file = std::fs::File::open(Path::new(path)).map_err(|e| transfer(e.to_string()))?;
         return store(url, file, expected, cache);
     }
-    let response = agent().get(url).call().map_err(|e| transfer(e.to_string()))?;
+    let response =
+        agent().map_err(transfer)?.get(url).call().map_err(|e| transfer(pinfold_tls::explain(e.to_string())))?;
     let reader = response.into_body().into_reader();
     store(url, reader, expected, cache)
 }
 
-/// One HTTP agent for every fetch: it trusts the system's CA certificates (and
-/// `SSL_CERT_FILE`, as `rustls-native-certs` reads them), so downloads work behind a
-/// TLS-intercepting proxy whose CA the machine trusts; the built-in web roots only when
-/// the system has none.
-fn agent() -> &'static ureq::Agent {
-    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
-    AGENT.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        let roots = if found.certs.is_empty() {
-            ureq::tls::RootCerts::WebPki
-        } else {
-            let certs: Vec<_> =
-                found.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
-            ureq::tls::RootCerts::new_with_certs(&certs)
-        };
-        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
-        ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build())
-    })
+/// The file of `digest` in the mirror directory `mirror` (named by its sha256 hex),
+/// `None` when it has none. Opened through the rooted primitive: the directory is the
+/// user's, but its entries come from wherever it was filled, so a symlink, a FIFO or a
+/// directory under that name is refused (an error naming it) instead of followed or
+/// blocked on.
+pub fn open_mirrored(mirror: &Path, digest: &Digest) -> Result<Option<std::fs::File>, String> {
+    use pinfold_image::rooted::{Kind, Root};
+    let mut root = match Root::open(mirror) {
+        Ok(root) => root,
+        // As for a missing file: the next source is tried.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("the mirror {}: {e}", mirror.display())),
+    };
+    let name = digest.hex();
+    let parts = [name.as_bytes()];
+    let refused = |e: pinfold_image::rooted::RootedError| format!("the mirror {}: {e}", mirror.display());
+    match root.kind(&parts).map_err(refused)? {
+        Kind::Missing => Ok(None),
+        _ => root.open_file(&parts).map(Some).map_err(refused),
+    }
+}
+
+/// One HTTP agent for every fetch: it trusts what [`pinfold_tls::root_certs`] says
+/// (the system's CAs and `SSL_CERT_FILE`), so downloads work behind a TLS-intercepting
+/// proxy whose CA the machine trusts.
+fn agent() -> Result<&'static ureq::Agent, String> {
+    static AGENT: std::sync::OnceLock<Result<ureq::Agent, String>> = std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            let tls = pinfold_tls::tls_config()?;
+            Ok(ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build()))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Streams `reader` into a temporary file of the store while hashing it; commits it

@@ -164,7 +164,9 @@ pub fn fetch_wheels(
     for wheel in wheels {
         let digest: Digest = format!("sha256:{}", wheel.sha256).parse().map_err(|e| format!("{}: {e}", wheel.file))?;
         let stored = cache.blob_path(&digest);
-        let mirrored = options.mirror.as_ref().map(|m| m.join(digest.hex())).filter(|p| p.is_file());
+        // Whether the mirror has it (a refused entry too: fetching then names it).
+        let mirrored =
+            options.mirror.as_ref().filter(|m| !matches!(crate::input::fetch::open_mirrored(m, &digest), Ok(None)));
         let url = if stored.is_file() || mirrored.is_some() || options.offline {
             format!("pinfold-store:{}", wheel.file)
         } else {

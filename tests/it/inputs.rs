@@ -113,6 +113,21 @@ fn downloads_are_checked_cached_and_work_offline() {
         .success()
         .built();
     assert_eq!(mirrored, first);
+
+    // A mirror entry that is a symlink (here to the good file, elsewhere to a host
+    // file or a FIFO) is refused by name, not followed.
+    let linked = tmp.path().join("linked-mirror");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(mirror.join(sha(&payload)), linked.join(sha(&payload))).unwrap();
+    Test::new()
+        .dir(&src)
+        .args(["build", "--offline", "--mirror"])
+        .arg(&linked)
+        .arg("--cache-dir")
+        .arg(tmp.path().join("cache3"))
+        .run()
+        .code(2)
+        .stderr_contains("is a symlink");
 }
 
 /// Writes a tar with Python's tarfile, which (unlike the tar crate) writes hostile

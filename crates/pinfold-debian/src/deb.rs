@@ -16,9 +16,10 @@
 //! Hostile input: a path with `..`, an absolute path, a path through a symlink the
 //! package made, a path given twice (other than a directory), a hardlink to nothing
 //! earlier, a device node, or an oversized member is an error naming the entry. File
-//! contents extracted to disk are written as regular files only, mode 0644, with
-//! `O_NOFOLLOW`|`O_EXCL`, under directories this module created; the entry carries the
-//! real mode.
+//! contents extracted to disk are written as regular files only, mode 0644, through
+//! pinfold's one rooted file-system primitive ([`pinfold_image::rooted::Root`]: never
+//! through a symlink, never over an existing name, whatever is already in the
+//! directory); the entry carries the real mode.
 
 use crate::deb822::{self, Stanza};
 use crate::error::{io_at, Error, Result};
@@ -26,7 +27,7 @@ use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Bound on one control member (a control file, a maintainer script, md5sums).
 const MAX_CONTROL_MEMBER: u64 = 64 << 20;
@@ -301,6 +302,8 @@ struct Unpacker<'a> {
     name: &'a str,
     control: Control,
     contents: &'a Contents,
+    /// The extraction directory, opened when contents go to disk.
+    tree: Option<pinfold_image::rooted::Root>,
     /// Image path → whether it is a directory.
     seen: BTreeMap<String, bool>,
     /// Image paths that are (implied) parents of an entry.
@@ -316,6 +319,7 @@ impl<'a> Unpacker<'a> {
             name,
             control,
             contents,
+            tree: None,
             seen: BTreeMap::new(),
             parents: BTreeSet::new(),
             entries: Vec::new(),
@@ -329,6 +333,9 @@ impl<'a> Unpacker<'a> {
     }
 
     fn run(mut self, reader: impl Read) -> Result<Deb> {
+        if let Contents::ExtractTo(root) = self.contents {
+            self.tree = Some(pinfold_image::rooted::Root::open(root).map_err(io_at(root))?);
+        }
         let bad = |e: std::io::Error| Error::BadDeb { deb: self.name.to_string(), message: format!("data.tar: {e}") };
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(bad)? {
@@ -433,7 +440,10 @@ impl<'a> Unpacker<'a> {
         path: &str,
     ) -> Result<EntryKind> {
         let conffile = format!("/{package_path}");
-        let mut sink = FileSink::open(self.contents, path).map_err(|e| self.hostile(raw, e.to_string()))?;
+        let mut sink = match self.tree.as_mut() {
+            None => FileSink::Memory(Vec::new()),
+            Some(tree) => FileSink::open(tree, path).map_err(|e| self.hostile(raw, e))?,
+        };
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -468,15 +478,11 @@ enum FileSink {
 }
 
 impl FileSink {
-    fn open(contents: &Contents, path: &str) -> std::io::Result<FileSink> {
-        match contents {
-            Contents::InMemory => Ok(FileSink::Memory(Vec::new())),
-            Contents::ExtractTo(root) => {
-                let file_path = safe_create_parents(root, path)?;
-                let file = open_new_file(&file_path)?;
-                Ok(FileSink::Disk(file, file_path))
-            }
-        }
+    /// A new regular file at `path` below the extraction directory.
+    fn open(tree: &mut pinfold_image::rooted::Root, path: &str) -> std::result::Result<FileSink, String> {
+        let parts = pinfold_image::rooted::components(path.as_bytes()).map_err(str::to_string)?;
+        let file = tree.create_file(&parts, 0o644).map_err(|e| e.to_string())?;
+        Ok(FileSink::Disk(file, tree.display_path(&parts)))
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -499,30 +505,6 @@ impl FileSink {
             }
         }
     }
-}
-
-/// Creates the parent directories of `root/path`, refusing any existing component
-/// that is not a real directory (never follows a symlink); returns the file's path.
-fn safe_create_parents(root: &Path, path: &str) -> std::io::Result<PathBuf> {
-    let mut dir = root.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    let (file, parents) = parts.split_last().ok_or_else(|| std::io::Error::other("empty path"))?;
-    for part in parents {
-        dir.push(part);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(std::io::Error::other(format!("{} is not a directory", dir.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(dir.join(file))
-}
-
-/// Opens a new regular file: fails if anything (a symlink included) is there.
-fn open_new_file(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 /// After sorting by path, a hardlink may come before its target; a layer needs the

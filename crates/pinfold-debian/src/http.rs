@@ -42,6 +42,9 @@ impl Http {
                 Err(e) => Err(transfer(url, e)),
             };
         }
+        if let (true, Err(why)) = (url.starts_with("https://"), pinfold_tls::root_certs()) {
+            return Err(transfer(url, why));
+        }
         let response = self.agent.get(url).call().map_err(|e| transfer(url, e))?;
         match response.status().as_u16() {
             200 => Ok(Some(Box::new(response.into_body().into_reader()))),
@@ -58,17 +61,13 @@ impl Default for Http {
 }
 
 fn transfer(url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Transfer { url: url.to_string(), message: e.to_string() }
+    Error::Transfer { url: url.to_string(), message: pinfold_tls::explain(e.to_string()) }
 }
 
-/// The system's CA certificates (SSL_CERT_FILE / SSL_CERT_DIR first, as OpenSSL does).
+/// The roots of every HTTPS client of pinfold ([`pinfold_tls`]). A bad `SSL_CERT_FILE`
+/// leaves none: [`Http::get`] then refuses every HTTPS URL naming it.
 fn system_roots() -> ureq::tls::RootCerts {
-    let found = rustls_native_certs::load_native_certs();
-    if found.certs.is_empty() {
-        return ureq::tls::RootCerts::WebPki;
-    }
-    let certs: Vec<_> = found.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
-    ureq::tls::RootCerts::new_with_certs(&certs)
+    pinfold_tls::root_certs().unwrap_or_else(|_| ureq::tls::RootCerts::new_with_certs(&[]))
 }
 
 /// `base/path`, with exactly one slash between them.

@@ -98,7 +98,47 @@ fn open_dir<Fd: std::os::fd::AsFd>(at: Fd, name: &OsStr) -> io::Result<OwnedFd> 
     )?)
 }
 
+/// Levels below which sibling directories are walked in parallel; deeper ones are
+/// walked from an explicit stack on the same thread. A recursion per level would
+/// overflow the stack on a tree 1,500 levels deep (an archive from outside makes
+/// one easily), and the top levels give rayon all the parallelism it can use.
+const PARALLEL_LEVELS: usize = 6;
+
 fn walk(fd: OwnedFd, prefix: String, skip: &(dyn Fn(&str) -> bool + Sync)) -> io::Result<Vec<(String, FileStat)>> {
+    walk_level(fd, prefix, skip, 0)
+}
+
+fn walk_level(
+    fd: OwnedFd,
+    prefix: String,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+    level: usize,
+) -> io::Result<Vec<(String, FileStat)>> {
+    let (mut found, subdirs) = list(fd, &prefix, skip)?;
+    if level < PARALLEL_LEVELS {
+        let below: Vec<Vec<(String, FileStat)>> = subdirs
+            .into_par_iter()
+            .map(|(sub, prefix)| walk_level(sub, prefix, skip, level + 1))
+            .collect::<io::Result<_>>()?;
+        found.extend(below.into_iter().flatten());
+    } else {
+        let mut stack = subdirs;
+        while let Some((sub, prefix)) = stack.pop() {
+            let (files, dirs) = list(sub, &prefix, skip)?;
+            found.extend(files);
+            stack.extend(dirs);
+        }
+    }
+    Ok(found)
+}
+
+/// The entries of one directory, and its subdirectories opened (to be walked next).
+#[allow(clippy::type_complexity)]
+fn list(
+    fd: OwnedFd,
+    prefix: &str,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+) -> io::Result<(Vec<(String, FileStat)>, Vec<(OwnedFd, String)>)> {
     let mut found = Vec::new();
     let mut subdirs: Vec<(OwnedFd, String)> = Vec::new();
     for entry in Dir::read_from(&fd)? {
@@ -128,16 +168,29 @@ fn walk(fd: OwnedFd, prefix: String, skip: &(dyn Fn(&str) -> bool + Sync)) -> io
         }
         found.push((rel, stat));
     }
-    drop(fd);
-    let below: Vec<Vec<(String, FileStat)>> =
-        subdirs.into_par_iter().map(|(sub, prefix)| walk(sub, prefix, skip)).collect::<io::Result<_>>()?;
-    found.extend(below.into_iter().flatten());
-    Ok(found)
+    Ok((found, subdirs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_2000_levels_deep_is_walked_without_recursing_per_level() {
+        let dir = tempfile::tempdir().unwrap();
+        // Made from descriptors: the whole path is longer than PATH_MAX.
+        let mut fd = open_dir(rustix::fs::CWD, dir.path().as_os_str()).unwrap();
+        for _ in 0..2000 {
+            rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = open_dir(&fd, OsStr::new("d")).unwrap();
+        }
+        let f = rustix::fs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from_raw_mode(0o644)).unwrap();
+        drop(f);
+        let files = regular_files(dir.path(), &[]).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0.len(), "d/".len() * 2000 + 1);
+        assert_eq!(entries(dir.path(), &|_| false).unwrap().len(), 2001);
+    }
 
     #[test]
     fn regular_files_are_found_sorted_without_links_and_skipped_directories() {

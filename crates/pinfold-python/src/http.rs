@@ -6,11 +6,10 @@
 //! tried again a few times so a flaky mirror does not fail a lock.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::TlsConfig;
 use ureq::ResponseExt;
 
 use crate::error::IndexError;
@@ -67,14 +66,14 @@ pub struct Http {
 impl Http {
     /// An agent trusting the system's CAs (and `SSL_CERT_FILE`).
     pub fn new() -> Result<Http, IndexError> {
-        let roots = system_roots()?;
+        let roots = pinfold_tls::root_certs().map_err(IndexError::Tls)?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_per_read(Some(Duration::from_secs(120)))
             .max_idle_connections_per_host(16)
             .user_agent(concat!("pinfold-python/", env!("CARGO_PKG_VERSION")))
-            .tls_config(TlsConfig::builder().root_certs(RootCerts::Specific(Arc::new(roots))).build())
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
         Ok(Http { agent: ureq::Agent::new_with_config(config) })
     }
@@ -175,31 +174,5 @@ fn read_limited(reader: impl Read, url: &str, limit: u64) -> Result<Vec<u8>, Ind
 }
 
 fn http_err(url: &str, e: ureq::Error) -> IndexError {
-    IndexError::Http { url: url.to_string(), message: e.to_string() }
-}
-
-/// The system's CA certificates: `SSL_CERT_FILE` when set (one bundle, read directly: it
-/// is much faster than rustls-native-certs' scan of every file in `SSL_CERT_DIR`), else
-/// what rustls-native-certs finds (`SSL_CERT_DIR`, the distribution's bundle).
-fn system_roots() -> Result<Vec<Certificate<'static>>, IndexError> {
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
-        let pem = std::fs::read(&file)
-            .map_err(|e| IndexError::Tls(format!("SSL_CERT_FILE {}: {e}", file.to_string_lossy())))?;
-        let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if certs.is_empty() {
-            return Err(IndexError::Tls(format!("SSL_CERT_FILE {}: no certificate", file.to_string_lossy())));
-        }
-        return Ok(certs);
-    }
-    let found = rustls_native_certs::load_native_certs();
-    if found.certs.is_empty() {
-        let why = found.errors.first().map(ToString::to_string).unwrap_or_else(|| "none found".into());
-        return Err(IndexError::Tls(why));
-    }
-    Ok(found.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect())
+    IndexError::Http { url: url.to_string(), message: pinfold_tls::explain(e.to_string()) }
 }

@@ -152,8 +152,12 @@ impl Client {
         let creds = credentials_for(&reference.host, options)?;
         let loopback = is_loopback(reference.api_host());
         let insecure = loopback || options.insecure.iter().any(|h| h == &reference.host || h == reference.api_host());
+        // The system's CAs and SSL_CERT_FILE, as for every HTTPS client of pinfold.
+        let tls = pinfold_tls::tls_config()
+            .map_err(|message| RegistryError::Transfer { registry: reference.host.clone(), message })?;
         let verified = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
+                .tls_config(tls.clone())
                 .http_status_as_error(false)
                 .timeout_connect(Some(Duration::from_secs(15)))
                 .timeout_global(Some(Duration::from_secs(120)))
@@ -167,9 +171,11 @@ impl Client {
             .timeout_per_read(Some(Duration::from_secs(120)))
             .max_idle_connections_per_host(8)
             .user_agent(concat!("pinfold/", env!("CARGO_PKG_VERSION")));
-        if insecure {
-            config = config.tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build());
-        }
+        config = if insecure {
+            config.tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build())
+        } else {
+            config.tls_config(tls)
+        };
         if loopback {
             config = config.proxy(None);
         }
@@ -288,7 +294,10 @@ impl Client {
     }
 
     fn transfer(&self, what: &str, e: impl std::fmt::Display) -> RegistryError {
-        RegistryError::Transfer { registry: self.registry.clone(), message: format!("{what}: {e}") }
+        RegistryError::Transfer {
+            registry: self.registry.clone(),
+            message: pinfold_tls::explain(format!("{what}: {e}")),
+        }
     }
 
     /// The `Authorization` header for `scopes`, as far as it is already known.

@@ -278,6 +278,12 @@ pub struct RunOptions {
 /// Runs one image as `pinfold run` does, with stdio passed through; returns the
 /// program's exit code.
 pub fn run(prepared: &PreparedImage, engine: &Engine, options: &RunOptions) -> Result<i32, RunError> {
+    // The rootfs is unpacked first, while SIGTERM still has its default action: an
+    // image that takes long to unpack (a hostile one, or a slow registry) must not hold
+    // off a SIGTERM meant to stop pinfold, and no program runs yet to forward it to.
+    if engine.needs_rootfs() {
+        prepared.rootfs()?;
+    }
     // From here on a SIGTERM is for the program: it must not kill pinfold between the
     // moment the runtime starts and the moment pinfold waits for it.
     let _signals = signals::Forwarding::install();

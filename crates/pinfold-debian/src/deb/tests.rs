@@ -148,6 +148,25 @@ fn refused(data: &[T], entry: &str, message: &str) {
     assert_eq!(outside, ["tree"], "nothing written outside the destination");
 }
 
+/// The extraction directory is written through the rooted primitive: a symlink already
+/// in it (left by anything: an earlier run, another package's tree) is never followed,
+/// so a good package cannot be made to write outside it either.
+#[test]
+fn extraction_never_writes_through_a_symlink_in_the_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    let victim = outer.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let tree = outer.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::os::unix::fs::symlink(&victim, tree.join("usr")).unwrap();
+    let err = read_deb(good().as_slice(), "tool.deb", &Contents::ExtractTo(tree)).unwrap_err().to_string();
+    assert!(err.contains("through the symlink `usr`"), "{err}");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "something was written through the symlink");
+    assert_eq!(std::fs::metadata(&victim).unwrap().permissions().mode() & 0o7777, 0o700);
+}
+
 #[test]
 fn hostile_entries_are_refused_by_name() {
     refused(&[reg("../x", 0o644, b"x")], "../x", "`..`");

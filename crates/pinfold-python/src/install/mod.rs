@@ -306,6 +306,14 @@ fn find_dist_info<R: Read + std::io::Seek>(zip: &zip::ZipArchive<R>, name: &Whee
 
 /// Turns placed files into sorted entries, adding every ancestor directory.
 fn entries(placed: Vec<Placed>, options: &InstallOptions) -> Result<Vec<Entry>, InstallError> {
+    let mut tree = match &options.extract_to {
+        Some(root) => {
+            let io = |source| InstallError::Io { path: root.clone(), source };
+            std::fs::create_dir_all(root).map_err(io)?;
+            Some(pinfold_image::rooted::Root::open(root).map_err(io)?)
+        }
+        None => None,
+    };
     let mut out: BTreeMap<String, Entry> = BTreeMap::new();
     for p in placed {
         for dir in ancestors(&p.path) {
@@ -315,8 +323,8 @@ fn entries(placed: Vec<Placed>, options: &InstallOptions) -> Result<Vec<Entry>, 
                 mode: 0o755,
             });
         }
-        let content = match &options.extract_to {
-            Some(root) => Content::Extracted(extract(root, &p.path, &p.bytes)?),
+        let content = match tree.as_mut() {
+            Some(tree) => Content::Extracted(extract(tree, &p.path, &p.bytes)?),
             None => Content::Bytes(p.bytes),
         };
         out.insert(p.path.clone(), Entry { path: p.path, kind: EntryKind::File(content), mode: p.mode });
@@ -324,13 +332,25 @@ fn entries(placed: Vec<Placed>, options: &InstallOptions) -> Result<Vec<Entry>, 
     Ok(out.into_values().collect())
 }
 
-fn extract(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf, InstallError> {
-    let dest = root.join(path.trim_start_matches('/'));
+/// Writes one file below the extraction directory through the rooted primitive:
+/// never through a symlink, whatever the directory already holds. A file left by an
+/// earlier install of the same wheel is replaced.
+fn extract(tree: &mut pinfold_image::rooted::Root, path: &str, bytes: &[u8]) -> Result<PathBuf, InstallError> {
+    use pinfold_image::rooted::{components, Kind, RootedError};
+    use std::io::Write;
+    let dest = tree.path().join(path.trim_start_matches('/'));
     let io = |source| InstallError::Io { path: dest.clone(), source };
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    let rooted = |e: RootedError| match e {
+        RootedError::Io { source, .. } => InstallError::Io { path: dest.clone(), source },
+        refused => InstallError::Io { path: dest.clone(), source: std::io::Error::other(refused.to_string()) },
+    };
+    let parts = components(path.trim_start_matches('/').as_bytes())
+        .map_err(|why| InstallError::Io { path: dest.clone(), source: std::io::Error::other(why) })?;
+    if tree.kind(&parts).map_err(rooted)? == Kind::File {
+        tree.remove(&parts).map_err(rooted)?;
     }
-    std::fs::write(&dest, bytes).map_err(io)?;
+    let mut file = tree.create_file(&parts, 0o644).map_err(rooted)?;
+    file.write_all(bytes).map_err(io)?;
     Ok(dest)
 }
 

@@ -140,6 +140,29 @@ fn site_packages_scheme_and_extraction() {
     check_record(&e, "/usr/local/lib/python3.11/dist-packages", "demo_pkg-1.0.dist-info");
 }
 
+/// Extraction goes through the rooted primitive: a symlink already in the directory
+/// (an earlier run's tree, tampered with) is never written through, and a file an
+/// earlier install of the same wheel left is replaced.
+#[test]
+fn extraction_never_writes_through_a_symlink_in_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outer = tempfile::tempdir().unwrap();
+    let victim = outer.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let out = outer.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let opts = InstallOptions { extract_to: Some(out.clone()) };
+    let wheel = demo(dir.path());
+    install_wheel(&wheel, &venv(), &opts).unwrap();
+    install_wheel(&wheel, &venv(), &opts).expect("a second install over the first");
+    let top = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_dir_all(&top).unwrap();
+    std::os::unix::fs::symlink(&victim, &top).unwrap();
+    let err = install_wheel(&wheel, &venv(), &opts).unwrap_err().to_string();
+    assert!(err.contains("through the symlink"), "{err}");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "something was written through the symlink");
+}
+
 fn install_err(members: &[(&str, &[u8], u32)], record: Option<&str>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut all = members.to_vec();
