@@ -116,7 +116,10 @@ fn gather_inputs<'a>(
             }
         }
     }
-    if !run.from_steps.is_empty() {
+    for (rel, host) in &run.package_files {
+        add(&mut inputs, rel.clone(), host.clone())?;
+    }
+    if !run.from_steps.is_empty() || !run.package_files.is_empty() {
         // Stable, so that of two inputs at one path the later one is kept.
         inputs.sort_by(|a, b| a.0.cmp(&b.0));
         inputs.reverse();

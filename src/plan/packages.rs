@@ -135,6 +135,91 @@ impl Cx<'_> {
     }
 }
 
+impl Cx<'_> {
+    /// The locked files of `step`'s package sets for `platform`, fetched into the store
+    /// (each checked against the lock's sha256) and named by their file names below the
+    /// set's directory: `.deb`s by their pool file name, wheels by theirs. A set without
+    /// files for the platform, or a file that cannot be had, is reported at the step.
+    pub(super) fn step_package_files(
+        &mut self,
+        step: &super::steps::StepPlan,
+        platform: &Platform,
+    ) -> Vec<(String, std::path::PathBuf)> {
+        let mut out = Vec::new();
+        if step.packages.is_empty() || self.lock_only {
+            return out;
+        }
+        let Some(cache) = self.cache_root.as_ref().and_then(|root| Cache::open(root).ok()) else {
+            self.error(Diagnostic::error(Code::Store, "package sets need the store of a cache directory"));
+            return out;
+        };
+        let lock = self.lock.clone().unwrap_or_default();
+        let platform_text = platform.to_string();
+        for (name, dir) in &step.packages {
+            let fetched: Result<Vec<(String, std::path::PathBuf)>, String> = match self.packages.get(name).cloned() {
+                Some(PackageSet::Debian(decl)) => match lock.debian.get(name) {
+                    Some(locked) => {
+                        self.resolved.debian.insert(name.clone(), locked.clone());
+                        let mirrors = debian::fetch_mirrors(&decl, &self.fetch);
+                        locked.platforms.get(&platform_text).map_or_else(
+                            || {
+                                Err(format!(
+                                    "pinfold.lock has no packages of `{name}` for {platform}; run `pinfold lock`"
+                                ))
+                            },
+                            |debs| {
+                                debs.iter()
+                                    .map(|deb| {
+                                        let file = deb.path.rsplit('/').next().unwrap_or(&deb.path).to_string();
+                                        debian::fetch_deb(deb, &mirrors, &cache, &self.fetch).map(|p| (file, p))
+                                    })
+                                    .collect()
+                            },
+                        )
+                    }
+                    None => Err(format!("package set `{name}` is not in pinfold.lock; run `pinfold lock`")),
+                },
+                Some(PackageSet::Python(decl)) => match lock.python.get(name) {
+                    Some(locked) => {
+                        self.resolved.python.insert(name.clone(), locked.clone());
+                        match locked.platforms.get(&platform_text) {
+                            Some(wheels) => python::fetch_wheels(&decl, self.root, wheels, &cache, &self.fetch)
+                                .map(|paths| wheels.iter().map(|w| w.file.clone()).zip(paths).collect()),
+                            None => Err(format!(
+                                "pinfold.lock has no wheels of `{name}` for {platform}; run `pinfold lock`"
+                            )),
+                        }
+                    }
+                    None => Err(format!("package set `{name}` is not in pinfold.lock; run `pinfold lock`")),
+                },
+                None => Ok(Vec::new()), // reported when the step was planned
+            };
+            match fetched {
+                Ok(files) => {
+                    for (file, path) in files {
+                        // The names come from the lock: one plain component each.
+                        if file.is_empty() || file.starts_with('.') || file.contains(['/', '\\', '\0']) {
+                            self.error(Diagnostic::error(
+                                Code::Package,
+                                format!("`{file}` in pinfold.lock is not a file name"),
+                            ));
+                            continue;
+                        }
+                        let rel = if dir.is_empty() || dir == "." { file } else { format!("{dir}/{file}") };
+                        out.push((rel, path));
+                    }
+                }
+                Err(e) => self.error(
+                    Diagnostic::error(Code::Package, format!("step `{}` for {platform}: {e}", step.name))
+                        .at(step.span, "takes the set's files"),
+                ),
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// What an install made, kept in the cache by a key over everything it depends on:
 /// the locked files of the platform and the set's declaration. The same key gives the
 /// same tree, so a build that changed nothing unpacks nothing (a no-op rebuild of a

@@ -44,6 +44,9 @@ pub struct StepPlan {
     /// Outputs of other steps: (step, the paths taken; empty for all), in the order
     /// written.
     pub from_steps: Vec<(String, Vec<String>)>,
+    /// Package sets whose locked files the step takes: (set, directory below the work
+    /// directory). The files differ per platform, so each run gets its own.
+    pub packages: Vec<(String, String)>,
     /// Commands, run one after the other.
     pub run: Vec<Vec<String>>,
     pub outputs: Vec<String>,
@@ -81,6 +84,9 @@ pub struct StepRun {
     /// How the build names this run: the step's name, with the platform unless it is
     /// the default one and the step's only run.
     pub label: String,
+    /// The locked files of the step's package sets for this run's platform: (path below
+    /// the work directory, the file in the store), fetched and checked by the plan.
+    pub package_files: Vec<(String, PathBuf)>,
 }
 
 /// The root file system of a step's run.
@@ -441,12 +447,28 @@ impl Cx<'_> {
         };
         let mut files: Vec<(String, PathBuf, Option<FileStat>)> = Vec::new();
         let mut from_steps = Vec::new();
+        let mut packages = Vec::new();
         let mut ok = true;
         for input in &decl.inputs {
             match input {
                 StepInput::Files(pattern) => ok &= self.step_files(pattern, &mut files, walked),
                 StepInput::Download { name, to } => ok &= self.step_download(name, to.as_ref(), &mut files),
                 StepInput::Archive { name, to } => ok &= self.step_archive(name, to.as_ref(), &mut files),
+                StepInput::Packages { name, to } => {
+                    if self.packages.contains_key(&name.value) {
+                        let dir = to.as_ref().map_or(name.value.as_str(), |t| t.value.as_str());
+                        packages
+                            .push((name.value.clone(), dir.trim_start_matches("./").trim_end_matches('/').to_string()));
+                    } else {
+                        let known: Vec<&str> = self.packages.keys().map(String::as_str).collect();
+                        let mut d =
+                            Diagnostic::error(Code::UnknownInput, format!("no package set is named `{}`", name.value))
+                                .at(name.span, "not a declared `debian` or `python` set");
+                        d.help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+                        self.error(d);
+                        ok = false;
+                    }
+                }
                 StepInput::Step { step, paths } => match file.steps.iter().find(|s| s.name.value == step.value) {
                     None => {
                         let known: Vec<&str> = file.steps.iter().map(|s| s.name.value.as_str()).collect();
@@ -498,6 +520,7 @@ impl Cx<'_> {
             span: decl.name.span,
             files,
             from_steps,
+            packages,
             run,
             outputs: decl.outputs.iter().map(|o| o.value.clone()).collect(),
             env,
@@ -566,7 +589,11 @@ impl Cx<'_> {
                     add_edge(deps, BuildNode::Step(upstream.clone()));
                     wanted.push(upstream.clone());
                 }
-                runs.insert(id.clone(), StepRun { id, runs_on, image, from_steps, label: String::new() });
+                let package_files = self.step_package_files(step, &id.platform);
+                runs.insert(
+                    id.clone(),
+                    StepRun { id, runs_on, image, from_steps, label: String::new(), package_files },
+                );
             }
             match seeds.find(|s| !tried.iter().any(|id| id.name == s.name)) {
                 Some(s) => wanted.push(StepId { name: s.name.clone(), platform: s.target_for(default) }),

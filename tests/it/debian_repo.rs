@@ -408,3 +408,74 @@ fn vendor_never_replaces_a_file_of_the_directory_and_refuses_a_wrong_one() {
     f.pinfold("cache").arg("vendor").arg(&vendor).run().code(2);
     assert!(!outside.exists(), "vendor wrote through a symlink");
 }
+
+#[test]
+fn a_step_takes_the_locked_debs_of_a_set_for_its_platform() {
+    if !require_tool("runc", &["--version"]) {
+        return;
+    }
+    let f = Fixture::new();
+    if busybox("amd64", &f.project.join("busybox")).is_none() {
+        return;
+    }
+    let server = StaticServer::serve(&f.repo);
+    let set = build_file(Some(&server.url()), "keyring.gpg", KEYRING_SHA256, &["pf-hello"]);
+    let set = set.replace("platforms \"linux/amd64\" \"linux/arm64\"", "platforms \"linux/amd64\"");
+    f.write_build(&format!(
+        r#"{set}
+image tools {{
+    from scratch
+    layer bin {{
+        copy "busybox" to="/bin/busybox" mode=0o755
+        symlink "/bin/sh" target="busybox"
+        symlink "/bin/ls" target="busybox"
+        symlink "/bin/sha256sum" target="busybox"
+    }}
+    env PATH="/bin"
+}}
+
+step list {{
+    image tools
+    inputs packages=os to="debs"
+    run "sh" "-c" "cd debs && ls > ../list.txt && sha256sum * >> ../list.txt"
+    outputs "list.txt"
+}}
+
+image listing {{
+    from scratch
+    layer l {{ copy step=list "list.txt" to="/list.txt" }}
+}}
+"#
+    ));
+    f.pinfold("cache").arg("lock").run().success();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.project.join("pinfold.lock")).unwrap()).unwrap();
+    let debs = lock["debian"]["os"]["platforms"]["linux/amd64"].as_array().unwrap().clone();
+    assert!(debs.len() >= 3, "pf-hello and what it depends on are locked: {debs:?}");
+    let out = f.project.join("out");
+    f.pinfold("cache")
+        .args(["build", "--locked", "listing", "-o"])
+        .arg(format!("oci:{}", out.display()))
+        .run()
+        .success();
+    let listed = layer_file(&out, "list.txt");
+    for deb in &debs {
+        let file = deb["path"].as_str().unwrap().rsplit('/').next().unwrap();
+        assert!(listed.contains(&format!("{}  {file}", deb["sha256"].as_str().unwrap())), "{file} missing:\n{listed}");
+    }
+    // A set that is not declared is reported at the step.
+    let text = std::fs::read_to_string(f.project.join("pinfold.kdl")).unwrap().replace("packages=os", "packages=oss");
+    f.write_build(&text);
+    f.pinfold("cache").args(["build", "listing"]).run().code(2).stderr_contains("no package set is named `oss`");
+}
+
+/// The text of `name` in the single layer of the single image of the layout `dir`.
+fn layer_file(dir: &Path, name: &str) -> String {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    tool("tar", &["-xzOf", layer.to_str().unwrap(), name])
+}

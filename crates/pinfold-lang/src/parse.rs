@@ -1280,22 +1280,25 @@ impl Cx<'_> {
 
     /// Reports a path that is not relative and clean (no `..`, not absolute, not empty).
     /// One `inputs` node of a step: repository paths or globs, another step's outputs
-    /// (`step=`), or a declared download or archive (`download=`/`archive=`, `to=`).
+    /// (`step=`), a declared download or archive (`download=`/`archive=`, `to=`), or a
+    /// package set's locked files (`packages=`, `to=`).
     fn step_inputs(&mut self, child: &KdlNode) -> Vec<StepInput> {
-        self.check_props(child, &["step", "download", "archive", "to"]);
+        self.check_props(child, &["step", "download", "archive", "packages", "to"]);
         let from = self.string_prop(child, "step", "the step");
         let download = self.string_prop(child, "download", "the download");
         let archive = self.string_prop(child, "archive", "the archive");
+        let packages = self.string_prop(child, "packages", "the package set");
         let to = self.string_prop(child, "to", "the path in the work directory");
         let to = to.filter(|t| self.relative_path(t, "`to`"));
-        let named = match (download, archive, &from) {
-            (Some(name), None, None) => Some(StepInput::Download { name, to: to.clone() }),
-            (None, Some(name), None) => Some(StepInput::Archive { name, to: to.clone() }),
-            (None, None, _) => None,
+        let named = match (download, archive, packages, &from) {
+            (Some(name), None, None, None) => Some(StepInput::Download { name, to: to.clone() }),
+            (None, Some(name), None, None) => Some(StepInput::Archive { name, to: to.clone() }),
+            (None, None, Some(name), None) => Some(StepInput::Packages { name, to: to.clone() }),
+            (None, None, None, _) => None,
             _ => {
                 let diag = self.error(
                     Code::ConflictingSource,
-                    "an `inputs` node takes one of `step=`, `download=` and `archive=`",
+                    "an `inputs` node takes one of `step=`, `download=`, `archive=` and `packages=`",
                     child.span(),
                     "more than one source",
                 );

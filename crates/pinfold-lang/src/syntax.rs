@@ -76,6 +76,9 @@ pub enum StepInput {
     /// A declared `archive`'s content, below `to` in the work directory (default: the
     /// archive's name).
     Archive { name: Spanned<String>, to: Option<Spanned<String>> },
+    /// The locked files (`.deb`s, wheels) of a package set for the run's platform,
+    /// below `to` in the work directory (default: the set's name).
+    Packages { name: Spanned<String>, to: Option<Spanned<String>> },
 }
 
 /// A file fetched by URL, pinned by sha256, optionally one per platform.
