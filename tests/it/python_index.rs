@@ -123,6 +123,9 @@ fn a_set_from_a_local_index_locks_by_file_name_and_hash_and_installs_into_a_venv
         .run()
         .success();
     assert_eq!(cold.digest(), built.digest());
+    // The installer's bytes (RECORD, INSTALLER, launchers, pyvenv.cfg) are pinned: a
+    // change of them, or of a dependency that writes them, fails here.
+    crate::build::check_golden(&fixture("python-index"), &built.built());
 }
 
 #[test]
