@@ -13,6 +13,12 @@ use pinfold_registry::{Options, Registries};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+/// The root whose `etc/apt` holds the apt sources that Debian sets without a `mirror`
+/// use: `/`, or `$PINFOLD_APT_ROOT` (tests point it at a directory of their own).
+pub fn apt_root() -> PathBuf {
+    std::env::var_os("PINFOLD_APT_ROOT").filter(|d| !d.is_empty()).map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
 /// `SOURCE_DATE_EPOCH`, as given (the plan checks and reports it).
 pub fn source_date_epoch() -> Option<String> {
     std::env::var("SOURCE_DATE_EPOCH").ok()

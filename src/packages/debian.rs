@@ -18,12 +18,6 @@ use pinfold_lang::DebianDecl;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The root whose `etc/apt` holds the apt configuration read for mirrors: `/`, or
-/// `$PINFOLD_APT_ROOT` (tests point it at a directory of their own).
-pub fn apt_root() -> PathBuf {
-    std::env::var_os("PINFOLD_APT_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
-}
-
 /// Debian's architecture name for an OCI platform (`linux/arm64` → `arm64`).
 pub fn debian_arch(platform: &str) -> Result<&'static str, String> {
     Ok(match platform.trim_start_matches("linux/") {
@@ -44,7 +38,7 @@ pub fn repositories(decl: &DebianDecl) -> Result<Vec<Repository>, String> {
     let components: Vec<String> = decl.components.iter().map(|c| c.value.clone()).collect();
     let own: Vec<String> = decl.mirrors.iter().map(|m| m.value.clone()).collect();
     let machine = if own.is_empty() {
-        let root = apt_root();
+        let root = crate::env::apt_root();
         let sources =
             pinfold_debian::apt_sources(&root).map_err(|e| format!("apt sources in {}: {e}", root.display()))?;
         pinfold_debian::repositories(&sources)
