@@ -15,6 +15,10 @@ use std::io::{self, BufRead, BufReader, Read};
 /// about 5 MiB).
 const MAX_FILE: u64 = 64 << 20;
 
+/// The most that all kept files together may take: a hostile image with thousands of
+/// large METADATA files must not take the memory of the machine that inspects it.
+const MAX_KEPT: usize = 256 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Package {
     /// `deb` or `python`.
@@ -89,6 +93,12 @@ fn apply_layer(
             let mut bytes = Vec::new();
             (&mut entry).take(MAX_FILE).read_to_end(&mut bytes).map_err(failed)?;
             files.insert(path, bytes);
+            if files.values().map(Vec::len).sum::<usize>() > MAX_KEPT {
+                return Err(format!(
+                    "layer {digest}: its package databases take more than {} MiB; not read further",
+                    MAX_KEPT >> 20
+                ));
+            }
         } else {
             // A directory, link or other file of the same name replaces what was there.
             let below = format!("{path}/");
