@@ -135,7 +135,7 @@ pub fn collect(cache: &Cache, limits: Limits) -> io::Result<GcReport> {
     // Blob → (size, how many layer entries use it).
     let mut blobs: BTreeMap<PathBuf, (u64, usize)> = BTreeMap::new();
     for path in children(&cache.root.join("steps"))? {
-        if path.is_dir() {
+        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_dir()) {
             entries.push((mtime(&path), Entry::Step { size: dir_size(&path), dir: path }));
         } else if path.extension().is_some_and(|e| e == "sums") && !path.with_extension("").is_dir() {
             // The listing of outputs that are gone (a build stopped between the two
@@ -144,6 +144,13 @@ pub fn collect(cache: &Cache, limits: Limits) -> io::Result<GcReport> {
         }
     }
     for json in children(&cache.root.join("layers"))? {
+        // Only the entries pinfold writes: regular `KEY.json` files. Anything else
+        // (a directory, a link, another format's file) is left alone.
+        let is_entry = json.extension().is_some_and(|e| e == "json")
+            && json.symlink_metadata().is_ok_and(|m| m.file_type().is_file());
+        if !is_entry {
+            continue;
+        }
         let blob = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice::<LayerBlob>(&b).ok());
         let blob_path = blob.as_ref().map(|b| cache.blob_path(&b.digest));
         match blob_path.as_ref().and_then(|p| p.metadata().ok().map(|m| (p.clone(), m.len()))) {
@@ -171,11 +178,16 @@ pub fn collect(cache: &Cache, limits: Limits) -> io::Result<GcReport> {
         trees.extend(children(&cache.root.join(kind))?);
     }
     for dir in trees {
-        if !dir.is_dir() {
+        // Never through a link: what a link in the cache points at is not the cache's.
+        let Ok(kind) = dir.symlink_metadata().map(|m| m.file_type()) else { continue };
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if kind.is_file() && name.starts_with("tree-") && name.ends_with(".postcard") {
             // An installed package set's kept tree (`unpacked/tree-<key>.postcard`).
-            if let Some(meta) = dir.symlink_metadata().ok().filter(|m| m.is_file()) {
-                entries.push((mtime(&dir), Entry::Input { size: meta.len(), file: dir }));
-            }
+            let size = dir.symlink_metadata().map_or(0, |m| m.len());
+            entries.push((mtime(&dir), Entry::Input { size, file: dir }));
+            continue;
+        }
+        if !kind.is_dir() {
             continue;
         }
         if dir.parent().is_some_and(|p| p.ends_with("unpacked")) && !is_finished_tree(&dir) {
@@ -319,5 +331,30 @@ mod tests {
         assert_eq!((report.inputs_removed, report.trees_removed, report.bytes_freed), (1, 1, 150));
         assert!(!stale.exists() && !tree.exists() && fresh.exists());
         assert_eq!(report.bytes_left, 100);
+    }
+
+    #[test]
+    fn links_in_the_cache_are_never_followed_and_foreign_entries_stay() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        // A directory outside the cache, linked from where trees and steps live.
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("sub/file"), vec![0; 100]).unwrap();
+        std::fs::set_permissions(outside.join("sub"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for kind in ["unpacked", "rootfs", "steps"] {
+            std::fs::create_dir_all(cache.root.join(kind)).unwrap();
+            std::os::unix::fs::symlink(&outside, cache.root.join(kind).join(format!("deb-{}", "d".repeat(64))))
+                .unwrap();
+        }
+        // Something in layers/ that is not an entry of pinfold's.
+        std::fs::create_dir_all(cache.root.join("layers/not-an-entry")).unwrap();
+        let report = collect(&cache, Limits { max_size: Some(0), max_age: Some(Duration::from_secs(0)) }).unwrap();
+        assert_eq!((report.steps_removed, report.trees_removed, report.layers_removed), (0, 0, 0));
+        assert!(outside.join("sub/file").exists());
+        let mode = std::fs::metadata(outside.join("sub")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "a directory outside the cache was chmodded");
+        assert!(cache.root.join("layers/not-an-entry").is_dir());
     }
 }
