@@ -43,13 +43,13 @@ pub fn of_image(archive: &Archive, image: &PlatformImage) -> Result<Vec<Package>
     // Path → content, as the layers so far leave it.
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for layer in &image.layers {
-        apply_layer(archive, &layer.member, &layer.digest, &mut files)?;
+        apply_layer(archive, &layer.member, &layer.digest, layer.size, &mut files)?;
     }
     let mut packages = Vec::new();
     for (path, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
         if path == DPKG_STATUS {
-            packages.extend(dpkg_status(&text));
+            packages.extend(dpkg_status(&text)?);
         } else if let Some(p) = python_metadata(&text) {
             packages.push(p);
         }
@@ -65,10 +65,13 @@ fn apply_layer(
     archive: &Archive,
     member: &str,
     digest: &Digest,
+    size: u64,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), String> {
     let failed = |e: io::Error| format!("layer {digest}: {e}");
     let (reader, _) = archive.open(member).map_err(|e| e.to_string())?;
+    // No more than the manifest says the blob holds.
+    let reader = pinfold_image::digest::SizeLimited::new(reader, size, format!("layer {digest}"));
     let mut verifying = VerifyingReader::new(reader);
     let mut buffered = BufReader::with_capacity(256 * 1024, &mut verifying);
     let magic = buffered.fill_buf().map_err(failed)?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
@@ -83,8 +86,9 @@ fn apply_layer(
         let path = super::layer::normalize(&String::from_utf8_lossy(&entry.path_bytes()));
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         if name == ".wh..wh..opq" {
+            // An opaque directory hides what earlier layers had below it (the root too).
             let prefix = format!("{dir}/");
-            files.retain(|p, _| !p.starts_with(&prefix));
+            files.retain(|p, _| !dir.is_empty() && !p.starts_with(&prefix));
         } else if let Some(removed) = name.strip_prefix(".wh.") {
             let gone = if dir.is_empty() { removed.to_string() } else { format!("{dir}/{removed}") };
             let below = format!("{gone}/");
@@ -114,10 +118,11 @@ fn apply_layer(
     Ok(())
 }
 
-/// The installed packages of a dpkg status file.
-fn dpkg_status(text: &str) -> Vec<Package> {
-    let Ok(stanzas) = pinfold_debian::deb822::parse_all(text, DPKG_STATUS, false) else { return Vec::new() };
-    stanzas
+/// The installed packages of a dpkg status file; one that cannot be read is an error,
+/// not an image without packages.
+fn dpkg_status(text: &str) -> Result<Vec<Package>, String> {
+    let stanzas = pinfold_debian::deb822::parse_all(text, DPKG_STATUS, false).map_err(|e| e.to_string())?;
+    Ok(stanzas
         .iter()
         .filter(|s| s.get("Status").is_none_or(|status| status.ends_with(" installed")))
         .filter_map(|s| {
@@ -128,7 +133,7 @@ fn dpkg_status(text: &str) -> Vec<Package> {
                 architecture: s.get("Architecture").unwrap_or("").to_string(),
             })
         })
-        .collect()
+        .collect())
 }
 
 /// Name and version of a distribution's METADATA (RFC 822 headers, before the body).
@@ -150,7 +155,7 @@ mod tests {
         let status = "Package: a\nStatus: install ok installed\nVersion: 1.0-1\nArchitecture: amd64\n\n\
                       Package: gone\nStatus: deinstall ok config-files\nVersion: 2\n\n\
                       Package: b\nVersion: 2:3\nArchitecture: all\n";
-        let found = dpkg_status(status);
+        let found = dpkg_status(status).unwrap();
         let names: Vec<(&str, &str)> = found.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
         assert_eq!(names, [("a", "1.0-1"), ("b", "2:3")]);
         let meta = "Metadata-Version: 2.1\nName: numpy\nVersion: 1.26.4\n\nName: not-a-header\n";
@@ -190,13 +195,22 @@ mod tests {
         let archive = Archive::open_dir(dir.path()).unwrap();
         let mut files = BTreeMap::new();
         for digest in [&first, &second] {
-            apply_layer(&archive, &digest.hex(), digest, &mut files).unwrap();
+            let size = std::fs::metadata(dir.path().join(digest.hex())).unwrap().len();
+            apply_layer(&archive, &digest.hex(), digest, size, &mut files).unwrap();
         }
         let names: Vec<&String> = files.keys().collect();
         assert_eq!(names, [&format!("{site}/b-2.dist-info/METADATA"), &DPKG_STATUS.to_string()]);
         assert_eq!(files[DPKG_STATUS], b"Package: new\nVersion: 2\n");
         // A blob that is not the layer its digest names is refused.
-        let err = apply_layer(&archive, &first.hex(), &second, &mut files).unwrap_err();
+        let size = std::fs::metadata(dir.path().join(first.hex())).unwrap().len();
+        let err = apply_layer(&archive, &first.hex(), &second, size, &mut files).unwrap_err();
         assert!(err.contains("hashes to"), "{err}");
+        // An opaque whiteout at the root hides everything before it.
+        let opaque = layer(dir.path(), &[(".wh..wh..opq", "")]);
+        let size = std::fs::metadata(dir.path().join(opaque.hex())).unwrap().len();
+        apply_layer(&archive, &opaque.hex(), &opaque, size, &mut files).unwrap();
+        assert!(files.is_empty(), "{files:?}");
+        // A status file that is not deb822 is an error, not an image without packages.
+        assert!(dpkg_status("Package: a\nno field on this line\n").is_err());
     }
 }
