@@ -251,7 +251,13 @@ fn fuzz_build_file_parser() {
 fn fuzz_dockerfile_parser() {
     let seeds = fixture_seeds(&|n| n.contains("Dockerfile"));
     campaign("dockerfile", &seeds, 5000, Duration::from_secs(5), &|b| {
-        let _ = pinfold_lint::dockerfile::Dockerfile::parse(&text(b));
+        // Every instruction's exec form too: `pinfold import` and lint read it
+        // (an escaped multi-byte character once panicked there).
+        if let Ok(df) = pinfold_lint::dockerfile::Dockerfile::parse(&text(b)) {
+            for ins in &df.instructions {
+                let _ = ins.exec_form();
+            }
+        }
     });
 }
 

@@ -435,7 +435,13 @@ pub fn json_string_array(m: &MappedText) -> Option<Vec<(String, MappedText)>> {
                         value.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?).unwrap_or('\u{fffd}'));
                         i += 4;
                     }
-                    other => value.push(other as char),
+                    // Any other escaped character stands for itself, whole: a
+                    // multi-byte one is not cut (`["\\é"]` panicked on a slice).
+                    _ => {
+                        let ch = t.get(i - 1..)?.chars().next()?;
+                        value.push(ch);
+                        i += ch.len_utf8() - 1;
+                    }
                 }
                 continue;
             }
@@ -514,7 +520,9 @@ pub fn substitute(text: &str, args: &HashMap<String, Option<String>>, escape: ch
         if let Some(body) = rest.strip_prefix('{') {
             let close = body.find('}')?;
             let expr = &body[..close];
-            for _ in 0..close + 2 {
+            // Skip `{EXPR}` by bytes: EXPR may hold multi-byte characters.
+            let end = i + 1 + 1 + close + 1;
+            while chars.peek().is_some_and(|(j, _)| *j < end) {
                 chars.next();
             }
             let (name, op, word) = split_param(expr);
@@ -611,5 +619,14 @@ mod tests {
         assert_eq!(substitute("alpine:${V}", &args, '\\').as_deref(), Some("alpine:3.20"));
         assert_eq!(substitute("$E", &args, '\\'), None);
         assert_eq!(substitute("${E:-debian}:$V", &args, '\\').as_deref(), Some("debian:3.20"));
+        // A multi-byte character inside `${…}` does not eat what follows it.
+        assert_eq!(substitute("${E:-é}tail", &args, '\\').as_deref(), Some("étail"));
+    }
+
+    #[test]
+    fn an_escaped_multi_byte_character_in_an_exec_form_is_one_character() {
+        let df = Dockerfile::parse("FROM x\nCMD [\"\\é\", \"b\\\"c\"]\n").expect("parses");
+        let words: Vec<String> = df.instructions[1].exec_form().unwrap().into_iter().map(|(w, _)| w).collect();
+        assert_eq!(words, ["é", "b\"c"]);
     }
 }
