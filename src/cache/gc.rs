@@ -120,11 +120,11 @@ fn children(dir: &Path) -> io::Result<Vec<PathBuf>> {
     }
 }
 
-/// A finished tree of `unpacked/` is named `KIND-<64 hex>`; anything else there is a
+/// A finished tree of `unpacked/` is named `KIND-<64 hex>[-…]`; anything else there is a
 /// temporary directory of a process that is gone (gc holds the exclusive lock).
 fn is_finished_tree(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.rsplit_once('-').is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.split('-').skip(1).any(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Collects the cache within `limits`; with none, only leftovers go.

@@ -220,6 +220,7 @@ pub fn install_tree(
     let unpacked = cache.root().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
     let work = tempfile::Builder::new().prefix("wheels-").tempdir_in(&unpacked).map_err(|e| e.to_string())?;
+    let scheme_key = &blake3::hash(format!("{scheme:?}").as_bytes()).to_hex()[..16];
     let mut sets = vec![("venv".to_string(), scheme.venv_entries())];
     for (wheel, stored) in wheels.iter().zip(&paths) {
         // The installer reads name, version and tags from the file's name. The name
@@ -234,9 +235,25 @@ pub fn install_tree(
             std::fs::copy(stored, &named).map_err(|e| format!("{}: {e}", wheel.file))?;
         }
         let digest: Digest = format!("sha256:{}", wheel.sha256).parse().map_err(|e| format!("{}: {e}", wheel.file))?;
-        let extract_to = unpacked.join(format!("wheel-{}", digest.hex()));
-        let entries = install::install_wheel(&named, &scheme, &InstallOptions { extract_to: Some(extract_to) })
+        // What is extracted depends on the scheme too (a script's shebang names the
+        // interpreter), so the directory is named by both. It is made whole in this
+        // build's own directory and renamed into place: another build sharing the
+        // cache never sees it half written, nor writes into one this build reads.
+        let done = unpacked.join(format!("wheel-{}-{scheme_key}", digest.hex()));
+        let fresh = work.path().join(format!("extract-{}", digest.hex()));
+        let mut entries = install::install_wheel(&named, &scheme, &InstallOptions { extract_to: Some(fresh.clone()) })
             .map_err(|e| e.to_string())?;
+        if !done.exists() {
+            // Another build may win the race; its tree is the same.
+            let _ = std::fs::rename(&fresh, &done);
+        }
+        for entry in &mut entries {
+            if let install::EntryKind::File(install::Content::Extracted(path)) = &mut entry.kind {
+                if let Ok(rest) = path.strip_prefix(&fresh) {
+                    *path = done.join(rest);
+                }
+            }
+        }
         sets.push((wheel.file.clone(), entries));
     }
     let merged = install::merge(sets).map_err(|e| e.to_string())?;
