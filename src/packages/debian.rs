@@ -237,12 +237,22 @@ pub fn install_tree(
     for e in pinfold_debian::dpkg::dpkg_database(&refs)
         .into_iter()
         .chain(pinfold_debian::fixups::ca_certificates(&all).map_err(|e| e.to_string())?)
-        .chain(links)
     {
         if matches!(e.kind, DebKind::Dir) && entries.contains_key(&e.path) {
             continue;
         }
         entries.insert(e.path.clone(), e);
+    }
+    // An alternative's link replaces only a link (as update-alternatives does): a
+    // maintainer script naming a package's own file or directory leaves it alone.
+    let mut refused = Vec::new();
+    for link in links {
+        match entries.get(&link.path).map(|e| &e.kind) {
+            Some(DebKind::Symlink { .. }) | None => {
+                entries.insert(link.path.clone(), link);
+            }
+            Some(_) => refused.push(link.path),
+        }
     }
     // One warning for every package whose scripts did not run, not one each.
     let not_run: Vec<String> = pinfold_debian::fixups::scripts_not_run(&refs)
@@ -259,6 +269,11 @@ pub fn install_tree(
         ));
     }
     warnings.extend(skipped.into_iter().map(|s| format!("an alternative was not made (it needs a shell): {s}")));
+    warnings.extend(
+        refused
+            .into_iter()
+            .map(|p| format!("an alternative was not made: /{p} is a file or directory of a package, not a link")),
+    );
     Ok((to_tree(&entries)?, warnings))
 }
 

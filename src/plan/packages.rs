@@ -87,7 +87,9 @@ impl Cx<'_> {
                 }
                 let Some(locked) = lock.debian.get(&name.value) else { return unlocked(self) };
                 self.resolved.debian.insert(name.value.clone(), locked.clone());
-                let key = format!("debian\n{platform_text}\n{:?}\n{decl:?}", locked.platforms.get(&platform_text));
+                // The tree is made from the platform's locked files alone (the set's
+                // mirrors and keyring only say where they are fetched from).
+                let key = format!("debian\n{platform_text}\n{:?}", locked.platforms.get(&platform_text));
                 memoized(&cache, &key, || debian::install_tree(locked, decl, &platform_text, &cache, &self.fetch))
             }
             PackageSet::Python(decl) => {
@@ -97,7 +99,7 @@ impl Cx<'_> {
                     let prefix = to.map(|t| t.value.as_str());
                     let root = self.root;
                     let key = format!(
-                        "python\n{platform_text}\n{prefix:?}\n{interpreter:?}\n{:?}\n{decl:?}",
+                        "python\n{platform_text}\n{prefix:?}\n{interpreter:?}\n{:?}",
                         locked.platforms.get(&platform_text)
                     );
                     memoized(&cache, &key, || {
@@ -220,8 +222,8 @@ impl Cx<'_> {
     }
 }
 
-/// What an install made, kept in the cache by a key over everything it depends on:
-/// the locked files of the platform and the set's declaration. The same key gives the
+/// What an install made, kept in the cache by a key over everything the tree depends on:
+/// the platform, its locked files, and for Python the prefix and interpreter. The same key gives the
 /// same tree, so a build that changed nothing unpacks nothing (a no-op rebuild of a
 /// 50-package Debian set took 1.45 s, nearly all of it reading every `.deb` again;
 /// `benches/debian-speed.sh`). A kept tree is used only while every file it names is
@@ -231,8 +233,10 @@ fn memoized(
     key: &str,
     make: impl FnOnce() -> Result<(LayerTree, Vec<String>), String>,
 ) -> Result<(LayerTree, Vec<String>), String> {
+    // The version too: another pinfold may install the same files differently.
     const FORMAT: &str = "pinfold-installed-tree-v1";
-    let hash = blake3::hash(format!("{FORMAT}\n{key}").as_bytes()).to_hex();
+    let version = env!("CARGO_PKG_VERSION");
+    let hash = blake3::hash(format!("{FORMAT}\n{version}\n{key}").as_bytes()).to_hex();
     let path = cache.root().join("unpacked").join(format!("tree-{hash}.postcard"));
     let intact = |tree: &LayerTree| {
         tree.iter().all(|(_, entry)| match &entry.kind {
