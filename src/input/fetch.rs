@@ -98,7 +98,15 @@ fn agent() -> Result<&'static ureq::Agent, String> {
     AGENT
         .get_or_init(|| {
             let tls = pinfold_tls::tls_config()?;
-            Ok(ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).build()))
+            // A server that stops sending fails the fetch instead of hanging the build
+            // (the same limits as the Debian and Python clients).
+            let config = ureq::Agent::config_builder()
+                .tls_config(tls)
+                .timeout_connect(Some(std::time::Duration::from_secs(15)))
+                .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+                .timeout_per_read(Some(std::time::Duration::from_secs(120)))
+                .build();
+            Ok(ureq::Agent::new_with_config(config))
         })
         .as_ref()
         .map_err(Clone::clone)
