@@ -324,11 +324,23 @@ impl Registry {
 
 fn read_spec(file: &Path) -> Result<SpecFile, CdiError> {
     let err = |message: String| CdiError::Spec { file: file.to_path_buf(), message };
-    let meta = std::fs::metadata(file).map_err(|e| err(e.to_string()))?;
-    if meta.len() > MAX_SPEC_BYTES {
+    // One open, checked on the handle (a FIFO or a device would never end), and a read
+    // that stops past the limit whatever the file's size said.
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file)
+        .map_err(|e| err(e.to_string()))?;
+    if !handle.metadata().map_err(|e| err(e.to_string()))?.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let mut text = String::new();
+    handle.take(MAX_SPEC_BYTES + 1).read_to_string(&mut text).map_err(|e| err(e.to_string()))?;
+    if text.len() as u64 > MAX_SPEC_BYTES {
         return Err(err(format!("larger than {MAX_SPEC_BYTES} bytes")));
     }
-    let text = std::fs::read_to_string(file).map_err(|e| err(e.to_string()))?;
     let spec: SpecFile = if file.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
     } else {
@@ -498,5 +510,19 @@ mod tests {
         );
         let registry = Registry::load(&[tmp.path().to_path_buf()]).unwrap();
         assert_eq!(registry.all_gpus().unwrap(), ["nvidia.com/gpu=all"]);
+    }
+
+    #[test]
+    fn a_spec_that_is_a_fifo_or_too_large_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = read_spec(&fifo).err().expect("a FIFO is refused").to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_SPEC_BYTES as usize + 10]).unwrap();
+        let e = read_spec(&big).err().expect("too large").to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 }
