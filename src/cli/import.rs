@@ -46,7 +46,18 @@ fn fail(message: String, help: Option<&str>) -> i32 {
 pub fn run(args: ImportArgs) -> i32 {
     let dockerfile =
         if args.dockerfile.is_dir() { args.dockerfile.join("Dockerfile") } else { args.dockerfile.clone() };
-    let text = match std::fs::read(&dockerfile) {
+    // A Dockerfile larger than a build file may be cannot translate into one: read no
+    // more than that, whatever the file holds.
+    let limit = pinfold_lang::parse::MAX_SOURCE_BYTES as u64;
+    let read = std::fs::File::open(&dockerfile).and_then(|f| {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        f.take(limit + 1).read_to_end(&mut bytes).map(|_| bytes)
+    });
+    if read.as_ref().is_ok_and(|b| b.len() as u64 > limit) {
+        return fail(format!("{} is larger than {limit} bytes; it is not read", dockerfile.display()), None);
+    }
+    let text = match read {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => return fail(format!("{} is not UTF-8 text", dockerfile.display()), None),

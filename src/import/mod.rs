@@ -18,6 +18,7 @@ mod words;
 
 use bases::{BaseKind, Release};
 use miette::SourceSpan;
+use pinfold_image::rooted::{self, Kind};
 use pinfold_lang::diag::{Code, Diagnostic, Diagnostics, Source};
 use pinfold_lint::dockerfile::{self, Dockerfile, Instruction};
 use pinfold_lint::shell::{positionals, subcommand, Script};
@@ -254,9 +255,12 @@ pub fn translate(req: &Request) -> Result<Imported, Diagnostics> {
         diags.push(Diagnostic::error(
             Code::Import,
             format!(
-                "the translation of {} is not a valid build file (a bug of pinfold import):\n{}\n{text}",
+                "the translation of {} is not a valid build file (something import does not yet \
+                 translate, or a bug of it):\n{}{}",
                 req.name,
-                check.render_plain()
+                check.render_plain(),
+                // The text helps a report, but not a megabyte of it.
+                if text.len() <= 64 << 10 { format!("\n{text}") } else { String::new() }
             ),
         ));
         return Err(diags);
@@ -1028,8 +1032,7 @@ impl<'a> Ctx<'a> {
             );
             return;
         };
-        let on_disk = self.req.context.join(&rel);
-        match std::fs::read_to_string(&on_disk) {
+        match self.read_in_context(&rel, pinfold_python::requirements::MAX_FILE_BYTES) {
             Ok(text) => {
                 let src = Source::new(rel.clone(), text.clone());
                 let mut offset = 0;
@@ -1059,6 +1062,39 @@ impl<'a> Ctx<'a> {
         let py = self.python.iter_mut().find(|p| p.name == set).expect("the stage's set");
         py.requirements.push(path.clone());
         said.push(format!("-r {path}"));
+    }
+
+    /// What `rel` (clean, relative to the build context) is, looked up through the one
+    /// rooted module: a symlink on the way is refused, never followed out of the context.
+    fn kind_in_context(&self, rel: &str) -> Result<Kind, String> {
+        let parts = rooted::components(rel.as_bytes()).map_err(str::to_string)?;
+        let mut root = rooted::Root::open(self.req.context).map_err(|e| e.to_string())?;
+        root.kind(&parts).map_err(|e| e.to_string())
+    }
+
+    /// The regular file `rel` of the build context, opened as [`Self::kind_in_context`] looks.
+    fn open_in_context(&self, rel: &str) -> Result<std::fs::File, String> {
+        let parts = rooted::components(rel.as_bytes()).map_err(str::to_string)?;
+        let mut root = rooted::Root::open(self.req.context).map_err(|e| e.to_string())?;
+        root.open_file(&parts).map_err(|e| e.to_string())
+    }
+
+    /// A text file of the build context, at most `limit` bytes.
+    fn read_in_context(&self, rel: &str, limit: u64) -> Result<String, String> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        self.open_in_context(rel)?.take(limit + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > limit {
+            return Err(format!("larger than {limit} bytes"));
+        }
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    }
+
+    /// The sha256 (hex) of a file of the build context.
+    fn sha256_in_context(&self, rel: &str) -> Result<String, String> {
+        let file = self.open_in_context(rel)?;
+        let reader = pinfold_image::digest::VerifyingReader::new(std::io::BufReader::new(file));
+        reader.finish().map(|(digest, _)| digest.hex().to_string()).map_err(|e| e.to_string())
     }
 
     /// `COPY`/`ADD`: copies from the context, `--from` a stage, archives and URLs.
@@ -1185,16 +1221,19 @@ impl<'a> Ctx<'a> {
                 self.error(at, format!("`{src}` is outside the build context"), "outside the context", None);
                 continue;
             };
-            let on_disk = if rel == "." { self.req.context.to_path_buf() } else { self.req.context.join(&rel) };
-            let meta = match std::fs::symlink_metadata(&on_disk) {
-                Ok(m) => m,
-                Err(_) => {
+            let kind = match self.kind_in_context(&rel) {
+                Ok(Kind::Missing) => {
                     self.error(
                         at,
                         format!("`{src}` is not in the build context"),
                         "no such file",
                         Some(format!("the build context is {}", self.req.context.display())),
                     );
+                    continue;
+                }
+                Ok(kind) => kind,
+                Err(e) => {
+                    self.error(at, format!("`{src}`: {e}"), "not read", None);
                     continue;
                 }
             };
@@ -1207,9 +1246,9 @@ impl<'a> Ctx<'a> {
             } else {
                 format!("{}{rel}", self.req.prefix)
             };
-            if ins.keyword == "ADD" && meta.is_file() && is_tarball(&rel) {
+            if ins.keyword == "ADD" && kind == Kind::File && is_tarball(&rel) {
                 let name = self.unique_input(&words::simple_name(words::basename(&rel)));
-                let sha = match sha256_file(&on_disk) {
+                let sha = match self.sha256_in_context(&rel) {
                     Ok(s) => s,
                     Err(e) => {
                         self.error(at, format!("{rel}: {e}"), "here", None);
@@ -1222,7 +1261,7 @@ impl<'a> Ctx<'a> {
                 what.push(format!("archive \"{name}\" unpacked at {dest_abs}"));
                 continue;
             }
-            let is_dir = meta.is_dir();
+            let is_dir = kind == Kind::Dir;
             let to = if is_dir || into_dir { format!("{}/", dest_abs.trim_end_matches('/')) } else { dest_abs.clone() };
             let image_path = if is_dir {
                 to.trim_end_matches('/').to_string()
@@ -1318,12 +1357,4 @@ fn url_file(url: &str) -> String {
     } else {
         last.to_string()
     }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    let mut f = std::fs::File::open(path)?;
-    std::io::copy(&mut f, &mut h)?;
-    Ok(hex::encode(h.finalize()))
 }

@@ -171,3 +171,27 @@ fn network_import_c_multistage_prints_its_greeting_on_both_platforms() {
 snapshot_import!(a_stage_from_a_stage_repeats_its_layers_and_unused_stages_are_skipped, "stage-from-stage");
 snapshot_import!(a_debian_base_without_apt_lines_is_its_essential_packages, "no-packages");
 snapshot_refused!(apt_lines_on_a_kept_base_are_refused, "numpy-on-debian", "--keep-base");
+
+#[test]
+fn files_named_by_the_dockerfile_are_not_read_through_a_link_out_of_the_context() {
+    let tmp = tempdir();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("requirements.txt"), "secret-package==1.0\n").unwrap();
+    std::fs::write(outside.join("data.tar.gz"), b"not for the context").unwrap();
+    let dir = tmp.path().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+    for dockerfile in [
+        "FROM python:3.11-slim\nCOPY out/requirements.txt .\nRUN pip install -r requirements.txt\n",
+        "FROM debian:bookworm\nADD out/data.tar.gz /opt/\n",
+    ] {
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        let ran = import(&dir, &["--force"]).code(2);
+        assert!(!ran.stderr().contains("secret-package"), "{}", ran.stderr());
+        assert!(!dir.join("pinfold.kdl").exists(), "a build file was written");
+    }
+    // A Dockerfile larger than a build file may be is refused before it is read.
+    std::fs::write(dir.join("Dockerfile"), format!("FROM scratch\n# {}\n", "x".repeat(2 << 20))).unwrap();
+    import(&dir, &[]).code(2).stderr_contains("larger than");
+}
