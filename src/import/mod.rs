@@ -749,7 +749,10 @@ impl<'a> Ctx<'a> {
         let mut apt: Vec<String> = Vec::new();
         let mut pip: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        for cmd in &script.commands {
+        // Which commands were taken over by sets, by index: spans can be coarse (a JSON
+        // string with escapes maps as one piece), so a range does not tell them apart.
+        let mut taken: Vec<usize> = Vec::new();
+        for (index, cmd) in script.commands.iter().enumerate() {
             let Some(prog) = cmd.program() else { continue };
             let argv = cmd.argv();
             let whole = match (cmd.words.first(), cmd.words.last()) {
@@ -785,14 +788,17 @@ impl<'a> Ctx<'a> {
                     _ => continue,
                 }
                 replaced.push(whole);
+                taken.push(index);
             } else if let Some(args) = pinfold_lint::rules::pf301_pip_unpinned::pip_install(cmd) {
                 self.pip(stage, args, &mut pip, &mut notes);
                 replaced.push(whole);
+                taken.push(index);
             } else if prog == "rm"
                 && argv.iter().skip(1).filter(|w| !w.text.starts_with('-')).all(|w| is_cache(&w.text))
                 || (prog.starts_with("pip") && argv.get(1).is_some_and(|w| w.text == "cache"))
             {
                 replaced.push(whole);
+                taken.push(index);
             }
         }
         let mut parts = Vec::new();
@@ -825,12 +831,30 @@ impl<'a> Ctx<'a> {
         let leftover: Vec<_> = script
             .commands
             .iter()
-            .filter(|c| {
-                let Some((a, b)) = c.words.first().zip(c.words.last()) else { return false };
-                let r = a.span.start..b.span.end;
-                !replaced.iter().any(|x| x.start <= r.start && r.end <= x.end)
-            })
+            .enumerate()
+            .filter(|(i, c)| !taken.contains(i) && !c.words.is_empty())
+            .map(|(_, c)| c)
             .collect();
+        // What is left becomes a step by cutting the taken commands out of the text.
+        // That needs them apart in the text: an exec form's text is JSON, and a command
+        // whose span overlaps a taken one cannot be cut around. Refuse rather than
+        // drop a command or make a step that cannot run.
+        let tangled = leftover.iter().any(|c| {
+            let r = c.words[0].span.start..c.words[c.words.len() - 1].span.end;
+            replaced.iter().any(|x| r.start < x.end && x.start < r.end)
+        });
+        if !leftover.is_empty() && !replaced.is_empty() && (exec.is_some() || tangled) {
+            self.error(
+                ins.keyword_span.clone(),
+                "this RUN mixes apt-get or pip install with other commands that import cannot take apart",
+                "apt/pip and other commands in one RUN",
+                Some(
+                    "put the apt-get/pip install in a RUN of its own (shell form), and the other commands in another"
+                        .into(),
+                ),
+            );
+            return;
+        }
         if !leftover.is_empty() {
             let argv = match &exec {
                 Some(v) if replaced.is_empty() => v.iter().map(|(s, _)| s.clone()).collect(),

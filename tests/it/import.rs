@@ -195,3 +195,25 @@ fn files_named_by_the_dockerfile_are_not_read_through_a_link_out_of_the_context(
     std::fs::write(dir.join("Dockerfile"), format!("FROM scratch\n# {}\n", "x".repeat(2 << 20))).unwrap();
     import(&dir, &[]).code(2).stderr_contains("larger than");
 }
+
+#[test]
+fn a_run_whose_commands_cannot_be_taken_apart_is_refused_not_cut() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    // An exec form mixing apt with another command: its text is JSON, and the curl
+    // would have been dropped without a word.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM debian:bookworm\nRUN [\"/bin/sh\", \"-c\", \"apt-get install -y curl && curl -o /x \\\"$U\\\"\"]\n",
+    )
+    .unwrap();
+    import(&dir, &[]).code(2).stderr_contains("cannot take apart");
+    assert!(!dir.join("pinfold.kdl").exists());
+    // The shell form is taken apart: the package goes to the set, the rest to a step.
+    std::fs::write(dir.join("Dockerfile"), "FROM debian:bookworm\nRUN apt-get install -y curl && curl -o /x \"$U\"\n")
+        .unwrap();
+    import(&dir, &[]).success();
+    let kdl = std::fs::read_to_string(dir.join("pinfold.kdl")).unwrap();
+    assert!(kdl.contains("\"curl\"") && kdl.contains("curl -o /x"), "{kdl}");
+}
