@@ -6,3 +6,9 @@
 
 pub mod debian;
 pub mod python;
+
+/// Whether a file name from `pinfold.lock` (a wheel's, a `.deb`'s last path segment) is
+/// one plain component: never a path, never hidden, never `.` or `..`.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
+}

@@ -225,9 +225,7 @@ pub fn install_tree(
     for (wheel, stored) in wheels.iter().zip(&paths) {
         // The installer reads name, version and tags from the file's name. The name
         // comes from the lock: one path component, or it is refused.
-        let plain =
-            wheel.file.ends_with(".whl") && !wheel.file.starts_with('.') && !wheel.file.contains(['/', '\\', '\0']);
-        if !plain {
+        if !(wheel.file.ends_with(".whl") && super::is_plain_file_name(&wheel.file)) {
             return Err(format!("`{}` in pinfold.lock is not a wheel's file name", wheel.file));
         }
         let named = work.path().join(&wheel.file);

@@ -44,6 +44,19 @@ pub fn interpreter(lock: &Lock, python: &str, platform: &str) -> Result<python::
 }
 
 impl Cx<'_> {
+    /// The declared set `name` names; one that is not declared is reported at its span.
+    pub(super) fn package_set(&mut self, name: &Spanned<String>) -> Option<PackageSet> {
+        let found = self.packages.get(&name.value).cloned();
+        if found.is_none() {
+            let known: Vec<&str> = self.packages.keys().map(String::as_str).collect();
+            let mut d = Diagnostic::error(Code::UnknownInput, format!("no package set is named `{}`", name.value))
+                .at(name.span, "not a declared `debian` or `python` set");
+            d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
+            self.error(d);
+        }
+        found
+    }
+
     pub(super) fn install_entry(
         &mut self,
         platform: &Platform,
@@ -51,14 +64,7 @@ impl Cx<'_> {
         to: Option<&Spanned<String>>,
         tree: &mut LayerTree,
     ) -> bool {
-        let Some(set) = self.packages.get(&name.value).cloned() else {
-            let known: Vec<&str> = self.packages.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(Code::UnknownInput, format!("no package set is named `{}`", name.value))
-                .at(name.span, "not a declared `debian` or `python` set");
-            d.help = pinfold_lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
-            self.error(d);
-            return false;
-        };
+        let Some(set) = self.package_set(name) else { return false };
         if self.lock_only {
             return true;
         }
@@ -200,7 +206,7 @@ impl Cx<'_> {
                 Ok(files) => {
                     for (file, path) in files {
                         // The names come from the lock: one plain component each.
-                        if file.is_empty() || file.starts_with('.') || file.contains(['/', '\\', '\0']) {
+                        if !crate::packages::is_plain_file_name(&file) {
                             self.error(Diagnostic::error(
                                 Code::Package,
                                 format!("`{file}` in pinfold.lock is not a file name"),

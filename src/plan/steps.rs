@@ -455,17 +455,11 @@ impl Cx<'_> {
                 StepInput::Download { name, to } => ok &= self.step_download(name, to.as_ref(), &mut files),
                 StepInput::Archive { name, to } => ok &= self.step_archive(name, to.as_ref(), &mut files),
                 StepInput::Packages { name, to } => {
-                    if self.packages.contains_key(&name.value) {
+                    if self.package_set(name).is_some() {
                         let dir = to.as_ref().map_or(name.value.as_str(), |t| t.value.as_str());
                         packages
                             .push((name.value.clone(), dir.trim_start_matches("./").trim_end_matches('/').to_string()));
                     } else {
-                        let known: Vec<&str> = self.packages.keys().map(String::as_str).collect();
-                        let mut d =
-                            Diagnostic::error(Code::UnknownInput, format!("no package set is named `{}`", name.value))
-                                .at(name.span, "not a declared `debian` or `python` set");
-                        d.help = lang::parse::did_you_mean(&name.value, &known).map(|s| format!("did you mean `{s}`?"));
-                        self.error(d);
                         ok = false;
                     }
                 }
@@ -793,8 +787,7 @@ impl Cx<'_> {
             |t| t.value.trim_start_matches("./").to_string(),
         );
         let stat = std::fs::metadata(stored).ok().map(|m| FileStat::from_metadata(&m));
-        insert_sorted(files, vec![(path, stored.clone(), stat)]);
-        true
+        self.insert_inputs(files, vec![(path, stored.clone(), stat)], name)
     }
 
     /// `inputs archive=NAME [to=DIR]`: the archive's regular files below DIR, by
@@ -819,8 +812,7 @@ impl Cx<'_> {
             Ok(found) => {
                 let prefix = if below.is_empty() || below == "." { String::new() } else { format!("{below}/") };
                 let found = found.into_iter().map(|(f, stat)| (format!("{prefix}{f}"), dir.join(&f), Some(stat)));
-                insert_sorted(files, found.collect());
-                true
+                self.insert_inputs(files, found.collect(), name)
             }
             Err(e) => {
                 self.error(
@@ -833,11 +825,29 @@ impl Cx<'_> {
     }
 }
 
-/// Adds `more` to the sorted `files`, keeping them sorted by path, each path once.
-fn insert_sorted(files: &mut Vec<(String, PathBuf, Option<FileStat>)>, more: Vec<(String, PathBuf, Option<FileStat>)>) {
-    files.extend(more);
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files.dedup_by(|a, b| a.0 == b.0);
+impl Cx<'_> {
+    /// Adds `more` to the sorted `files`, keeping them sorted by path. Two inputs at one
+    /// path are an error at `name` (a download or archive): neither silently wins.
+    fn insert_inputs(
+        &mut self,
+        files: &mut Vec<(String, PathBuf, Option<FileStat>)>,
+        more: Vec<(String, PathBuf, Option<FileStat>)>,
+        name: &lang::Spanned<String>,
+    ) -> bool {
+        files.extend(more);
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let clash = files.windows(2).find(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1).map(|w| w[0].0.clone());
+        files.dedup_by(|a, b| a.0 == b.0);
+        if let Some(path) = clash {
+            self.error(
+                Diagnostic::error(Code::PathConflict, format!("two inputs of the step are at `{path}`"))
+                    .at(name.span, "puts a file there too")
+                    .help("give this input another place with `to=`"),
+            );
+            return false;
+        }
+        true
+    }
 }
 
 /// The regular files of the build file's directory (for globs), walked once per plan.

@@ -656,4 +656,14 @@ image consumed {{
         ),
     );
     f.pinfold().args(["build", "-f", "bad.kdl", "s"]).run().code(2).stderr_contains("no download is named `tol`");
+    // A repository file and the download at one path: neither silently wins.
+    f.write(
+        "clash.kdl",
+        &format!("{base}\ndownload tool url=\"{tool_url}\"\nstep s {{\n    image tools\n    inputs \"tool.sh\"\n    inputs download=tool\n    run \"true\"\n    outputs \"x\"\n}}\n"),
+    );
+    f.pinfold()
+        .args(["build", "-f", "clash.kdl", "s"])
+        .run()
+        .code(2)
+        .stderr_contains("two inputs of the step are at `tool.sh`");
 }
