@@ -518,11 +518,11 @@ mod tests {
         let fifo = dir.path().join("fifo.json");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let e = read_spec(&fifo).err().expect("a FIFO is refused").to_string();
+        let e = read_spec(&fifo).map(|_| ()).expect_err("a FIFO is refused").to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let big = dir.path().join("big.json");
         std::fs::write(&big, vec![b' '; MAX_SPEC_BYTES as usize + 10]).unwrap();
-        let e = read_spec(&big).err().expect("too large").to_string();
+        let e = read_spec(&big).map(|_| ()).expect_err("too large").to_string();
         assert!(e.contains("larger than"), "{e}");
     }
 }
