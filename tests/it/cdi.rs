@@ -104,6 +104,15 @@ fn a_cdi_device_brings_its_node_mount_and_environment_under_runc_and_bwrap() {
         let ran = f.pinfold().args(["run", "--engine", engine, "--device", "test.example/dev=one", "box", "--", SHOW]);
         let ran = ran.run().success();
         shows_the_device(&f.src, &ran);
+        // The spec's nosuid and nodev hold on its mount (they were once dropped).
+        let ran = f.pinfold().args(["run", "--engine", engine, "--device", "test.example/dev=one", "box", "--"]);
+        let mounts = ran.arg("cat /proc/self/mounts").run().success().stdout();
+        let line = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/mnt/cdi")).unwrap_or_default();
+        let options: Vec<&str> = line.split_whitespace().nth(3).unwrap_or_default().split(',').collect();
+        assert!(
+            options.contains(&"nosuid") && options.contains(&"nodev") && options.contains(&"ro"),
+            "{engine}: {line}"
+        );
         // Without the device none of it is there.
         let ran = f.pinfold().args(["run", "--engine", engine, "box", "--", "ls /dev/pinfold-one || echo absent"]);
         assert!(ran.run().success().stdout().contains("absent"));

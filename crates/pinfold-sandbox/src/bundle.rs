@@ -101,6 +101,9 @@ pub struct BindMount {
     pub source: PathBuf,
     pub destination: String,
     pub readonly: bool,
+    /// Restrictions a CDI spec asks for (`nosuid`, `nodev`, `noexec`), applied as
+    /// mount options; nothing for volumes.
+    pub restrict: Vec<&'static str>,
 }
 
 /// A user resolved to numeric ids.
@@ -519,6 +522,7 @@ pub fn runtime_spec(
         if b.readonly {
             options.push("ro");
         }
+        options.extend(b.restrict.iter().copied());
         mounts.push(mount(&b.destination, "bind", &b.source, &options)?);
     }
     let mut namespaces: Vec<LinuxNamespace> = oci_spec::runtime::get_default_namespaces();

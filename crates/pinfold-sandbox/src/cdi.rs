@@ -116,6 +116,12 @@ impl CdiMount {
     pub fn readonly(&self) -> bool {
         self.options.iter().any(|o| o == "ro")
     }
+
+    /// The restricting options of the spec (`nosuid`, `nodev`, `noexec`): kept, never
+    /// dropped, so a device's mount is no more open in pinfold than elsewhere.
+    pub fn restrictions(&self) -> Vec<&'static str> {
+        ["nosuid", "nodev", "noexec"].into_iter().filter(|r| self.options.iter().any(|o| o == r)).collect()
+    }
 }
 
 /// An OCI hook of a CDI spec, with the point of the container's life it runs at.

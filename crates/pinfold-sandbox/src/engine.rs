@@ -393,19 +393,19 @@ fn prepare_rootfs(
     }
     bundle::check_executable(&rootfs, spec)?;
     let cwd = bundle::prepare_cwd(&rootfs, &spec.cwd)?;
-    let mut wanted: Vec<(PathBuf, String, bool)> = Vec::new();
+    let mut wanted: Vec<(PathBuf, String, bool, Vec<&'static str>)> = Vec::new();
     let etc_is_dir = rootfs::resolve_in_root(&rootfs, "/etc", true).map(|p| p.is_dir()).unwrap_or(false);
     if etc_is_dir {
         for (source, dest) in bundle::extra_files(&bundle.dir, spec)? {
-            wanted.push((source, dest, true));
+            wanted.push((source, dest, true, Vec::new()));
         }
     }
     if let Some(interpreter) = interpreter {
         let dest = interpreter.to_string_lossy().into_owned();
-        wanted.push((interpreter, dest, true));
+        wanted.push((interpreter, dest, true, Vec::new()));
     }
     for v in &spec.volumes {
-        wanted.push((v.host.clone(), v.container.clone(), v.readonly));
+        wanted.push((v.host.clone(), v.container.clone(), v.readonly, Vec::new()));
     }
     for m in &spec.devices.mounts {
         if !m.is_bind() {
@@ -422,14 +422,19 @@ fn prepare_rootfs(
                 m.container_path, m.host_path
             )));
         }
-        wanted.push((host, m.container_path.clone(), m.readonly()));
+        wanted.push((host, m.container_path.clone(), m.readonly(), m.restrictions()));
     }
-    let pairs: Vec<(PathBuf, String)> = wanted.iter().map(|(s, d, _)| (s.clone(), d.clone())).collect();
+    let pairs: Vec<(PathBuf, String)> = wanted.iter().map(|(s, d, _, _)| (s.clone(), d.clone())).collect();
     let resolved = bundle::prepare_mount_points(&rootfs, &pairs)?;
     let binds = resolved
         .into_iter()
         .zip(wanted)
-        .map(|((source, destination), (_, _, readonly))| BindMount { source, destination, readonly })
+        .map(|((source, destination), (_, _, readonly, restrict))| BindMount {
+            source,
+            destination,
+            readonly,
+            restrict,
+        })
         .collect();
     Ok(RunRoot { rootfs, cwd, binds, scratch })
 }
@@ -787,6 +792,13 @@ fn run_bwrap(
         command.args(["--tmpfs", dir]);
     }
     for b in &binds {
+        // bubblewrap's binds are nosuid and nodev already; it has no noexec.
+        if b.restrict.contains(&"noexec") {
+            return Err(RunError::Usage(format!(
+                "the CDI mount on {} asks for noexec, which bubblewrap cannot give; use an OCI runtime (runc, crun)",
+                b.destination
+            )));
+        }
         command.arg(if b.readonly { "--ro-bind" } else { "--bind" }).arg(&b.source).arg(&b.destination);
     }
     // CDI device nodes: the host's node bound in (bubblewrap makes no nodes).
